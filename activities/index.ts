@@ -1,0 +1,14 @@
+// Assembles every activity group from the built clients; the worker registers the result.
+import type { Config } from '../infra/config';
+import type { Clients } from '../infra/clients';
+import { mailActivities } from './mail';
+import { objectStoreActivities } from './objectStore';
+import { vaultActivities } from './vault';
+
+export function createActivities(cfg: Config, clients: Clients) {
+  return {
+    ...vaultActivities({ bao: clients.bao }),
+    ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
+    ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
+  };
+}

@@ -1,0 +1,11 @@
+// The one enum of failure types vault-dr raises. Workflows catch by `type`, never by message text.
+export const ErrorType = {
+  InvalidInput: 'InvalidInput',
+  ConfigInvalid: 'ConfigInvalid',
+  VaultUnreachable: 'VaultUnreachable',
+  VaultSealed: 'VaultSealed',
+  VaultAuthFailed: 'VaultAuthFailed',
+  StoreUnreachable: 'StoreUnreachable',
+  MailUnreachable: 'MailUnreachable',
+} as const;
+export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];

@@ -1,0 +1,67 @@
+// Types and input schema of the vaultHealthCheck workflow, shared by the workflow, its
+// activities and the CLI. Workflow-safe.
+import { z } from 'zod';
+
+export const HealthCheckInput = z
+  .object({
+    /** Which checks to run; all by default. */
+    checks: z.array(z.enum(['vault', 'objectStore', 'mail'])).nonempty().default(['vault', 'objectStore', 'mail']),
+    /** Raft peers the operator expects; a smaller voter count is reported as degraded. */
+    expectedRaftPeers: z.number().int().min(1).max(15).default(1),
+  })
+  .strict();
+export type HealthCheckInput = z.input<typeof HealthCheckInput>;
+
+export type CheckStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface RaftPeer {
+  nodeId: string;
+  address: string;
+  leader: boolean;
+  voter: boolean;
+}
+
+export interface VaultHealth {
+  status: CheckStatus;
+  reachable: boolean;
+  initialized: boolean;
+  sealed: boolean;
+  standby: boolean;
+  version: string;
+  clusterName: string;
+  clusterId: string;
+  /** Raft leader address as reported by the node, '' when unknown. */
+  leaderAddress: string;
+  raftPeers: RaftPeer[];
+  problems: string[];
+}
+
+export interface ObjectStoreHealth {
+  status: CheckStatus;
+  endpoint: string;
+  bucket: string;
+  bucketExists: boolean;
+  problems: string[];
+}
+
+export interface MailHealth {
+  status: CheckStatus;
+  host: string;
+  port: number;
+  problems: string[];
+}
+
+export interface HealthReport {
+  status: CheckStatus;
+  checkedAt: string;
+  vault?: VaultHealth;
+  objectStore?: ObjectStoreHealth;
+  mail?: MailHealth;
+}
+
+/** Overall status is the worst of the parts. */
+export function worstStatus(parts: CheckStatus[]): CheckStatus {
+  if (parts.includes('unhealthy')) return 'unhealthy';
+  if (parts.includes('degraded')) return 'degraded';
+  return 'healthy';
+}

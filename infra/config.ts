@@ -1,0 +1,225 @@
+// The one configuration schema of vault-dr, parsed once by workers/ and client/ and passed down.
+// Sources, later wins: built-in defaults < JSON file (VAULTDR_CONFIG or --config, else
+// ./.stack/vaultdr.json written by the local stack) < VAULTDR_* environment variables.
+// Secrets are never in this object: it holds *paths* of 0600 files that hold them.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL');
+
+export const ConfigSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: hostPort.default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        taskQueue: z.string().min(1).default('vault-dr'),
+      })
+      .strict()
+      .default({}),
+    vault: z
+      .object({
+        address: httpUrl.default('http://127.0.0.1:8200'),
+        /** AppRole credentials files (role_id and secret_id, one value each); preferred. */
+        roleIdFile: z.string().optional(),
+        secretIdFile: z.string().optional(),
+        /** Alternative: a file holding a token (dev and break-glass use). */
+        tokenFile: z.string().optional(),
+        approleMount: z.string().default('approle'),
+        requestTimeoutMs: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .default({})
+      .refine((v) => (v.roleIdFile && v.secretIdFile) || v.tokenFile, {
+        message: 'set roleIdFile and secretIdFile (AppRole) or tokenFile',
+      }),
+    s3: z
+      .object({
+        endpoint: httpUrl.optional(),
+        region: z.string().min(1).default('us-east-1'),
+        bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name').default('vault-dr-backups'),
+        forcePathStyle: z.boolean().default(true),
+        /** JSON file {"accessKeyId": "...", "secretAccessKey": "..."}; else the AWS SDK default chain. */
+        credentialsFile: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    smtp: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(1).max(65535).default(1025),
+        secure: z.boolean().default(false),
+        from: z.string().email().default('vault-dr@localhost'),
+        alertTo: z.array(z.string().email()).default([]),
+      })
+      .strict()
+      .default({}),
+    codec: z
+      .object({
+        /** Keyring JSON file: {"current": "<id>", "keys": {"<id>": "<base64 32 bytes>"}}. */
+        keysFile: z.string().min(1),
+        listen: hostPort.default('127.0.0.1:8089'),
+        /** File with accepted bearer tokens, one per line. */
+        tokensFile: z.string().optional(),
+        corsOrigins: z.array(z.string()).default(['http://localhost:8233', 'http://127.0.0.1:8233']),
+        /** Dev only: browser origins allowed without a token when the peer is loopback. */
+        anonymousLoopbackOrigins: z.array(z.string()).default([]),
+      })
+      .strict(),
+    worker: z
+      .object({
+        logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+        shutdownGraceMs: z.number().int().min(0).default(10_000),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type EnvSpec = { path: string[]; kind: 'string' | 'number' | 'boolean' | 'list' };
+/** Environment variables and the config field each one sets. */
+export const ENV_VARS: Record<string, EnvSpec> = {
+  VAULTDR_TEMPORAL_ADDRESS: { path: ['temporal', 'address'], kind: 'string' },
+  VAULTDR_TEMPORAL_NAMESPACE: { path: ['temporal', 'namespace'], kind: 'string' },
+  VAULTDR_TASK_QUEUE: { path: ['temporal', 'taskQueue'], kind: 'string' },
+  VAULTDR_VAULT_ADDR: { path: ['vault', 'address'], kind: 'string' },
+  VAULTDR_VAULT_ROLE_ID_FILE: { path: ['vault', 'roleIdFile'], kind: 'string' },
+  VAULTDR_VAULT_SECRET_ID_FILE: { path: ['vault', 'secretIdFile'], kind: 'string' },
+  VAULTDR_VAULT_TOKEN_FILE: { path: ['vault', 'tokenFile'], kind: 'string' },
+  VAULTDR_S3_ENDPOINT: { path: ['s3', 'endpoint'], kind: 'string' },
+  VAULTDR_S3_REGION: { path: ['s3', 'region'], kind: 'string' },
+  VAULTDR_S3_BUCKET: { path: ['s3', 'bucket'], kind: 'string' },
+  VAULTDR_S3_CREDENTIALS_FILE: { path: ['s3', 'credentialsFile'], kind: 'string' },
+  VAULTDR_SMTP_HOST: { path: ['smtp', 'host'], kind: 'string' },
+  VAULTDR_SMTP_PORT: { path: ['smtp', 'port'], kind: 'number' },
+  VAULTDR_SMTP_SECURE: { path: ['smtp', 'secure'], kind: 'boolean' },
+  VAULTDR_ALERT_FROM: { path: ['smtp', 'from'], kind: 'string' },
+  VAULTDR_ALERT_TO: { path: ['smtp', 'alertTo'], kind: 'list' },
+  VAULTDR_CODEC_KEYS_FILE: { path: ['codec', 'keysFile'], kind: 'string' },
+  VAULTDR_CODEC_LISTEN: { path: ['codec', 'listen'], kind: 'string' },
+  VAULTDR_CODEC_TOKENS_FILE: { path: ['codec', 'tokensFile'], kind: 'string' },
+  VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
+};
+
+export const DEFAULT_STACK_CONFIG = path.join('.stack', 'vaultdr.json');
+
+function envValue(name: string, spec: EnvSpec, raw: string): unknown {
+  switch (spec.kind) {
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`config: ${name}: expected a number, got "${raw}"`);
+      return n;
+    }
+    case 'boolean':
+      if (!['true', 'false'].includes(raw)) throw new ConfigError(`config: ${name}: expected true or false, got "${raw}"`);
+      return raw === 'true';
+    case 'list':
+      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, p: string[], value: unknown): void {
+  let node = target;
+  for (const key of p.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[p[p.length - 1]!] = value;
+}
+
+export interface LoadOptions {
+  /** Explicit file (e.g. --config); wins over VAULTDR_CONFIG. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Resolves which config file applies, or undefined when none does. */
+export function configFilePath(opts: LoadOptions = {}): string | undefined {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  if (opts.file) return path.resolve(cwd, opts.file);
+  if (env.VAULTDR_CONFIG) return path.resolve(cwd, env.VAULTDR_CONFIG);
+  const local = path.resolve(cwd, DEFAULT_STACK_CONFIG);
+  return fs.existsSync(local) ? local : undefined;
+}
+
+/** Loads and validates the configuration; throws ConfigError naming the field or variable. */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const file = configFilePath(opts);
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config: cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('top level must be an object');
+      raw = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config: ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    // Relative paths inside the file are relative to the file, so the stack's file works from anywhere.
+    resolveFilePaths(raw, path.dirname(file));
+  }
+  const fromEnv = new Map<string, string>();
+  for (const [name, spec] of Object.entries(ENV_VARS)) {
+    const v = env[name];
+    if (v === undefined) continue;
+    setPath(raw, spec.path, envValue(name, spec, v));
+    fromEnv.set(spec.path.join('.'), name);
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const msg = result.error.issues
+      .map((i) => {
+        const field = i.path.join('.');
+        const envName = fromEnv.get(field);
+        const missing = i.code === 'invalid_type' && i.received === 'undefined';
+        const hint = envName ? ` (from ${envName})` : missing ? ` (set ${envFor(field) ?? field}${file ? '' : ' or a config file'})` : file ? ` (in ${file})` : '';
+        return `${field || '(config)'}: ${missing ? 'is required' : i.message}${hint}`;
+      })
+      .join('; ');
+    throw new ConfigError(`config: ${msg}`);
+  }
+  return result.data;
+}
+
+function envFor(field: string): string | undefined {
+  return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
+}
+
+const FILE_KEYS = new Set(['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile']);
+function resolveFilePaths(node: Record<string, unknown>, base: string): void {
+  for (const [k, v] of Object.entries(node)) {
+    if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v)) resolveFilePaths(v as Record<string, unknown>, base);
+  }
+}
+
+/** Reads a one-value secret file (trimmed); error names the file, never the content. */
+export function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!text) throw new ConfigError(`config: ${what} file ${file} is empty`);
+  return text;
+}

@@ -1,0 +1,51 @@
+// `npm run worker`: the vault-dr worker process. Parses config once, starts the codec endpoint
+// for the Web UI, runs the Temporal worker until SIGTERM/SIGINT, then drains and exits.
+import * as http from 'node:http';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { loadConfig, type Config } from '../infra/config';
+import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { createCodecServer, readTokensFile } from '../infra/codecServer';
+import { buildWorker } from './worker';
+
+export function startCodecServer(cfg: Config): Promise<http.Server> {
+  const server = createCodecServer({
+    codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)),
+    tokens: readTokensFile(cfg.codec.tokensFile),
+    corsOrigins: cfg.codec.corsOrigins,
+    anonymousLoopbackOrigins: cfg.codec.anonymousLoopbackOrigins,
+  });
+  const [host, port] = cfg.codec.listen.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(port), host, () => resolve(server));
+  });
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig();
+  const logger = new DefaultLogger(cfg.worker.logLevel);
+  Runtime.install({
+    logger,
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
+  const codecServer = await startCodecServer(cfg);
+  logger.info('codec endpoint listening', { listen: cfg.codec.listen });
+  const { worker, connection } = await buildWorker(cfg);
+  logger.info('worker starting', { taskQueue: cfg.temporal.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
+  try {
+    await worker.run(); // resolves after a shutdown signal once in-flight tasks drained
+  } finally {
+    codecServer.close();
+    await connection.close();
+    logger.info('worker stopped');
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    // One clear line, no stack for configuration mistakes.
+    process.stderr.write(`vaultdr worker: ${err.name === 'ConfigError' ? err.message : err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,35 @@
+// Builds a vault-dr worker from a parsed Config: real clients, every activity group, every
+// workflow, and the payload codec. Shared by the `npm run worker` entry point and the tests.
+import * as path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Config } from '../infra/config';
+import { buildClients, type Clients } from '../infra/clients';
+import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { createActivities } from '../activities';
+
+export interface BuiltWorker {
+  worker: Worker;
+  connection: NativeConnection;
+  clients: Clients;
+}
+
+export function workflowsPath(): string {
+  return path.join(__dirname, '..', 'workflows', 'index.js');
+}
+
+export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions> = {}): Promise<BuiltWorker> {
+  const clients = buildClients(cfg);
+  const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: cfg.temporal.taskQueue,
+    workflowsPath: workflowsPath(),
+    activities: createActivities(cfg, clients),
+    dataConverter: { payloadCodecs: [codec] },
+    shutdownGraceTime: cfg.worker.shutdownGraceMs,
+    ...overrides,
+  });
+  return { worker, connection, clients };
+}

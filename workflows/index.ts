@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Only workflow code and workflow-safe modules are imported here.
+export { vaultHealthCheck } from './vaultHealthCheck';

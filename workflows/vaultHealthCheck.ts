@@ -1,0 +1,43 @@
+// vaultHealthCheck — one look at everything vault-dr depends on: OpenBao seal/leader/raft peers,
+// the backup bucket and the SMTP relay. Reads like docs/runbooks/health-check.md.
+import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { VaultActivities } from '../activities/vault';
+import type { ObjectStoreActivities } from '../activities/objectStore';
+import type { MailActivities } from '../activities/mail';
+import { HealthCheckInput, worstStatus, type HealthReport } from '../common/health';
+import { parseWorkflowInput } from '../common/validate';
+import { SHORT_IO } from './profiles';
+
+const { checkVaultHealth, checkObjectStore, checkMailRelay } = proxyActivities<VaultActivities & ObjectStoreActivities & MailActivities>(SHORT_IO);
+
+export interface HealthCheckProgress {
+  step: 'validating input' | 'checking vault' | 'checking object store' | 'checking mail relay' | 'done';
+  completed: string[];
+}
+export const progress = defineQuery<HealthCheckProgress>('progress');
+
+export async function vaultHealthCheck(rawInput?: HealthCheckInput): Promise<HealthReport> {
+  const state: HealthCheckProgress = { step: 'validating input', completed: [] };
+  setHandler(progress, () => state);
+  const input = parseWorkflowInput('vaultHealthCheck', HealthCheckInput, rawInput);
+  const report: HealthReport = { status: 'healthy', checkedAt: new Date(workflowInfo().startTime).toISOString() };
+
+  if (input.checks.includes('vault')) {
+    state.step = 'checking vault';
+    report.vault = await checkVaultHealth({ expectedRaftPeers: input.expectedRaftPeers });
+    state.completed.push('vault');
+  }
+  if (input.checks.includes('objectStore')) {
+    state.step = 'checking object store';
+    report.objectStore = await checkObjectStore();
+    state.completed.push('objectStore');
+  }
+  if (input.checks.includes('mail')) {
+    state.step = 'checking mail relay';
+    report.mail = await checkMailRelay();
+    state.completed.push('mail');
+  }
+  report.status = worstStatus([report.vault, report.objectStore, report.mail].flatMap((p) => (p ? [p.status] : [])));
+  state.step = 'done';
+  return report;
+}
