@@ -10,4 +10,6 @@ if (!fs.existsSync(entry)) {
   console.error('vaultdr: not built yet; run `npm install` (it builds) or `npm run build`');
   process.exit(1);
 }
-require(entry);
+require(entry)
+  .runCli(process.argv.slice(2))
+  .then((code) => process.exit(code));

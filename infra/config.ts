@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { z } from 'zod';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
+// Mail addresses as SMTP accepts them (local hosts such as ops@localhost included).
+const mailAddress = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'expected a mail address like ops@example.com');
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL');
 
 export const ConfigSchema = z
@@ -51,8 +53,8 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(1).max(65535).default(1025),
         secure: z.boolean().default(false),
-        from: z.string().email().default('vault-dr@localhost'),
-        alertTo: z.array(z.string().email()).default([]),
+        from: mailAddress.default('vault-dr@localhost'),
+        alertTo: z.array(mailAddress).default([]),
       })
       .strict()
       .default({}),
@@ -67,7 +69,8 @@ export const ConfigSchema = z
         /** Dev only: browser origins allowed without a token when the peer is loopback. */
         anonymousLoopbackOrigins: z.array(z.string()).default([]),
       })
-      .strict(),
+      .strict()
+      .default({} as never),
     worker: z
       .object({
         logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),

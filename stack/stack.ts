@@ -88,7 +88,7 @@ function logTail(name: string, lines = 8): string {
   }
 }
 
-async function startComponent(c: Component): Promise<'started' | 'already running'> {
+async function startComponent(c: Component, env: NodeJS.ProcessEnv = process.env): Promise<'started' | 'already running'> {
   if (runningPid(c) !== undefined && (await c.healthy())) return 'already running';
   if (runningPid(c) === undefined && (await c.healthy())) {
     throw new StackError(`${c.name}: its port is already served by a process this stack did not start; stop it or change the port`);
@@ -98,7 +98,7 @@ async function startComponent(c: Component): Promise<'started' | 'already runnin
   if (pid === undefined) {
     const { cmd, args } = c.command();
     const out = fs.openSync(logFile(c.name), 'a');
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], cwd: path.dirname(pidFile(c.name)) });
+    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], cwd: path.dirname(pidFile(c.name)), env });
     fs.closeSync(out);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -263,6 +263,31 @@ const mailpit: Component = {
 };
 
 export const COMPONENTS: Component[] = [temporal, openbao, seaweedfs, mailpit];
+
+/** The vault-dr worker itself, run in the background for the quick start and the Web UI. */
+const worker: Component = {
+  name: 'worker',
+  binary: path.join('lib', 'workers', 'main.js'),
+  startTimeoutMs: 60_000,
+  command: () => ({ cmd: process.execPath, args: [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')] }),
+  async healthy() {
+    // The codec endpoint comes up just before the worker polls; any HTTP answer means it listens.
+    const res = await httpOk(`http://127.0.0.1:${PORTS.codec}/health`);
+    return res !== undefined;
+  },
+};
+
+function workerEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') };
+}
+
+export async function startWorker(): Promise<string> {
+  return startComponent(worker, workerEnv());
+}
+
+export async function stopWorker(): Promise<string> {
+  return stopComponent(worker);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Generated material (credentials, server configs)
@@ -468,7 +493,7 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
 }
 
 export async function stackDown(): Promise<{ name: string; result: string }[]> {
-  const out = [];
+  const out = [{ name: worker.name, result: await stopComponent(worker) }];
   for (const c of [...COMPONENTS].reverse()) out.push({ name: c.name, result: await stopComponent(c) });
   return out;
 }
@@ -483,7 +508,7 @@ export interface ComponentStatus {
 
 export async function stackStatus(): Promise<ComponentStatus[]> {
   return Promise.all(
-    COMPONENTS.map(async (c) => {
+    [...COMPONENTS, worker].map(async (c) => {
       const pid = runningPid(c);
       return { name: c.name, pid, running: pid !== undefined, healthy: pid !== undefined && (await c.healthy()), log: logFile(c.name) };
     }),

@@ -1,0 +1,19 @@
+// A Temporal client configured like the worker: same namespace, same payload codec, so every
+// input the CLI sends is encrypted before it reaches the server.
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from '../infra/config';
+import { EncryptionCodec, loadKeyring } from '../infra/codec';
+
+export async function connectClient(cfg: Config): Promise<Client> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: cfg.temporal.address, connectTimeout: 5000 });
+  } catch (err) {
+    throw new Error(`Temporal at ${cfg.temporal.address} unreachable: ${(err as Error).message}`);
+  }
+  return new Client({
+    connection,
+    namespace: cfg.temporal.namespace,
+    dataConverter: { payloadCodecs: [new EncryptionCodec(loadKeyring(cfg.codec.keysFile))] },
+  });
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite (README's test command, run by .ci/run): install what is missing, lint,
+# bring the real local stack up, run every mocha test against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+start=$(date +%s)
+bash scripts/ensure-deps.sh --test-tools
+echo "test: lint"
+npx eslint workflows activities workers client common infra stack test
+echo "test: stack up"
+node bin/stack.js up
+echo "test: mocha"
+npx mocha "$@"
+echo "test: finished in $(( $(date +%s) - start ))s"
