@@ -1,7 +1,9 @@
 // Assembles every activity group from the built clients; the worker registers the result.
 import type { Config } from '../infra/config';
 import type { Clients } from '../infra/clients';
+import { backupActivities } from './backup';
 import { mailActivities } from './mail';
+import { notifyActivities } from './notify';
 import { objectStoreActivities } from './objectStore';
 import { vaultActivities } from './vault';
 
@@ -10,5 +12,7 @@ export function createActivities(cfg: Config, clients: Clients) {
     ...vaultActivities({ bao: clients.bao }),
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
+    ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
+    ...notifyActivities({ mail: clients.mail, s3: clients.s3, bucket: cfg.s3.bucket, from: cfg.smtp.from, to: cfg.smtp.alertTo, dedupWindowMinutes: cfg.alerts.dedupWindowMinutes }),
   };
 }

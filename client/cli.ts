@@ -8,6 +8,7 @@ import { createActivities } from '../activities';
 import { HealthCheckInput, worstStatus, type HealthReport } from '../common/health';
 import { connectClient } from './connect';
 import { startWorkflow } from './workflows';
+import { registerBackupCommands } from './backupCommands';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
@@ -120,6 +121,14 @@ export function buildProgram(): Command {
         rows.length === 0 ? 'no workflow executions' : rows.map((r) => `${r.startTime}  ${r.status.padEnd(10)} ${r.type.padEnd(20)} ${r.workflowId}`).join('\n'),
       );
     });
+  registerBackupCommands(program, {
+    cfgOf,
+    json: (cmd) => !!(cmd.optsWithGlobals() as GlobalOpts).json,
+    out,
+    fail: (message, code = EXIT.error) => {
+      throw new CliError(message, code);
+    },
+  });
   return program;
 }
 

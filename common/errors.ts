@@ -7,5 +7,12 @@ export const ErrorType = {
   VaultAuthFailed: 'VaultAuthFailed',
   StoreUnreachable: 'StoreUnreachable',
   MailUnreachable: 'MailUnreachable',
+  VaultStandby: 'VaultStandby',
+  BucketNotCompliant: 'BucketNotCompliant',
+  KeyMaterialMissing: 'KeyMaterialMissing',
+  SnapshotInvalid: 'SnapshotInvalid',
+  BackupCorrupt: 'BackupCorrupt',
+  BackupNotFound: 'BackupNotFound',
+  VerificationFailed: 'VerificationFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];

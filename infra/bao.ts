@@ -67,6 +67,58 @@ export class BaoClient {
     return body.data?.config?.servers ?? [];
   }
 
+  /** sys/leader (unauthenticated): whether this node is the active one, and who is. */
+  async leader(): Promise<{ isSelf: boolean; leaderAddress: string; haEnabled: boolean }> {
+    const res = await this.raw('GET', 'sys/leader', false);
+    const body = (await res.json()) as { is_self?: boolean; leader_address?: string; ha_enabled?: boolean };
+    return { isSelf: !!body.is_self, leaderAddress: body.leader_address ?? '', haEnabled: !!body.ha_enabled };
+  }
+
+  /** Streams the raft snapshot of the active node. The caller consumes or cancels the body. */
+  async snapshotStream(): Promise<ReadableStream<Uint8Array>> {
+    // No overall timeout: a large snapshot streams for minutes; stalls are caught by the activity heartbeat timeout.
+    const res = await this.raw('GET', 'sys/storage/raft/snapshot', true, null);
+    if (!res.body) throw new BaoError('GET sys/storage/raft/snapshot: empty body', res.status);
+    return res.body;
+  }
+
+  /** Writes a KV v2 secret (data only); returns the new version. */
+  async writeKv(mount: string, path: string, data: Record<string, string>): Promise<number> {
+    const body = (await this.authed(() => this.vault.write(`${mount}/data/${path}`, { data }))) as { data?: { version?: number } };
+    return body.data?.version ?? 0;
+  }
+
+  /**
+   * A raw authenticated (or not) request via fetch, for streams node-vault would buffer.
+   * Non-2xx answers become BaoError with the server's error text.
+   */
+  private async raw(method: string, path: string, auth: boolean, timeoutMs: number | null = this.cfg.requestTimeoutMs): Promise<Response> {
+    const call = async () => {
+      let res: Response;
+      try {
+        res = await fetch(`${this.cfg.address}/v1/${path}`, {
+          method,
+          headers: auth ? { 'X-Vault-Token': this.vault.token } : {},
+          signal: timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
+        });
+      } catch (err) {
+        throw new BaoError(`${method} ${this.cfg.address}/v1/${path}: OpenBao unreachable (${(err as Error).cause ? String((err as { cause: { code?: string } }).cause.code) : (err as Error).message})`, 0);
+      }
+      if (res.status >= 400) {
+        const text = await res.text().catch(() => '');
+        let detail = text;
+        try {
+          detail = ((JSON.parse(text) as { errors?: string[] }).errors ?? []).join('; ');
+        } catch {
+          // not JSON
+        }
+        throw new BaoError(`${method} /v1/${path}: HTTP ${res.status}${detail ? `: ${detail}` : ''}`, res.status);
+      }
+      return res;
+    };
+    return auth ? this.authed(call) : call();
+  }
+
   /** Any authenticated read, for activities that need an endpoint without a helper yet. */
   async read(path: string): Promise<unknown> {
     return this.authed(() => this.vault.read(path));

@@ -71,6 +71,33 @@ export const ConfigSchema = z
       })
       .strict()
       .default({} as never),
+    backup: z
+      .object({
+        /** Public keys backups are encrypted to (written by `vaultdr keys init`). */
+        recipientsFile: z.string().optional(),
+        /** Validation private key (only on hosts that verify/restore automatically). */
+        validationKeyFile: z.string().optional(),
+        chunkSize: z.number().int().min(4096).max(16 * 1024 * 1024).default(1024 * 1024),
+        /** S3 multipart part size; memory in flight is about partSize × uploadQueueSize. */
+        partSize: z.number().int().min(5 * 1024 * 1024).max(512 * 1024 * 1024).default(8 * 1024 * 1024),
+        uploadQueueSize: z.number().int().min(1).max(16).default(2),
+        /** Bandwidth cap for uploads (a small VPS link shared with mail); unset means no cap. */
+        maxUploadBytesPerSecond: z.number().int().positive().optional(),
+        retention: z.object({ daily: z.number().int().min(1).default(30), monthly: z.number().int().min(0).default(12) }).strict().default({}),
+        /** What the bucket must enforce; drop only what your store cannot do (see README). */
+        bucketRequirements: z.array(z.enum(['encryption', 'versioning', 'publicAccessBlock', 'objectLock'])).default(['encryption', 'versioning', 'publicAccessBlock', 'objectLock']),
+        kvMount: z.string().default('secret'),
+        canaryPath: z.string().default('vault-dr/canary'),
+      })
+      .strict()
+      .default({}),
+    alerts: z
+      .object({
+        /** The same alert (workflow type + step + error type) is sent at most once per window. */
+        dedupWindowMinutes: z.number().int().min(0).default(360),
+      })
+      .strict()
+      .default({}),
     worker: z
       .object({
         logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -110,6 +137,9 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_LISTEN: { path: ['codec', 'listen'], kind: 'string' },
   VAULTDR_CODEC_TOKENS_FILE: { path: ['codec', 'tokensFile'], kind: 'string' },
   VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
+  VAULTDR_BACKUP_RECIPIENTS_FILE: { path: ['backup', 'recipientsFile'], kind: 'string' },
+  VAULTDR_BACKUP_VALIDATION_KEY_FILE: { path: ['backup', 'validationKeyFile'], kind: 'string' },
+  VAULTDR_BACKUP_MAX_UPLOAD_BPS: { path: ['backup', 'maxUploadBytesPerSecond'], kind: 'number' },
 };
 
 export const DEFAULT_STACK_CONFIG = path.join('.stack', 'vaultdr.json');
@@ -207,7 +237,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile']);
+const FILE_KEYS = new Set(['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CreateBucketCommand, HeadBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { ensureKeyringFile } from '../infra/codec';
+import { initKeys } from '../infra/escrow';
 import { ensureTools, toolPaths, type InstallReport } from './tools';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -301,6 +302,9 @@ function prepareFiles(): void {
   if (!fs.existsSync(creds)) {
     writeSecret(creds, JSON.stringify({ accessKeyId: `VAULTDR${crypto.randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: crypto.randomBytes(24).toString('base64url') }, null, 2));
   }
+  // SSE-S3 (bucket default encryption) needs a key-encryption key; weed reads ./security.toml.
+  const security = path.join(dir, 'seaweedfs', 'security.toml');
+  if (!fs.existsSync(security)) writeSecret(security, `[s3.sse]\nkek = "${crypto.randomBytes(32).toString('hex')}"\n`);
   const { accessKeyId, secretAccessKey } = s3Credentials();
   writeSecret(
     path.join(dir, 'seaweedfs', 's3.json'),
@@ -340,6 +344,14 @@ function writeConfig(): string {
     temporal: { address: `127.0.0.1:${PORTS.temporal}`, namespace: 'default', taskQueue: 'vault-dr' },
     vault: { address: `http://127.0.0.1:${PORTS.bao}`, roleIdFile: 'openbao/worker-role-id', secretIdFile: 'openbao/worker-secret-id' },
     s3: { endpoint: `http://127.0.0.1:${PORTS.s3}`, region: 'us-east-1', bucket: BACKUP_BUCKET, forcePathStyle: true, credentialsFile: 'seaweedfs/credentials.json' },
+    backup: {
+      recipientsFile: 'keys/recipients.json',
+      // Dev custody: the validation key sits beside the stack for `vaultdr backup verify`;
+      // a production backup worker's config has public keys only.
+      validationKeyFile: 'keys/validation-key.json',
+      // SeaweedFS does not implement PutPublicAccessBlock (it has no public ACLs to block).
+      bucketRequirements: ['encryption', 'versioning', 'objectLock'],
+    },
     smtp: { host: '127.0.0.1', port: PORTS.smtp, secure: false, from: 'vault-dr@localhost', alertTo: ['ops@localhost'] },
     codec: {
       keysFile: 'codec/keys.json',
@@ -456,7 +468,8 @@ async function ensureBucket(): Promise<boolean> {
     await s3.send(new HeadBucketCommand({ Bucket: BACKUP_BUCKET }));
     return false;
   } catch {
-    await s3.send(new CreateBucketCommand({ Bucket: BACKUP_BUCKET }));
+    // Object lock can only be enabled at creation; backupVault's ensureBackupBucket checks it.
+    await s3.send(new CreateBucketCommand({ Bucket: BACKUP_BUCKET, ObjectLockEnabledForBucket: true }));
     return true;
   }
 }
@@ -487,6 +500,12 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
     }),
   );
   const bootstrap = await bootstrapBao();
+  const keysDir = path.join(stackDir(), 'keys');
+  if (!fs.existsSync(path.join(keysDir, 'recipients.json'))) {
+    // Dev custody of the escrow shares: all five in .stack/keys (0600). Production: one per custodian.
+    const r = await initKeys({ outDir: keysDir, shares: 5, threshold: 3, validationKeyFile: path.join(keysDir, 'validation-key.json') });
+    bootstrap.push(`generated backup keys (escrow ${r.escrowKeyId}, 5 shares / threshold 3; validation ${r.validationKeyId})`);
+  }
   if (await ensureBucket()) bootstrap.push(`created bucket ${BACKUP_BUCKET}`);
   const configFile = writeConfig();
   return { install, components, bootstrap, configFile, seconds: (Date.now() - t0) / 1000 };

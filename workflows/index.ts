@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Only workflow code and workflow-safe modules are imported here.
 export { vaultHealthCheck } from './vaultHealthCheck';
+export { backupVault } from './backupVault';

@@ -6,3 +6,22 @@ export const SHORT_IO: ActivityOptions = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidInput', 'ConfigInvalid'] },
 };
+
+/** Streaming transfers (snapshot → S3, S3 → verify): heartbeat so a dead worker is noticed fast. */
+export const TRANSFER: ActivityOptions = {
+  startToCloseTimeout: '4h',
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+};
+
+/** S3 metadata and small objects; rides out a store restart of a few minutes. */
+export const STORE_IO: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+};
+
+/** Alerts: keep trying for a while, each attempt bounded. */
+export const ALERT: ActivityOptions = {
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
+};

@@ -16,3 +16,13 @@ path "secret/data/vault-dr/*" {
 path "secret/metadata/vault-dr/*" {
   capabilities = ["read", "list"]
 }
+
+# snapshotToStore: stream the raft snapshot of the active node.
+path "sys/storage/raft/snapshot" {
+  capabilities = ["read"]
+}
+
+# writeCanary: the marker a restore must read back (identifies the backup it came from).
+path "secret/data/vault-dr/canary" {
+  capabilities = ["create", "update", "read"]
+}

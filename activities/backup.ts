@@ -1,0 +1,487 @@
+// Backup activities: bucket compliance, the canary, the streaming snapshot → encrypt → S3
+// multipart pipeline, verification after upload, and retention. Each is idempotent: object keys
+// come from the backup id the workflow derives from its own id, and a retry first looks at what
+// an earlier attempt left behind.
+import * as crypto from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetBucketEncryptionCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  GetPublicAccessBlockCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import {
+  BACKUP_PREFIX,
+  backupObjectKeys,
+  planRetention,
+  type BackupManifest,
+  type RetentionPolicy,
+} from '../common/backup';
+import { ErrorType } from '../common/errors';
+import type { BaoClient } from '../infra/bao';
+import { BaoError } from '../infra/bao';
+import { BackupFormatError, createEncryptor, parseHeader } from '../infra/backupFormat';
+import type { Config } from '../infra/config';
+import { KeyError, loadRecipients } from '../infra/keys';
+import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
+
+export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
+
+export interface BucketReport {
+  bucket: string;
+  created: boolean;
+  settings: Record<BucketSetting, 'enforced' | 'missing' | 'unsupported by store'>;
+  lifecycle: 'enforced' | 'unsupported by store';
+}
+
+export interface UploadResult {
+  manifestKey: string;
+  objectKey: string;
+  objectBytes: number;
+  objectSha256: string;
+  plaintextBytes: number;
+  raftIndex: number;
+  reusedEarlierAttempt: boolean;
+}
+
+export interface BackupSummary {
+  backupId: string;
+  status: 'verified' | 'uploaded' | 'no manifest';
+  createdAt: string;
+  objectKey: string;
+  objectBytes: number;
+  raftIndex?: number;
+  trigger?: string;
+}
+
+const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+const nameOf = (err: unknown) => (err as { name?: string; Code?: string }).name ?? '';
+
+function unsupported(err: unknown): boolean {
+  return statusOf(err) === 501 || nameOf(err) === 'NotImplemented';
+}
+
+/** Counts and hashes bytes as they pass. */
+class Digest extends Transform {
+  readonly hash = crypto.createHash('sha256');
+  bytes = 0;
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onBytes?.(this.bytes);
+    cb(null, chunk);
+  }
+}
+
+/** Passes bytes through while also writing them to a side sink, respecting its backpressure. */
+function teeTo(sink: NodeJS.WritableStream): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      if (sink.write(chunk)) cb(null, chunk);
+      else sink.once('drain', () => cb(null, chunk));
+    },
+    flush(cb) {
+      sink.end();
+      cb();
+    },
+  });
+}
+
+/** A bandwidth cap: delays chunks so the average stays under `bytesPerSecond`. */
+function throttle(bytesPerSecond: number): Transform {
+  const start = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      sent += chunk.length;
+      const due = start + (sent / bytesPerSecond) * 1000;
+      const wait = due - Date.now();
+      if (wait > 0) setTimeout(() => cb(null, chunk), wait);
+      else cb(null, chunk);
+    },
+  });
+}
+
+function fail(type: string, message: string, nonRetryable: boolean): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable });
+}
+
+export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {
+  const { s3 } = deps;
+  const bucket = deps.cfg.s3.bucket;
+  const bcfg = deps.cfg.backup;
+
+  async function getJson<T>(key: string): Promise<T | undefined> {
+    try {
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return JSON.parse(await res.Body!.transformToString()) as T;
+    } catch (err) {
+      if (statusOf(err) === 404 || nameOf(err) === 'NoSuchKey') return undefined;
+      throw err;
+    }
+  }
+
+  async function putJson(key: string, value: unknown): Promise<void> {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(value, null, 2), ContentType: 'application/json' }));
+  }
+
+  async function abortStaleUploads(key: string): Promise<number> {
+    const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
+    let n = 0;
+    for (const u of res.Uploads ?? []) {
+      if (u.Key !== key || !u.UploadId) continue;
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));
+      n++;
+    }
+    return n;
+  }
+
+  async function listManifestIds(): Promise<{ withManifest: string[]; withoutManifest: string[] }> {
+    const ids = new Map<string, { manifest: boolean; snapshot: boolean }>();
+    let token: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: BACKUP_PREFIX, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        const m = /^backups\/([^/]+)\/(manifest\.json|snapshot\.vdrb)$/.exec(o.Key ?? '');
+        if (!m) continue;
+        const e = ids.get(m[1]!) ?? { manifest: false, snapshot: false };
+        if (m[2] === 'manifest.json') e.manifest = true;
+        else e.snapshot = true;
+        ids.set(m[1]!, e);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    const all = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id) };
+  }
+
+  return {
+    /** Creates the backup bucket if missing and enforces encryption, versioning, public-access block and object lock; refuses a bucket that lacks a required one. */
+    async ensureBackupBucket(): Promise<BucketReport> {
+      const required = new Set<BucketSetting>(bcfg.bucketRequirements);
+      let created = false;
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+        await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+        created = true;
+      }
+      const settings = {} as BucketReport['settings'];
+      const attempt = async (name: BucketSetting, put: () => Promise<unknown>, check: () => Promise<boolean>) => {
+        try {
+          await put();
+          settings[name] = (await check()) ? 'enforced' : 'missing';
+        } catch (err) {
+          if (unsupported(err)) settings[name] = 'unsupported by store';
+          else if (statusOf(err) === 404 || /NotFound|ObjectLockConfiguration/i.test(nameOf(err))) settings[name] = 'missing';
+          else throw err;
+        }
+      };
+      await attempt(
+        'encryption',
+        () => s3.send(new PutBucketEncryptionCommand({ Bucket: bucket, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] } })),
+        async () => {
+          const r = await s3.send(new GetBucketEncryptionCommand({ Bucket: bucket }));
+          return (r.ServerSideEncryptionConfiguration?.Rules ?? []).some((x) => !!x.ApplyServerSideEncryptionByDefault?.SSEAlgorithm);
+        },
+      );
+      await attempt(
+        'versioning',
+        () => s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } })),
+        async () => (await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status === 'Enabled',
+      );
+      await attempt(
+        'publicAccessBlock',
+        () => s3.send(new PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true } })),
+        async () => {
+          const c = (await s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }))).PublicAccessBlockConfiguration;
+          return !!(c?.BlockPublicAcls && c.IgnorePublicAcls && c.BlockPublicPolicy && c.RestrictPublicBuckets);
+        },
+      );
+      // Object lock can only be switched on when a bucket is created: check, never "put".
+      await attempt(
+        'objectLock',
+        async () => undefined,
+        async () => (await s3.send(new GetObjectLockConfigurationCommand({ Bucket: bucket }))).ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
+      );
+      let lifecycle: BucketReport['lifecycle'] = 'enforced';
+      try {
+        // Abandoned multipart uploads and deleted (noncurrent) versions expire on their own.
+        await s3.send(
+          new PutBucketLifecycleConfigurationCommand({
+            Bucket: bucket,
+            LifecycleConfiguration: {
+              Rules: [
+                { ID: 'vault-dr-abort-incomplete-uploads', Status: 'Enabled', Filter: { Prefix: '' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } },
+                { ID: 'vault-dr-expire-deleted-backups', Status: 'Enabled', Filter: { Prefix: BACKUP_PREFIX }, NoncurrentVersionExpiration: { NoncurrentDays: 30 } },
+              ],
+            },
+          }),
+        );
+      } catch (err) {
+        if (!unsupported(err)) throw err;
+        lifecycle = 'unsupported by store';
+      }
+      const missing = [...required].filter((r) => settings[r] !== 'enforced');
+      if (missing.length) {
+        throw fail(
+          ErrorType.BucketNotCompliant,
+          `bucket "${bucket}" does not enforce: ${missing.map((m) => `${m} (${settings[m]})`).join(', ')}; refusing to back up into it` +
+            (missing.includes('objectLock') ? ' (object lock can only be enabled when the bucket is created)' : ''),
+          true,
+        );
+      }
+      return { bucket, created, settings, lifecycle };
+    },
+
+    /** Writes the canary secret whose value names this backup; a restore must read it back. */
+    async writeCanary(req: { backupId: string }): Promise<{ path: string; marker: string; version: number }> {
+      const marker = `vault-dr backup ${req.backupId}`;
+      try {
+        const version = await deps.bao.writeKv(bcfg.kvMount, bcfg.canaryPath, { marker, writtenAt: new Date().toISOString() });
+        return { path: `${bcfg.kvMount}/data/${bcfg.canaryPath}`, marker, version };
+      } catch (err) {
+        throw vaultFailure(err, 'write canary');
+      }
+    },
+
+    /**
+     * Streams the raft snapshot from the active node through the encryptor into an S3 multipart
+     * upload and writes the manifest (status "uploaded"). Memory is bounded by the chunk and part
+     * sizes. A retry reuses a complete earlier upload of this backup id, else aborts its leftovers
+     * and starts over (a snapshot stream cannot be resumed mid-way).
+     */
+    async snapshotToStore(req: { backupId: string; workflowId: string; runId: string; trigger: string; createdAt: string; canary: { path: string; marker: string } }): Promise<UploadResult> {
+      const ctx = Context.current();
+      const keys = backupObjectKeys(req.backupId);
+      if (!bcfg.recipientsFile) throw fail(ErrorType.KeyMaterialMissing, 'backup.recipientsFile is not set: run `vaultdr keys init` and configure VAULTDR_BACKUP_RECIPIENTS_FILE', true);
+      let recipients;
+      try {
+        recipients = loadRecipients(bcfg.recipientsFile);
+      } catch (err) {
+        throw fail(ErrorType.KeyMaterialMissing, (err as KeyError).message, true);
+      }
+
+      const earlier = await getJson<BackupManifest>(keys.manifest);
+      if (earlier) {
+        try {
+          const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: keys.snapshot }));
+          if (head.ContentLength === earlier.object.bytes) {
+            return { manifestKey: keys.manifest, objectKey: keys.snapshot, objectBytes: earlier.object.bytes, objectSha256: earlier.object.sha256, plaintextBytes: earlier.plaintext.bytes, raftIndex: earlier.snapshot.raftIndex, reusedEarlierAttempt: true };
+          }
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+        }
+      }
+
+      let health;
+      let leader;
+      try {
+        health = await deps.bao.health();
+        leader = await deps.bao.leader();
+      } catch (err) {
+        throw vaultFailure(err, 'snapshot');
+      }
+      if (!health.initialized || health.sealed) throw fail(ErrorType.VaultSealed, `OpenBao at ${deps.bao.address} is ${health.sealed ? 'sealed' : 'not initialized'}: no snapshot taken`, true);
+      if (!leader.isSelf) {
+        // Never back up a standby's view: say which node is active so the operator can point at it.
+        throw fail(ErrorType.VaultStandby, `OpenBao at ${deps.bao.address} is a standby; the active node is ${leader.leaderAddress || 'unknown'}: point vault.address at the active node or a load balancer that routes to it`, false);
+      }
+
+      const aborted = await abortStaleUploads(keys.snapshot);
+      if (aborted) ctx.log.info('aborted leftover multipart uploads of an earlier attempt', { backupId: req.backupId, aborted });
+
+      let body: ReadableStream<Uint8Array>;
+      try {
+        body = await deps.bao.snapshotStream();
+      } catch (err) {
+        throw vaultFailure(err, 'snapshot');
+      }
+      const plain = new Digest();
+      const inspector = createSnapshotInspector();
+      const { stream: encryptor, header } = createEncryptor({ backupId: req.backupId, createdAt: req.createdAt, recipients, chunkSize: bcfg.chunkSize });
+      let lastBeat = 0;
+      const cipher = new Digest((n) => {
+        if (Date.now() - lastBeat > 1000) {
+          lastBeat = Date.now();
+          ctx.heartbeat({ stage: 'upload', bytes: n });
+        }
+      });
+      const stages: NodeJS.ReadWriteStream[] = [plain, teeTo(inspector.sink), encryptor];
+      if (bcfg.maxUploadBytesPerSecond) stages.push(throttle(bcfg.maxUploadBytesPerSecond));
+      stages.push(cipher);
+      const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
+      const upload = new Upload({
+        client: s3,
+        params: { Bucket: bucket, Key: keys.snapshot, Body: cipher, ContentType: 'application/vnd.vault-dr.backup', Metadata: { 'backup-id': req.backupId, format: 'vdrbak/1' } },
+        partSize: bcfg.partSize,
+        queueSize: bcfg.uploadQueueSize,
+        leavePartsOnError: false,
+      });
+      const onCancel = () => void upload.abort().catch(() => undefined);
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      let versionId: string | undefined;
+      try {
+        const feeding = pipeline(source, ...(stages as [Transform]));
+        const [, done] = await Promise.all([feeding, upload.done()]);
+        versionId = (done as { VersionId?: string }).VersionId;
+      } catch (err) {
+        await abortStaleUploads(keys.snapshot).catch(() => undefined);
+        if (err instanceof BaoError) throw vaultFailure(err, 'snapshot');
+        throw err;
+      } finally {
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+      let meta;
+      try {
+        meta = await inspector.result;
+      } catch (err) {
+        throw fail(ErrorType.SnapshotInvalid, `snapshot from ${deps.bao.address} is not a valid raft snapshot: ${(err as SnapshotStructureError).message}`, false);
+      }
+      const manifest: BackupManifest = {
+        manifestVersion: 1,
+        backupId: req.backupId,
+        status: 'uploaded',
+        workflowId: req.workflowId,
+        runId: req.runId,
+        trigger: req.trigger,
+        createdAt: req.createdAt,
+        uploadedAt: new Date().toISOString(),
+        snapshot: {
+          clusterId: health.cluster_id ?? '',
+          clusterName: health.cluster_name ?? '',
+          openbaoVersion: health.version,
+          raftIndex: meta.index,
+          raftTerm: meta.term,
+          snapshotId: meta.id,
+          node: meta.servers[0]?.id ?? '',
+        },
+        canary: req.canary,
+        plaintext: { bytes: plain.bytes, sha256: plain.hash.digest('hex') },
+        object: { bucket, key: keys.snapshot, bytes: cipher.bytes, sha256: cipher.hash.digest('hex'), versionId },
+        encryption: { format: 'vdrbak/1', chunkSize: header.chunkSize, recipients: header.recipients.map((r) => r.keyId) },
+      };
+      await putJson(keys.manifest, manifest);
+      return { manifestKey: keys.manifest, objectKey: keys.snapshot, objectBytes: manifest.object.bytes, objectSha256: manifest.object.sha256, plaintextBytes: manifest.plaintext.bytes, raftIndex: meta.index, reusedEarlierAttempt: false };
+    },
+
+    /** Re-reads the uploaded object from S3, checks size, SHA-256 and header against the manifest, then marks it verified. */
+    async verifyUploadedBackup(req: { backupId: string }): Promise<{ verifiedAt: string; objectSha256: string }> {
+      const ctx = Context.current();
+      const keys = backupObjectKeys(req.backupId);
+      const manifest = await getJson<BackupManifest>(keys.manifest);
+      if (!manifest) throw fail(ErrorType.BackupNotFound, `manifest ${keys.manifest} not found in bucket ${bucket}`, true);
+      if (manifest.status === 'verified' && manifest.verifiedAt) return { verifiedAt: manifest.verifiedAt, objectSha256: manifest.object.sha256 };
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys.snapshot, VersionId: manifest.object.versionId }));
+      const digest = new Digest((n) => ctx.heartbeat({ stage: 'verify', bytes: n }));
+      let head = Buffer.alloc(0);
+      let headerChecked = false;
+      const headerProblems: string[] = [];
+      const peek = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          if (!headerChecked) {
+            head = Buffer.concat([head, chunk]);
+            try {
+              const parsed = parseHeader(head);
+              if (parsed) {
+                headerChecked = true;
+                if (parsed.header.backupId !== req.backupId) headerProblems.push(`header names backup ${parsed.header.backupId}`);
+                const ids = parsed.header.recipients.map((r) => r.keyId).join(',');
+                if (ids !== manifest.encryption.recipients.join(',')) headerProblems.push('header recipients differ from the manifest');
+                head = Buffer.alloc(0);
+              }
+            } catch (err) {
+              headerChecked = true;
+              headerProblems.push((err as BackupFormatError).message);
+            }
+          }
+          cb(null, chunk);
+        },
+      });
+      await pipeline(res.Body as Readable, peek, digest, async function* (src) {
+        for await (const _ of src) void _;
+      });
+      const sha = digest.hash.digest('hex');
+      const problems = [...headerProblems];
+      if (!headerChecked) problems.push('object ends inside the backup header');
+      if (digest.bytes !== manifest.object.bytes) problems.push(`object is ${digest.bytes} bytes, manifest says ${manifest.object.bytes}`);
+      if (sha !== manifest.object.sha256) problems.push(`SHA-256 ${sha} differs from manifest ${manifest.object.sha256}`);
+      if (problems.length) throw fail(ErrorType.BackupCorrupt, `backup object s3://${bucket}/${keys.snapshot} failed verification: ${problems.join('; ')}`, true);
+      const verifiedAt = new Date().toISOString();
+      await putJson(keys.manifest, { ...manifest, status: 'verified', verifiedAt });
+      return { verifiedAt, objectSha256: sha };
+    },
+
+    /** Applies retention (30 daily + 12 monthly by default) to verified backups; unverified ones are listed, never deleted. */
+    async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<{ deleted: string[]; kept: number; unverified: string[] }> {
+      const { withManifest, withoutManifest } = await listManifestIds();
+      const candidates = [];
+      for (const id of withManifest) {
+        const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
+        if (m) candidates.push({ backupId: id, status: m.status, createdAt: m.createdAt });
+      }
+      for (const id of withoutManifest) candidates.push({ backupId: id, status: 'uploaded' as const, createdAt: '' });
+      if (!candidates.some((c) => c.backupId === req.justVerified && c.status === 'verified')) {
+        // The backup this run verified must be visible; if not, the listing is not trustworthy.
+        throw fail(ErrorType.VerificationFailed, `retention refused: the backup just verified (${req.justVerified}) is not listed as verified`, true);
+      }
+      const plan = planRetention(candidates, req.retention ?? bcfg.retention);
+      const deleted: string[] = [];
+      for (const id of plan.delete) {
+        const k = backupObjectKeys(id);
+        // Snapshot first, manifest last: an interrupted prune leaves a manifest that the next prune finishes.
+        const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.snapshot }], Quiet: true } }));
+        if (res.Errors?.length) throw new Error(`cannot delete ${k.snapshot}: ${res.Errors.map((e) => e.Message).join('; ')}`);
+        await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.manifest }], Quiet: true } }));
+        deleted.push(id);
+        Context.current().heartbeat({ stage: 'prune', deleted: deleted.length });
+      }
+      const unverified = candidates.filter((c) => c.status !== 'verified').map((c) => c.backupId);
+      return { deleted, kept: plan.keep.length, unverified };
+    },
+
+    /** Lists backups newest first (for the CLI and later for restore selection). */
+    async listBackups(): Promise<BackupSummary[]> {
+      const { withManifest, withoutManifest } = await listManifestIds();
+      const out: BackupSummary[] = [];
+      for (const id of withManifest) {
+        const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
+        if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
+      }
+      for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
+      return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
+    },
+  };
+};
+
+export function vaultFailure(err: unknown, what: string): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  const e = err as BaoError;
+  if (e instanceof BaoError && e.status === 503) return fail(ErrorType.VaultSealed, `${what}: OpenBao is sealed or unavailable: ${e.message}`, true);
+  if (e instanceof BaoError && e.status === 403) return fail(ErrorType.VaultAuthFailed, `${what}: permission denied: ${e.message}`, true);
+  if (e instanceof BaoError && e.status === 0) return fail(ErrorType.VaultUnreachable, `${what}: ${e.message}`, false);
+  return fail(ErrorType.VaultUnreachable, `${what}: ${(err as Error).message}`, false);
+}
+
+export type BackupActivities = ReturnType<typeof backupActivities>;

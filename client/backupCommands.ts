@@ -1,0 +1,206 @@
+// `vaultdr backup ...`, `vaultdr keys ...` and `vaultdr schedules ...`.
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { backupObjectKeys, type BackupManifest, type BackupResult } from '../common/backup';
+import { backupActivities } from '../activities/backup';
+import { buildClients } from '../infra/clients';
+import type { Config } from '../infra/config';
+import { initKeys, reconstructFromShares } from '../infra/escrow';
+import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
+import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { connectClient } from './connect';
+import { applySchedules } from './schedules';
+import { startWorkflow } from './workflows';
+
+export interface CliContext {
+  cfgOf: (cmd: Command) => Config;
+  json: (cmd: Command) => boolean;
+  out: (json: boolean, value: unknown, human: () => string) => void;
+  fail: (message: string, code?: number) => never;
+}
+
+function age(iso: string): string {
+  if (!iso) return '?';
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 3600) return `${Math.round(s / 60)}m`;
+  if (s < 86400 * 2) return `${(s / 3600).toFixed(1)}h`;
+  return `${Math.round(s / 86400)}d`;
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<BackupManifest> {
+  const { s3 } = buildClients(cfg);
+  let backupId = id;
+  if (id === 'latest') {
+    const list = await backupActivities({ bao: undefined as never, s3, cfg }).listBackups();
+    const newest = list.find((b) => b.status === 'verified');
+    if (!newest) ctx.fail(`no verified backup in bucket ${cfg.s3.bucket}`);
+    backupId = newest.backupId;
+  }
+  if (!/^[0-9TZ]+-[0-9a-f]{8}$/.test(backupId)) ctx.fail(`backup id "${id}" is not an id like 20261128T020000Z-1a2b3c4d or "latest"`, 2);
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(backupId).manifest }));
+    return JSON.parse(await res.Body!.transformToString()) as BackupManifest;
+  } catch (err) {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    return ctx.fail(status === 404 ? `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${cfg.s3.bucket}` : `backup ${backupId}: cannot read manifest: ${(err as Error).message}`);
+  }
+}
+
+export function registerBackupCommands(program: Command, ctx: CliContext): void {
+  const backup = program.command('backup').description('encrypted Vault snapshots in S3');
+
+  backup
+    .command('run')
+    .description('start backupVault now (the daily schedule runs the same workflow)')
+    .option('--no-wait', 'print the workflow id and return without waiting')
+    .option('--no-prune', 'skip retention after the backup')
+    .action(async (opts: { wait: boolean; prune: boolean }, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const workflowId = `backupVault-cli-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      const res = await startWorkflow(cfg, 'backupVault', { trigger: 'cli', prune: opts.prune }, { wait: opts.wait, workflowId });
+      if (!opts.wait) return ctx.out(ctx.json(cmd), { workflowId }, () => `started ${workflowId}`);
+      const r = res as BackupResult;
+      ctx.out(ctx.json(cmd), { workflowId, ...r }, () =>
+        [
+          `backup ${r.backupId}: VERIFIED`,
+          `  object    s3://${cfg.s3.bucket}/${r.objectKey} (${mib(r.objectBytes)}, snapshot ${mib(r.plaintextBytes)}, raft index ${r.raftIndex})`,
+          `  manifest  s3://${cfg.s3.bucket}/${r.manifestKey}`,
+          `  sha256    ${r.objectSha256}`,
+          `  retention deleted ${r.pruned.length ? r.pruned.join(', ') : 'nothing'}; ${r.keptCount} kept${r.unverifiedKept.length ? `; unverified kept: ${r.unverifiedKept.join(', ')}` : ''}`,
+          `  verify    npx ${r.verifyCommand}`,
+        ].join('\n'),
+      );
+    });
+
+  backup
+    .command('list')
+    .description('backups in the bucket, newest first, with status and age')
+    .action(async (_o: unknown, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const list = await backupActivities({ bao: undefined as never, s3: buildClients(cfg).s3, cfg }).listBackups();
+      ctx.out(ctx.json(cmd), list, () =>
+        list.length === 0
+          ? `no backups in bucket ${cfg.s3.bucket}`
+          : list.map((b) => `${b.backupId}  ${b.status.padEnd(11)} age ${age(b.createdAt).padStart(5)}  ${mib(b.objectBytes).padStart(12)}  raft ${b.raftIndex ?? '?'}  ${b.trigger ?? ''}`).join('\n'),
+      );
+    });
+
+  backup
+    .command('verify')
+    .argument('<id>', 'backup id or "latest"')
+    .description('download, check checksums, decrypt and check the raft snapshot structure; writes nothing to disk')
+    .option('--shares <files...>', 'custodian share files (at least the threshold) to rebuild the escrow key')
+    .option('--validation-key <file>', 'validation private key file (default: backup.validationKeyFile)')
+    .action(async (id: string, opts: { shares?: string[]; validationKey?: string }, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const json = ctx.json(cmd);
+      const manifest = await loadManifest(cfg, id, ctx);
+      let key: Buffer;
+      let keyDesc: string;
+      try {
+        if (opts.shares) {
+          const r = await reconstructFromShares(opts.shares);
+          key = r.privateKey;
+          keyDesc = `escrow key ${r.keyId} rebuilt from ${opts.shares.length} shares`;
+        } else {
+          const file = opts.validationKey ?? cfg.backup.validationKeyFile;
+          if (!file) return ctx.fail('no key: give --shares FILES... or --validation-key FILE (or set backup.validationKeyFile)', 2);
+          key = loadPrivateKeyFile(file);
+          keyDesc = `validation key ${path.basename(file)}`;
+        }
+      } catch (err) {
+        return ctx.fail((err as Error).message);
+      }
+      const bar = !json && process.stderr.isTTY ? new SingleBar({ format: 'verify [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : undefined;
+      let report: VerifyReport;
+      try {
+        report = await verifyStoredBackup({
+          s3: buildClients(cfg).s3,
+          manifest,
+          privateKey: key,
+          onStart: (total) => bar?.start(total, 0),
+          onProgress: (n) => bar?.update(n),
+        });
+      } catch (err) {
+        bar?.stop();
+        return ctx.fail(`backup ${manifest.backupId}: ${(err as Error).message}`);
+      } finally {
+        key.fill(0);
+      }
+      bar?.stop();
+      ctx.out(json, { ...report, status: 'verified', key: keyDesc }, () => [`backup ${report.backupId}: VERIFIED with ${keyDesc}`, ...report.checks.map((c) => `  ok  ${c}`)].join('\n'));
+    });
+
+  const keys = program.command('keys').description('backup key material and its escrow');
+  keys
+    .command('init')
+    .description('generate the escrow key (split into Shamir shares for custodians) and a validation key; the worker gets public keys only')
+    .requiredOption('--out <dir>', 'folder for recipients.json and the share files')
+    .option('--shares <n>', 'number of shares', '5')
+    .option('--threshold <k>', 'shares needed to rebuild', '3')
+    .option('--validation-key <file>', 'also create a validation key pair, private half to this file')
+    .action(async (opts: { out: string; shares: string; threshold: string; validationKey?: string }, cmd: Command) => {
+      const shares = Number(opts.shares);
+      const threshold = Number(opts.threshold);
+      if (!Number.isInteger(shares) || shares < 2 || shares > 255) ctx.fail(`--shares: expected an integer 2..255, got "${opts.shares}"`, 2);
+      if (!Number.isInteger(threshold) || threshold < 2 || threshold > shares) ctx.fail(`--threshold: expected an integer 2..${shares}, got "${opts.threshold}"`, 2);
+      const r = await initKeys({ outDir: opts.out, shares, threshold, validationKeyFile: opts.validationKey });
+      ctx.out(ctx.json(cmd), r, () =>
+        [
+          `escrow key ${r.escrowKeyId}: ${shares} shares, any ${threshold} rebuild it`,
+          ...r.shareFiles.map((f) => `  share  ${f}  → give to one custodian, then delete here`),
+          `  public ${r.recipientsFile}  → set backup.recipientsFile (VAULTDR_BACKUP_RECIPIENTS_FILE) on the worker`,
+          ...(r.validationKeyFile ? [`validation key ${r.validationKeyId}: private half in ${r.validationKeyFile} (restore-validation host only)`] : []),
+          `prove the shares: npx vaultdr keys verify-shares ${r.shareFiles.slice(0, threshold).join(' ')}`,
+        ].join('\n'),
+      );
+    });
+  keys
+    .command('verify-shares')
+    .argument('<files...>', 'share files')
+    .option('--recipients <file>', 'recipients file to match (default: backup.recipientsFile)')
+    .description('prove that these shares rebuild the escrow key (by fingerprint) without writing it anywhere')
+    .action(async (files: string[], opts: { recipients?: string }, cmd: Command) => {
+      let result;
+      try {
+        result = await reconstructFromShares(files);
+      } catch (err) {
+        return ctx.fail((err as Error).message);
+      }
+      result.privateKey.fill(0);
+      let matches: boolean | undefined;
+      const recipientsFile = opts.recipients ?? (() => {
+        try {
+          return ctx.cfgOf(cmd).backup.recipientsFile;
+        } catch {
+          return undefined;
+        }
+      })();
+      if (recipientsFile) matches = loadRecipients(recipientsFile).some((r) => r.role === 'escrow' && r.keyId === result.keyId);
+      if (matches === false) ctx.fail(`the shares rebuild ${result.keyId}, which is not the escrow recipient in ${recipientsFile}`);
+      ctx.out(ctx.json(cmd), { keyId: result.keyId, shares: files.length, threshold: result.threshold, matchesRecipients: matches ?? null }, () =>
+        `OK: ${files.length} shares rebuild escrow key ${result.keyId} (threshold ${result.threshold})${matches ? `, the escrow recipient in ${recipientsFile}` : ''}`,
+      );
+    });
+
+  const schedules = program.command('schedules').description('Temporal Schedules owned by vault-dr');
+  schedules
+    .command('apply')
+    .description('create or update the schedules (daily backup at 02:00 UTC)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const client = await connectClient(cfg);
+      try {
+        const res = await applySchedules(client, cfg);
+        ctx.out(ctx.json(cmd), res, () => res.map((r) => `${r.scheduleId}: ${r.action}`).join('\n'));
+      } finally {
+        await client.connection.close();
+      }
+    });
+}

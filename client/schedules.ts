@@ -1,0 +1,40 @@
+// Temporal Schedules vault-dr owns, applied idempotently by `vaultdr schedules apply`.
+import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import type { Config } from '../infra/config';
+
+export interface ScheduleSpecDef {
+  scheduleId: string;
+  description: string;
+  options: (cfg: Config) => ScheduleOptions;
+}
+
+export const SCHEDULES: ScheduleSpecDef[] = [
+  {
+    scheduleId: 'vault-dr-backup-daily',
+    description: 'backupVault every day at 02:00 UTC',
+    options: (cfg) => ({
+      scheduleId: 'vault-dr-backup-daily',
+      spec: { cronExpressions: ['0 2 * * *'], timezone: 'UTC' },
+      action: { type: 'startWorkflow', workflowType: 'backupVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'backupVault-scheduled', args: [{ trigger: 'schedule' }], workflowExecutionTimeout: '6h' },
+      // A backup still running at the next fire time is not doubled; a missed fire within 6 h still runs.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6h', pauseOnFailure: false },
+      memo: { owner: 'vault-dr' },
+    }),
+  },
+];
+
+export async function applySchedules(client: Client, cfg: Config): Promise<{ scheduleId: string; action: 'created' | 'updated' }[]> {
+  const out: { scheduleId: string; action: 'created' | 'updated' }[] = [];
+  for (const def of SCHEDULES) {
+    const opts = def.options(cfg);
+    try {
+      await client.schedule.create(opts);
+      out.push({ scheduleId: def.scheduleId, action: 'created' });
+    } catch (err) {
+      if ((err as Error).name !== 'ScheduleAlreadyRunning') throw err;
+      await client.schedule.getHandle(def.scheduleId).update((prev) => ({ ...prev, spec: opts.spec, action: opts.action as never, policies: { ...prev.policies, ...opts.policies } }));
+      out.push({ scheduleId: def.scheduleId, action: 'updated' });
+    }
+  }
+  return out;
+}
