@@ -278,6 +278,21 @@ const worker: Component = {
   },
 };
 
+/** Stops one server (tests use it to simulate an outage); `startServer` brings it back. */
+export async function stopServer(name: string): Promise<string> {
+  return stopComponent(componentNamed(name));
+}
+
+export async function startServer(name: string): Promise<string> {
+  return startComponent(componentNamed(name));
+}
+
+function componentNamed(name: string): Component {
+  const c = COMPONENTS.find((x) => x.name === name);
+  if (!c) throw new StackError(`no stack component named ${name}`);
+  return c;
+}
+
 function workerEnv(): NodeJS.ProcessEnv {
   return { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') };
 }

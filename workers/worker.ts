@@ -25,7 +25,7 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
-    workflowsPath: workflowsPath(),
+    ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }),
     activities: createActivities(cfg, clients),
     dataConverter: { payloadCodecs: [codec] },
     shutdownGraceTime: cfg.worker.shutdownGraceMs,

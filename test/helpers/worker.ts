@@ -1,9 +1,11 @@
 // Test support: a real in-process vault-dr worker against the local stack, for one test's duration.
-import { Runtime, DefaultLogger } from '@temporalio/worker';
+// The workflow bundle is built once per mocha run (bundling takes about a second).
+import { Runtime, DefaultLogger, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Config } from '../../infra/config';
-import { buildWorker } from '../../workers/worker';
+import { buildWorker, workflowsPath } from '../../workers/worker';
 
 let runtimeInstalled = false;
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
 export async function withWorker<T>(cfg: Config, fn: () => Promise<T>): Promise<T> {
   if (!runtimeInstalled) {
@@ -11,7 +13,8 @@ export async function withWorker<T>(cfg: Config, fn: () => Promise<T>): Promise<
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
-  const { worker, connection } = await buildWorker(cfg);
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+  const { worker, connection } = await buildWorker(cfg, { workflowBundle: await bundle });
   try {
     return await worker.runUntil(fn());
   } finally {

@@ -1,0 +1,101 @@
+// Test support: reading what the real systems hold — Mailpit messages, S3 objects, OpenBao as root,
+// and every payload of a workflow history (decoded with the codec).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { EncryptionCodec, loadKeyring } from '../../infra/codec';
+import type { Config } from '../../infra/config';
+import { rootToken, stackDir, PORTS } from '../../stack/stack';
+
+export interface MailSummary {
+  ID: string;
+  Subject: string;
+  To: { Address: string }[];
+}
+
+export async function mailpitMessages(): Promise<MailSummary[]> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.mailpitHttp}/api/v1/messages?limit=1000`);
+  return ((await res.json()) as { messages: MailSummary[] }).messages;
+}
+
+export async function mailpitText(id: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.mailpitHttp}/api/v1/message/${id}`);
+  return ((await res.json()) as { Text: string }).Text;
+}
+
+export async function bao(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/${p}`, {
+    method,
+    headers: { 'X-Vault-Token': rootToken(), 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : {} };
+}
+
+export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    out.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+export async function multipartUploads(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (res.Uploads ?? []).map((u) => `${u.Key}#${u.UploadId}`);
+}
+
+/** Every payload anywhere in a history, decoded to text, plus the raw stored history as JSON. */
+export async function historyTexts(client: Client, cfg: Config, workflowId: string): Promise<{ decoded: string[]; raw: string; activityTypes: string[] }> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const payloads: Payload[] = [];
+  const walk = (node: unknown) => {
+    if (!node || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach(walk);
+    const o = node as Record<string, unknown>;
+    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(history.events);
+  const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
+  const decoded = await codec.decode(payloads);
+  const activityTypes = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+  return {
+    decoded: decoded.map((p) => {
+      try {
+        return JSON.stringify(defaultPayloadConverter.fromPayload(p));
+      } catch {
+        return Buffer.from(p.data ?? new Uint8Array()).toString('utf8');
+      }
+    }),
+    raw: JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v)),
+    activityTypes,
+  };
+}
+
+/** Secret values the local stack holds: none may ever appear in workflow history. */
+export function stackSecrets(): { name: string; value: string }[] {
+  const dir = stackDir();
+  const read = (p: string) => fs.readFileSync(path.join(dir, p), 'utf8');
+  const init = JSON.parse(read('openbao/init.json')) as { keys_base64: string[]; root_token: string };
+  const s3 = JSON.parse(read('seaweedfs/credentials.json')) as { secretAccessKey: string };
+  const codec = JSON.parse(read('codec/keys.json')) as { keys: Record<string, string> };
+  const out = [
+    { name: 'root token', value: init.root_token },
+    ...init.keys_base64.map((k, i) => ({ name: `unseal share ${i + 1}`, value: k })),
+    { name: 'worker secret-id', value: read('openbao/worker-secret-id').trim() },
+    { name: 'S3 secret key', value: s3.secretAccessKey },
+    ...Object.values(codec.keys).map((k, i) => ({ name: `codec key ${i}`, value: k })),
+    { name: 'validation private key', value: (JSON.parse(read('keys/validation-key.json')) as { privateKey: string }).privateKey },
+  ];
+  for (const f of fs.readdirSync(path.join(dir, 'keys')).filter((f) => f.startsWith('share-'))) {
+    out.push({ name: f, value: (JSON.parse(read(`keys/${f}`)) as { share: string }).share });
+  }
+  return out;
+}
