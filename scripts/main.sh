@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start's main job on the embedded local stack: install what is missing, bring the
-# real servers up, start the vault-dr worker, and run the main workflow through Temporal.
+# real servers up, start the vault-dr worker, check health, and take a real encrypted backup of
+# the local OpenBao into S3 through Temporal, verified after upload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
@@ -11,6 +12,14 @@ echo
 echo "== vaultHealthCheck (through Temporal, on the worker) =="
 node bin/vaultdr.js health --workflow
 echo
-echo "Temporal Web UI: http://localhost:8233  (workflow inputs/results decode via the codec endpoint on 127.0.0.1:8089)"
-echo "Mailpit:         http://127.0.0.1:8025"
-echo "CLI:             npx vaultdr --help        Stop everything: npm run stack:down"
+echo "== daily backup schedule (02:00 UTC) =="
+node bin/vaultdr.js schedules apply
+echo
+echo "== backupVault: snapshot → AES-256-GCM → S3, verified =="
+node bin/vaultdr.js backup run
+echo
+echo "Backups:         npx vaultdr backup list"
+echo "Full check:      npx vaultdr backup verify latest   (decrypts with the dev validation key; or --shares FILE FILE FILE from .stack/keys/)"
+echo "Temporal Web UI: http://localhost:8233  (payloads decode via the codec endpoint on 127.0.0.1:8089)"
+echo "Mailpit (alerts): http://127.0.0.1:8025"
+echo "Stop everything: npm run stack:down"
