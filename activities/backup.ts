@@ -21,7 +21,6 @@ import {
   PutBucketEncryptionCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketVersioningCommand,
-  PutObjectCommand,
   PutPublicAccessBlockCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -41,6 +40,7 @@ import { BackupFormatError, createEncryptor, parseHeader } from '../infra/backup
 import type { Config } from '../infra/config';
 import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
+import { getJsonObject, putJsonObject, statusOf } from '../infra/objects';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
 
@@ -71,7 +71,6 @@ export interface BackupSummary {
   trigger?: string;
 }
 
-const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 const nameOf = (err: unknown) => (err as { name?: string; Code?: string }).name ?? '';
 
 function unsupported(err: unknown): boolean {
@@ -131,19 +130,8 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
   const bucket = deps.cfg.s3.bucket;
   const bcfg = deps.cfg.backup;
 
-  async function getJson<T>(key: string): Promise<T | undefined> {
-    try {
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return JSON.parse(await res.Body!.transformToString()) as T;
-    } catch (err) {
-      if (statusOf(err) === 404 || nameOf(err) === 'NoSuchKey') return undefined;
-      throw err;
-    }
-  }
-
-  async function putJson(key: string, value: unknown): Promise<void> {
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(value, null, 2), ContentType: 'application/json' }));
-  }
+  const getJson = <T>(key: string) => getJsonObject<T>(s3, bucket, key);
+  const putJson = (key: string, value: unknown) => putJsonObject(s3, bucket, key, value);
 
   async function abortStaleUploads(key: string): Promise<number> {
     const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));

@@ -5,6 +5,7 @@ import { backupActivities } from './backup';
 import { mailActivities } from './mail';
 import { notifyActivities } from './notify';
 import { objectStoreActivities } from './objectStore';
+import { restoreActivities } from './restore';
 import { vaultActivities } from './vault';
 
 export function createActivities(cfg: Config, clients: Clients) {
@@ -13,6 +14,7 @@ export function createActivities(cfg: Config, clients: Clients) {
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
+    ...restoreActivities({ s3: clients.s3, cfg }),
     ...notifyActivities({ mail: clients.mail, s3: clients.s3, bucket: cfg.s3.bucket, from: cfg.smtp.from, to: cfg.smtp.alertTo, dedupWindowMinutes: cfg.alerts.dedupWindowMinutes }),
   };
 }

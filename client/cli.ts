@@ -9,6 +9,7 @@ import { HealthCheckInput, worstStatus, type HealthReport } from '../common/heal
 import { connectClient } from './connect';
 import { startWorkflow } from './workflows';
 import { registerBackupCommands } from './backupCommands';
+import { registerRestoreCommands } from './restoreCommands';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
@@ -121,14 +122,16 @@ export function buildProgram(): Command {
         rows.length === 0 ? 'no workflow executions' : rows.map((r) => `${r.startTime}  ${r.status.padEnd(10)} ${r.type.padEnd(20)} ${r.workflowId}`).join('\n'),
       );
     });
-  registerBackupCommands(program, {
+  const ctx = {
     cfgOf,
-    json: (cmd) => !!(cmd.optsWithGlobals() as GlobalOpts).json,
+    json: (cmd: Command) => !!(cmd.optsWithGlobals() as GlobalOpts).json,
     out,
-    fail: (message, code = EXIT.error) => {
+    fail: (message: string, code: number = EXIT.error): never => {
       throw new CliError(message, code);
     },
-  });
+  };
+  registerBackupCommands(program, ctx);
+  registerRestoreCommands(program, ctx);
   return program;
 }
 

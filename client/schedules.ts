@@ -21,6 +21,17 @@ export const SCHEDULES: ScheduleSpecDef[] = [
       memo: { owner: 'vault-dr' },
     }),
   },
+  {
+    scheduleId: 'vault-dr-restore-validation-weekly',
+    description: 'restoreVault of the latest verified backup into staging, Sundays 03:00 UTC',
+    options: (cfg) => ({
+      scheduleId: 'vault-dr-restore-validation-weekly',
+      spec: { cronExpressions: ['0 3 * * 0'], timezone: 'UTC' },
+      action: { type: 'startWorkflow', workflowType: 'restoreVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'restoreVault-weekly', args: [{ backupId: 'latest', target: 'staging', reason: 'weekly validation' }], workflowExecutionTimeout: '6h' },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1d', pauseOnFailure: false },
+      memo: { owner: 'vault-dr' },
+    }),
+  },
 ];
 
 export async function applySchedules(client: Client, cfg: Config): Promise<{ scheduleId: string; action: 'created' | 'updated' }[]> {

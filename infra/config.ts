@@ -91,6 +91,28 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    restore: z
+      .object({
+        /** The OpenBao binary that runs throwaway staging servers. */
+        baoBinary: z.string().default('bao'),
+        /** Parent folder for staging servers' data (each restore gets a subfolder, removed afterwards). */
+        stagingDir: z.string().optional(),
+        /**
+         * Unseal key shares of the backed-up cluster (JSON with "keys_base64", as `bao operator init
+         * -format=json` prints), for automated staging validation. A restored snapshot is sealed
+         * with its source cluster's keys.
+         */
+        unsealSharesFile: z.string().optional(),
+        /** The restore-validator's AppRole on the backed-up cluster (it is restored with the data). */
+        validatorRoleIdFile: z.string().optional(),
+        validatorSecretIdFile: z.string().optional(),
+        /** KV v2 paths (mount/data/path) that must be readable after a restore. */
+        checkPaths: z.array(z.string().regex(/^[\w.-]+\/data\/[\w./-]+$/, 'expected a KV v2 path like secret/data/app/db')).default([]),
+        rtoTargetSeconds: z.number().int().positive().default(900),
+        rpoTargetSeconds: z.number().int().positive().default(26 * 3600),
+      })
+      .strict()
+      .default({}),
     alerts: z
       .object({
         /** The same alert (workflow type + step + error type) is sent at most once per window. */
@@ -237,7 +259,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -367,6 +367,15 @@ function writeConfig(): string {
       // SeaweedFS does not implement PutPublicAccessBlock (it has no public ACLs to block).
       bucketRequirements: ['encryption', 'versioning', 'objectLock'],
     },
+    restore: {
+      baoBinary: toolPaths().bao,
+      stagingDir: 'staging',
+      // Dev custody: the local cluster's unseal shares, so weekly validation can unseal staging.
+      unsealSharesFile: 'openbao/init.json',
+      validatorRoleIdFile: 'openbao/validator-role-id',
+      validatorSecretIdFile: 'openbao/validator-secret-id',
+      checkPaths: ['secret/data/app/db'],
+    },
     smtp: { host: '127.0.0.1', port: PORTS.smtp, secure: false, from: 'vault-dr@localhost', alertTo: ['ops@localhost'] },
     codec: {
       keysFile: 'codec/keys.json',
@@ -461,6 +470,22 @@ async function bootstrapBao(): Promise<string[]> {
   const roleIdFile = path.join(stackDir(), 'openbao', 'worker-role-id');
   const secretIdFile = path.join(stackDir(), 'openbao', 'worker-secret-id');
   writeSecret(roleIdFile, roleId + '\n');
+  // The restore-validator role (restored with the data) and a demo tenant secret it must read.
+  const validatorPolicy = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'openbao', 'policies', 'vaultdr-restore-validator.hcl'), 'utf8');
+  await bao('PUT', 'sys/policies/acl/vaultdr-restore-validator', token, { policy: validatorPolicy });
+  await bao('POST', 'auth/approle/role/vaultdr-restore-validator', token, { token_policies: ['vaultdr-restore-validator'], token_ttl: '15m', token_max_ttl: '1h', secret_id_ttl: '0' });
+  const validatorRoleId = (await bao('GET', 'auth/approle/role/vaultdr-restore-validator/role-id', token)).json.data.role_id as string;
+  writeSecret(path.join(stackDir(), 'openbao', 'validator-role-id'), validatorRoleId + '\n');
+  const validatorSecretFile = path.join(stackDir(), 'openbao', 'validator-secret-id');
+  if (!fs.existsSync(validatorSecretFile)) {
+    const sid = (await bao('POST', 'auth/approle/role/vaultdr-restore-validator/secret-id', token, {})).json.data.secret_id as string;
+    writeSecret(validatorSecretFile, sid + '\n');
+    done.push('issued restore-validator AppRole secret-id');
+  }
+  if ((await bao('GET', 'secret/data/app/db', token)).status === 404) {
+    await bao('POST', 'secret/data/app/db', token, { data: { username: 'app', password: crypto.randomBytes(18).toString('base64url') } });
+    done.push('seeded demo tenant secret secret/data/app/db');
+  }
   let secretOk = false;
   if (fs.existsSync(secretIdFile)) {
     const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/auth/approle/login`, {

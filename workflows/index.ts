@@ -1,3 +1,4 @@
 // Every workflow the worker registers. Only workflow code and workflow-safe modules are imported here.
 export { vaultHealthCheck } from './vaultHealthCheck';
 export { backupVault } from './backupVault';
+export { restoreVault } from './restoreVault';

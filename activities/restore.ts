@@ -1,0 +1,205 @@
+// Restore activities: choose a verified backup, prove it decrypts and parses before any target is
+// touched, run a throwaway staging OpenBao, stream the decrypted snapshot into it, unseal it with
+// the source cluster's shares, check the canary and the configured secrets, record RTO/RPO.
+// Key material (validation key, unseal shares, validator credentials) is read from files on this
+// worker's host at the point of use; none of it enters workflow history.
+import { Readable, Transform } from 'node:stream';
+import * as fs from 'node:fs';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { backupObjectKeys, type BackupManifest } from '../common/backup';
+import { ErrorType } from '../common/errors';
+import { RESTORE_HISTORY_PREFIX, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { BackupFormatError, createDecryptor } from '../infra/backupFormat';
+import type { Config } from '../infra/config';
+import { readSecretFile } from '../infra/config';
+import { loadPrivateKeyFile } from '../infra/keys';
+import { getJsonObject, putJsonObject } from '../infra/objects';
+import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
+import { verifyStoredBackup } from '../infra/verifyBackup';
+import { backupActivities } from './backup';
+
+function fail(type: string, message: string, nonRetryable = true): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable });
+}
+
+export interface SelectedBackup {
+  backupId: string;
+  createdAt: string;
+  raftIndex: number;
+  objectBytes: number;
+  canary: { path: string; marker: string };
+}
+
+export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
+  const { s3, cfg } = deps;
+  const bucket = cfg.s3.bucket;
+  const root = stagingRoot(cfg.restore.stagingDir);
+  const manifestOf = async (backupId: string) => {
+    const m = await getJsonObject<BackupManifest>(s3, bucket, backupObjectKeys(backupId).manifest);
+    if (!m) throw fail(ErrorType.BackupNotFound, `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${bucket}`);
+    return m;
+  };
+  const decryptKey = () => {
+    const file = cfg.backup.validationKeyFile;
+    if (!file) throw fail(ErrorType.KeyMaterialMissing, 'backup.validationKeyFile is not set on this restore worker: it cannot decrypt backups');
+    try {
+      return loadPrivateKeyFile(file);
+    } catch (err) {
+      throw fail(ErrorType.KeyMaterialMissing, (err as Error).message);
+    }
+  };
+
+  return {
+    /** Resolves "latest" to the newest verified backup and returns its (non-secret) facts. */
+    async selectBackup(req: { backupId: string }): Promise<SelectedBackup> {
+      let id = req.backupId;
+      if (id === 'latest') {
+        const list = await backupActivities({ bao: undefined as never, s3, cfg }).listBackups();
+        const newest = list.find((b) => b.status === 'verified');
+        if (!newest) throw fail(ErrorType.BackupNotFound, `no verified backup in bucket ${bucket}`);
+        id = newest.backupId;
+      }
+      const m = await manifestOf(id);
+      if (m.status !== 'verified') throw fail(ErrorType.BackupNotFound, `backup ${id} was never verified after upload (status ${m.status}); refusing to restore it`);
+      return { backupId: id, createdAt: m.createdAt, raftIndex: m.snapshot.raftIndex, objectBytes: m.object.bytes, canary: m.canary };
+    },
+
+    /** Full check before any target is touched: download, checksums, decrypt, raft snapshot structure. */
+    async verifyBackupBeforeRestore(req: { backupId: string }): Promise<{ plaintextBytes: number; raftIndex: number; checks: string[] }> {
+      const ctx = Context.current();
+      const manifest = await manifestOf(req.backupId);
+      const key = decryptKey();
+      try {
+        const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => ctx.heartbeat({ stage: 'verify', bytes: n }) });
+        return { plaintextBytes: r.plaintextBytes, raftIndex: r.raftIndex, checks: r.checks };
+      } catch (err) {
+        throw fail(ErrorType.BackupCorrupt, `${(err as Error).message}; the target was not touched`);
+      } finally {
+        key.fill(0);
+      }
+    },
+
+    /** Starts a fresh throwaway OpenBao (raft) on loopback; idempotent per stagingId. */
+    async startStagingVault(req: { stagingId: string }): Promise<{ stagingId: string; address: string }> {
+      const info = await startStaging({ root, stagingId: req.stagingId, baoBinary: cfg.restore.baoBinary });
+      return { stagingId: info.stagingId, address: info.address };
+    },
+
+    /** Streams S3 → decrypt → POST sys/storage/raft/snapshot-force into staging. Memory bounded by the chunk size. */
+    async restoreSnapshot(req: { backupId: string; stagingId: string }): Promise<{ bytes: number }> {
+      const ctx = Context.current();
+      const info = readStaging(root, req.stagingId);
+      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone (worker host changed?)`, false);
+      const manifest = await manifestOf(req.backupId);
+      const key = decryptKey();
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
+      const decryptor = createDecryptor(key);
+      let bytes = 0;
+      const count = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          bytes += chunk.length;
+          ctx.heartbeat({ stage: 'restore', bytes });
+          cb(null, chunk);
+        },
+      });
+      const body = (res.Body as Readable).pipe(decryptor).pipe(count);
+      const failed = new Promise<never>((_r, reject) => decryptor.once('error', reject));
+      try {
+        const post = fetch(`${info.address}/v1/sys/storage/raft/snapshot-force`, {
+          method: 'POST',
+          headers: { 'X-Vault-Token': stagingToken(info), 'Content-Type': 'application/octet-stream' },
+          body: Readable.toWeb(body) as ReadableStream,
+          duplex: 'half',
+        } as RequestInit);
+        const answer = await Promise.race([post, failed]);
+        if (answer.status !== 204 && answer.status !== 200) {
+          const text = await answer.text();
+          throw fail('RestoreRejected', `staging refused the snapshot: HTTP ${answer.status} ${text.slice(0, 300)}`, false);
+        }
+      } catch (err) {
+        if (err instanceof BackupFormatError) throw fail(ErrorType.BackupCorrupt, `backup ${req.backupId} failed during restore: ${err.message}`);
+        throw err;
+      } finally {
+        key.fill(0);
+      }
+      return { bytes };
+    },
+
+    /** The restored snapshot is sealed with its source cluster's keys: unseal with those shares. */
+    async unsealTarget(req: { stagingId: string }): Promise<{ threshold: number }> {
+      const info = readStaging(root, req.stagingId);
+      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
+      const file = cfg.restore.unsealSharesFile;
+      if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.unsealSharesFile is not set: the restored cluster cannot be unsealed automatically');
+      let shares: string[];
+      try {
+        shares = (JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[] }).keys_base64 ?? [];
+      } catch (err) {
+        throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      try {
+        const restarted = await restartStaging(info);
+        return { threshold: await unsealWithShares(restarted.address, shares) };
+      } catch (err) {
+        throw fail('UnsealFailed', `cannot unseal the restored staging cluster: ${(err as Error).message}`);
+      }
+    },
+
+    /** Reads the canary and every configured path with the restore-validator's credentials. */
+    async verifyRestoredSecrets(req: { stagingId: string; canary: { path: string; marker: string } }): Promise<SecretCheck> {
+      const info = readStaging(root, req.stagingId);
+      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
+      if (!cfg.restore.validatorRoleIdFile || !cfg.restore.validatorSecretIdFile) throw fail(ErrorType.KeyMaterialMissing, 'restore.validatorRoleIdFile/validatorSecretIdFile are not set');
+      const login = await stagingApi(info.address, 'POST', 'auth/approle/login', undefined, {
+        role_id: readSecretFile(cfg.restore.validatorRoleIdFile, 'restore.validatorRoleIdFile'),
+        secret_id: readSecretFile(cfg.restore.validatorSecretIdFile, 'restore.validatorSecretIdFile'),
+      });
+      if (login.status !== 200) throw fail(ErrorType.VaultAuthFailed, `restore-validator login on the restored cluster failed: HTTP ${login.status} ${(login.json.errors ?? []).join('; ')}`);
+      const token = login.json.auth.client_token as string;
+      const canaryRes = await stagingApi(info.address, 'GET', req.canary.path, token);
+      const found = (canaryRes.json?.data?.data?.marker as string | undefined) ?? `(HTTP ${canaryRes.status})`;
+      const check: SecretCheck = { canary: { path: req.canary.path, expected: req.canary.marker, found, matches: found === req.canary.marker }, readable: [], unreadable: [] };
+      for (const p of cfg.restore.checkPaths) {
+        const r = await stagingApi(info.address, 'GET', p, token);
+        // Only whether it is readable is recorded, never the value.
+        if (r.status === 200 && r.json?.data?.data) check.readable.push(p);
+        else check.unreadable.push({ path: p, error: `HTTP ${r.status}${r.json.errors?.length ? `: ${r.json.errors.join('; ')}` : ''}` });
+      }
+      await stagingApi(info.address, 'POST', 'auth/token/revoke-self', token).catch(() => undefined);
+      return check;
+    },
+
+    /** Stops the staging server and removes its data (runs on success and on failure). */
+    async teardownStaging(req: { stagingId: string }): Promise<{ result: 'stopped' | 'absent' }> {
+      return { result: await stopStaging(root, req.stagingId) };
+    },
+
+    /** Appends the restore (with RTO/RPO) to the restore history in S3. */
+    async recordRestore(req: { record: RestoreRecord }): Promise<{ key: string }> {
+      const key = `${RESTORE_HISTORY_PREFIX}${req.record.restoreId}.json`;
+      await putJsonObject(s3, bucket, key, req.record);
+      return { key };
+    },
+
+    /** The restore history, newest first (CLI and monitoring). */
+    async listRestoreHistory(req: { limit: number }): Promise<RestoreRecord[]> {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: RESTORE_HISTORY_PREFIX, ContinuationToken: token }));
+        keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      keys.sort().reverse();
+      const out: RestoreRecord[] = [];
+      for (const k of keys.slice(0, req.limit)) {
+        const r = await getJsonObject<RestoreRecord>(s3, bucket, k);
+        if (r) out.push(r);
+      }
+      return out;
+    },
+  };
+};
+
+export type RestoreActivities = ReturnType<typeof restoreActivities>;

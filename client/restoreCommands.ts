@@ -1,0 +1,121 @@
+// `vaultdr restore ...` and the offline `vaultdr backup decrypt`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import { backupObjectKeys, type BackupManifest } from '../common/backup';
+import type { RestoreRecord } from '../common/restore';
+import { restoreActivities } from '../activities/restore';
+import { buildS3Client } from '../infra/clients';
+import { reconstructFromShares } from '../infra/escrow';
+import { loadPrivateKeyFile } from '../infra/keys';
+import { getJsonObject } from '../infra/objects';
+import { verifyBackupStream, verifyStoredBackup } from '../infra/verifyBackup';
+import type { CliContext } from './backupCommands';
+import { startWorkflow } from './workflows';
+
+function renderRecord(r: RestoreRecord): string {
+  const rto = r.rtoSeconds === undefined ? '   -' : `${r.rtoSeconds}s`.padStart(5);
+  return `${r.startedAt}  ${r.status.padEnd(8)} backup ${r.backupId}  RPO ${`${r.rpoSeconds}s`.padStart(8)}  RTO ${rto}  ${r.reason}${r.failedStep ? `  (failed at ${r.failedStep}: ${r.error})` : ''}`;
+}
+
+async function privateKeyFrom(opts: { shares?: string[]; validationKey?: string }, fallback: string | undefined, ctx: CliContext): Promise<Buffer> {
+  try {
+    if (opts.shares) return (await reconstructFromShares(opts.shares)).privateKey;
+    const file = opts.validationKey ?? fallback;
+    if (!file) return ctx.fail('no key: give --shares FILES... or --validation-key FILE', 2);
+    return loadPrivateKeyFile(file);
+  } catch (err) {
+    return ctx.fail((err as Error).message);
+  }
+}
+
+export function registerRestoreCommands(program: Command, ctx: CliContext): void {
+  const restore = program.command('restore').description('restores into staging, restore validation and RTO/RPO history');
+  const runRestore = async (cmd: Command, input: { backupId: string; reason: string }) => {
+    const cfg = ctx.cfgOf(cmd);
+    const workflowId = `restoreVault-cli-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const r = (await startWorkflow(cfg, 'restoreVault', { ...input, target: 'staging' }, { wait: true, workflowId })) as RestoreRecord & { historyKey: string };
+    ctx.out(ctx.json(cmd), r, () =>
+      [
+        `restore ${r.restoreId}: ${r.status.toUpperCase()} (backup ${r.backupId}, raft index ${r.raftIndex})`,
+        `  canary   ${r.checks?.canary.matches ? 'matches' : 'DIFFERS'} (${r.checks?.canary.path})`,
+        `  secrets  ${r.checks?.readable.length ?? 0} readable, ${r.checks?.unreadable.length ?? 0} unreadable`,
+        `  RPO      ${r.rpoSeconds}s (snapshot ${r.snapshotCreatedAt} → restore start)`,
+        `  RTO      ${r.rtoSeconds}s (restore start → secrets verified)`,
+        `  history  s3://${cfg.s3.bucket}/${r.historyKey}`,
+      ].join('\n'),
+    );
+  };
+  restore
+    .command('run')
+    .description('restore a backup into a throwaway staging OpenBao and verify the secrets (waits for the result)')
+    .option('--backup <id>', 'backup id (default: latest verified)', 'latest')
+    .option('--target <target>', 'staging (production restores are not automated yet)', 'staging')
+    .action(async (opts: { backup: string; target: string }, cmd: Command) => {
+      if (opts.target !== 'staging') ctx.fail(`--target: only "staging" is supported; restore production by hand with docs/runbooks/restore.md`, 2);
+      await runRestore(cmd, { backupId: opts.backup, reason: 'manual' });
+    });
+  restore
+    .command('validate')
+    .description('run the weekly restore validation now (latest verified backup → staging) and wait for its result')
+    .action(async (_o: unknown, cmd: Command) => runRestore(cmd, { backupId: 'latest', reason: 'validation (manual)' }));
+  restore
+    .command('history')
+    .description('past restores with RPO and RTO, newest first')
+    .option('--limit <n>', 'rows', '20')
+    .action(async (opts: { limit: string }, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) ctx.fail(`--limit: expected a positive integer, got "${opts.limit}"`, 2);
+      const rows = await restoreActivities({ s3: buildS3Client(cfg.s3), cfg }).listRestoreHistory({ limit });
+      ctx.out(ctx.json(cmd), rows, () => (rows.length ? rows.map(renderRecord).join('\n') : 'no restores recorded'));
+    });
+
+  program
+    .commands.find((c) => c.name() === 'backup')!
+    .command('decrypt')
+    .argument('<id>', 'backup id')
+    .description('decrypt a backup to a raft snapshot file that `bao operator raft snapshot restore` accepts; --offline needs no Temporal and no worker')
+    .requiredOption('--out <file>', 'where to write the decrypted snapshot (created 0600, never overwritten)')
+    .option('--offline', 'talk only to S3 (or --object/--manifest files): no Temporal, no worker', false)
+    .option('--object <file>', 'read the encrypted object from this file instead of S3')
+    .option('--manifest <file>', 'read the manifest from this file instead of S3')
+    .option('--shares <files...>', 'custodian share files to rebuild the escrow key')
+    .option('--validation-key <file>', 'validation private key file')
+    .action(async (id: string, opts: { out: string; object?: string; manifest?: string; shares?: string[]; validationKey?: string }, cmd: Command) => {
+      const cfg = (() => {
+        try {
+          return ctx.cfgOf(cmd);
+        } catch (err) {
+          if (opts.object && opts.manifest) return undefined; // fully offline: no config needed
+          throw err;
+        }
+      })();
+      const manifest = opts.manifest
+        ? (JSON.parse(fs.readFileSync(opts.manifest, 'utf8')) as BackupManifest)
+        : await getJsonObject<BackupManifest>(buildS3Client(cfg!.s3), cfg!.s3.bucket, backupObjectKeys(id).manifest);
+      if (!manifest) return ctx.fail(`backup ${id}: manifest not found`);
+      if (manifest.backupId !== id) ctx.fail(`manifest is for backup ${manifest.backupId}, not ${id}`);
+      const key = await privateKeyFrom(opts, cfg?.backup.validationKeyFile, ctx);
+      const out = path.resolve(opts.out);
+      const file = fs.createWriteStream(out, { flags: 'wx', mode: 0o600 });
+      await new Promise<void>((resolve, reject) => {
+        file.once('open', () => resolve());
+        file.once('error', (err) => reject(new Error(`cannot create ${out}: ${(err as NodeJS.ErrnoException).code}`)));
+      });
+      try {
+        const report = opts.object
+          ? await verifyBackupStream({ source: fs.createReadStream(opts.object) as Readable, objectName: opts.object, manifest, privateKey: key, plaintextSink: file })
+          : await verifyStoredBackup({ s3: buildS3Client(cfg!.s3), manifest, privateKey: key, plaintextSink: file });
+        await new Promise<void>((r) => file.once('close', () => r()));
+        ctx.out(ctx.json(cmd), { ...report, out }, () => `decrypted backup ${report.backupId} → ${out} (${report.plaintextBytes} bytes, sha256 ${report.plaintextSha256}, raft index ${report.raftIndex}); all checks passed`);
+      } catch (err) {
+        file.destroy();
+        fs.rmSync(out, { force: true }); // never leave a partial snapshot behind
+        return ctx.fail(`backup ${id}: ${(err as Error).message}`);
+      } finally {
+        key.fill(0);
+      }
+    });
+}

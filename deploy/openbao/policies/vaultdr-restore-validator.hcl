@@ -1,0 +1,9 @@
+# vaultdr-restore-validator: what the restore validation may read on a *restored* cluster.
+# The role lives in the production cluster and is restored with its data, so a staging restore
+# can prove that real credentials still work. List exactly the paths in restore.checkPaths.
+path "secret/data/vault-dr/canary" {
+  capabilities = ["read"]
+}
+path "secret/data/app/*" {
+  capabilities = ["read"]
+}
