@@ -3,7 +3,7 @@
 // come from the backup id the workflow derives from its own id, and a retry first looks at what
 // an earlier attempt left behind.
 import * as crypto from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
@@ -41,6 +41,7 @@ import type { Config } from '../infra/config';
 import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
 import { getJsonObject, putJsonObject, statusOf } from '../infra/objects';
+import { keepHeartbeating } from './heartbeat';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
 
@@ -93,14 +94,22 @@ class Digest extends Transform {
 }
 
 /** Passes bytes through while also writing them to a side sink, respecting its backpressure. */
-function teeTo(sink: NodeJS.WritableStream): Transform {
+function teeTo(sink: Writable): Transform {
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
-      if (sink.write(chunk)) cb(null, chunk);
-      else sink.once('drain', () => cb(null, chunk));
+      // A side sink that failed (e.g. the snapshot is not gzip) reports through its own promise;
+      // it must not stall the main stream.
+      if (sink.destroyed || sink.write(chunk)) return cb(null, chunk);
+      const go = () => {
+        sink.off('drain', go);
+        sink.off('close', go);
+        cb(null, chunk);
+      };
+      sink.once('drain', go);
+      sink.once('close', go);
     },
     flush(cb) {
-      sink.end();
+      if (!sink.destroyed) sink.end();
       cb();
     },
   });
@@ -309,13 +318,8 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       const plain = new Digest();
       const inspector = createSnapshotInspector();
       const { stream: encryptor, header } = createEncryptor({ backupId: req.backupId, createdAt: req.createdAt, recipients, chunkSize: bcfg.chunkSize });
-      let lastBeat = 0;
-      const cipher = new Digest((n) => {
-        if (Date.now() - lastBeat > 1000) {
-          lastBeat = Date.now();
-          ctx.heartbeat({ stage: 'upload', bytes: n });
-        }
-      });
+      const cipher = new Digest();
+      const stopBeats = keepHeartbeating(() => ({ stage: 'upload', bytes: cipher.bytes }), 2000);
       const stages: NodeJS.ReadWriteStream[] = [plain, teeTo(inspector.sink), encryptor];
       if (bcfg.maxUploadBytesPerSecond) stages.push(throttle(bcfg.maxUploadBytesPerSecond));
       stages.push(cipher);
@@ -339,6 +343,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         if (err instanceof BaoError) throw vaultFailure(err, 'snapshot');
         throw err;
       } finally {
+        stopBeats();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
       let meta;
@@ -376,13 +381,13 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
 
     /** Re-reads the uploaded object from S3, checks size, SHA-256 and header against the manifest, then marks it verified. */
     async verifyUploadedBackup(req: { backupId: string }): Promise<{ verifiedAt: string; objectSha256: string }> {
-      const ctx = Context.current();
       const keys = backupObjectKeys(req.backupId);
       const manifest = await getJson<BackupManifest>(keys.manifest);
       if (!manifest) throw fail(ErrorType.BackupNotFound, `manifest ${keys.manifest} not found in bucket ${bucket}`, true);
       if (manifest.status === 'verified' && manifest.verifiedAt) return { verifiedAt: manifest.verifiedAt, objectSha256: manifest.object.sha256 };
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys.snapshot, VersionId: manifest.object.versionId }));
-      const digest = new Digest((n) => ctx.heartbeat({ stage: 'verify', bytes: n }));
+      const digest = new Digest();
+      const stopBeats = keepHeartbeating(() => ({ stage: 'verify', bytes: digest.bytes }));
       let head = Buffer.alloc(0);
       let headerChecked = false;
       const headerProblems: string[] = [];
@@ -407,9 +412,13 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
           cb(null, chunk);
         },
       });
-      await pipeline(res.Body as Readable, peek, digest, async function* (src) {
-        for await (const _ of src) void _;
-      });
+      try {
+        await pipeline(res.Body as Readable, peek, digest, async function* (src) {
+          for await (const _ of src) void _;
+        });
+      } finally {
+        stopBeats();
+      }
       const sha = digest.hash.digest('hex');
       const problems = [...headerProblems];
       if (!headerChecked) problems.push('object ends inside the backup header');

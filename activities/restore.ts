@@ -18,6 +18,7 @@ import { getJsonObject, putJsonObject } from '../infra/objects';
 import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
+import { keepHeartbeating } from './heartbeat';
 
 function fail(type: string, message: string, nonRetryable = true): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable });
@@ -67,15 +68,17 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
 
     /** Full check before any target is touched: download, checksums, decrypt, raft snapshot structure. */
     async verifyBackupBeforeRestore(req: { backupId: string }): Promise<{ plaintextBytes: number; raftIndex: number; checks: string[] }> {
-      const ctx = Context.current();
       const manifest = await manifestOf(req.backupId);
       const key = decryptKey();
+      let done = 0;
+      const stopBeats = keepHeartbeating(() => ({ stage: 'verify', bytes: done }));
       try {
-        const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => ctx.heartbeat({ stage: 'verify', bytes: n }) });
+        const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => (done = n) });
         return { plaintextBytes: r.plaintextBytes, raftIndex: r.raftIndex, checks: r.checks };
       } catch (err) {
         throw fail(ErrorType.BackupCorrupt, `${(err as Error).message}; the target was not touched`);
       } finally {
+        stopBeats();
         key.fill(0);
       }
     },
@@ -89,8 +92,14 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     /** Streams S3 → decrypt → POST sys/storage/raft/snapshot-force into staging. Memory bounded by the chunk size. */
     async restoreSnapshot(req: { backupId: string; stagingId: string }): Promise<{ bytes: number }> {
       const ctx = Context.current();
-      const info = readStaging(root, req.stagingId);
+      let info = readStaging(root, req.stagingId);
       if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone (worker host changed?)`, false);
+      if (ctx.info.attempt > 1) {
+        // An earlier attempt may have died mid-restore and left staging sealed or half-written:
+        // start from a fresh staging server rather than trust it.
+        await stopStaging(root, req.stagingId);
+        info = await startStaging({ root, stagingId: req.stagingId, baoBinary: cfg.restore.baoBinary });
+      }
       const manifest = await manifestOf(req.backupId);
       const key = decryptKey();
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
@@ -99,10 +108,10 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
       const count = new Transform({
         transform(chunk: Buffer, _e, cb) {
           bytes += chunk.length;
-          ctx.heartbeat({ stage: 'restore', bytes });
           cb(null, chunk);
         },
       });
+      const stopBeats = keepHeartbeating(() => ({ stage: 'restore', bytes }));
       const body = (res.Body as Readable).pipe(decryptor).pipe(count);
       const failed = new Promise<never>((_r, reject) => decryptor.once('error', reject));
       try {
@@ -121,6 +130,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
         if (err instanceof BackupFormatError) throw fail(ErrorType.BackupCorrupt, `backup ${req.backupId} failed during restore: ${err.message}`);
         throw err;
       } finally {
+        stopBeats();
         key.fill(0);
       }
       return { bytes };

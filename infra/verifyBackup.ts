@@ -64,13 +64,21 @@ export async function verifyBackupStream(opts: {
   const fanOut = new Writable({
     write(chunk: Buffer, _e, cb) {
       // Wait for every slow sink before taking the next chunk (bounded memory).
-      const full = sinks.filter((s) => !s.write(chunk));
+      const full = sinks.filter((s) => !s.destroyed && !s.write(chunk));
       if (full.length === 0) return cb();
       let left = full.length;
-      for (const s of full) s.once('drain', () => --left === 0 && cb());
+      for (const s of full) {
+        const go = () => {
+          s.off('drain', go);
+          s.off('close', go);
+          if (--left === 0) cb();
+        };
+        s.once('drain', go);
+        s.once('close', go);
+      }
     },
     final(cb) {
-      for (const s of sinks) s.end();
+      for (const s of sinks) if (!s.destroyed) s.end();
       cb();
     },
   });

@@ -16,7 +16,7 @@ import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { generateKeyPair } from '../infra/keys';
 import { stackDir, startServer, stopServer, unsealBao } from '../stack/stack';
-import { bao, historyTexts, listKeys, mailpitMessages, mailpitText, multipartUploads, stackSecrets } from './helpers/inspect';
+import { bao, clearAlertDedup, historyTexts, listKeys, mailpitMessages, mailpitText, multipartUploads, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -118,8 +118,7 @@ describe('backupVault workflow (real stack)', function () {
   });
 
   it('refuses a sealed OpenBao: clear failure, one de-duplicated alert, no retention', async () => {
-    const dedup = await listKeys(s3, bucket, 'alerts/dedup/');
-    if (dedup.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: dedup.map((Key) => ({ Key })) } }));
+    await clearAlertDedup(s3, bucket);
     const before = (await mailpitMessages()).length;
     assert.equal((await bao('PUT', 'sys/seal')).status, 204);
     try {

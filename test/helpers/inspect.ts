@@ -99,3 +99,10 @@ export function stackSecrets(): { name: string; value: string }[] {
   }
   return out;
 }
+
+/** Forget sent alerts so a test sees the first alert of its kind (dedup records live in S3). */
+export async function clearAlertDedup(s3: S3Client, bucket: string): Promise<void> {
+  const { DeleteObjectsCommand } = await import('@aws-sdk/client-s3');
+  const keys = await listKeys(s3, bucket, 'alerts/dedup/');
+  if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+}

@@ -1,0 +1,10 @@
+// Periodic heartbeats for long transfers: a worker that is alive but waiting (S3 busy with a large
+// part, a slow snapshot start) must not be mistaken for a dead one; the byte offset goes along.
+import { Context } from '@temporalio/activity';
+
+export function keepHeartbeating(details: () => unknown, everyMs = 5000): () => void {
+  const ctx = Context.current();
+  ctx.heartbeat(details());
+  const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,218 @@
+// restoreVault against the real stack: a backup made by backupVault restored into a fresh staging
+// OpenBao, canary and secrets read back, RTO/RPO recorded; a corrupt backup refused before any
+// target is touched; a failed staging restore torn down with an alert; a worker SIGKILLed mid-
+// restore; the offline runbook path (decrypt with custodian shares, plain `bao` restore); the
+// weekly schedule; and no secret value in history.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { backupObjectKeys, type BackupManifest, type BackupResult } from '../common/backup';
+import type { RestoreRecord } from '../common/restore';
+import { connectClient } from '../client/connect';
+import { buildS3Client } from '../infra/clients';
+import type { Config } from '../infra/config';
+import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
+import { rootToken, stackDir } from '../stack/stack';
+import { toolPaths } from '../stack/tools';
+import { bao, clearAlertDedup, historyTexts, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+import { withWorker } from './helpers/worker';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function vaultdr(args: string[], env: NodeJS.ProcessEnv = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') }) {
+  const res = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'vaultdr.js'), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 120_000 });
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => assert.fail('workflow should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, String(err));
+  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
+  return err.cause;
+}
+
+describe('restoreVault workflow (real stack)', function () {
+  this.timeout(600_000);
+  let cfg: Config;
+  let client: Client;
+  let s3: S3Client;
+  let backup: BackupResult;
+  let restoreWorkflowId: string;
+
+  before(async () => {
+    cfg = withQueue(await ensureStack(), uniqueQueue('restore'));
+    client = await connectClient(cfg);
+    s3 = buildS3Client(cfg.s3);
+    backup = (await withWorker(cfg, async () => (await client.workflow.start('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `restore-src-${Date.now()}`, args: [{ prune: false }] })).result())) as BackupResult;
+  });
+  after(async () => client?.connection.close());
+
+  const restore = (workflowId: string, input: unknown, c: Config = cfg) => client.workflow.start('restoreVault', { taskQueue: c.temporal.taskQueue, workflowId, args: [input as never] });
+  const manifestOf = async (id: string) => JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(id).manifest }))).Body!.transformToString()) as BackupManifest;
+  const stagingLeft = () => (fs.existsSync(cfg.restore.stagingDir!) ? fs.readdirSync(cfg.restore.stagingDir!) : []);
+
+  it('restores a backupVault backup into a fresh staging OpenBao and reads the canary and secrets back', async () => {
+    restoreWorkflowId = `restore-ok-${Date.now()}`;
+    const r = (await withWorker(cfg, async () => (await restore(restoreWorkflowId, { backupId: backup.backupId })).result())) as RestoreRecord & { historyKey: string };
+    assert.equal(r.status, 'verified');
+    assert.equal(r.backupId, backup.backupId);
+    const m = await manifestOf(backup.backupId);
+    assert.equal(r.checks!.canary.expected, m.canary.marker);
+    assert.equal(r.checks!.canary.found, m.canary.marker, 'the canary must name exactly this backup');
+    assert.deepEqual(r.checks!.readable, cfg.restore.checkPaths);
+    assert.deepEqual(r.checks!.unreadable, []);
+    assert.ok(r.rpoSeconds >= 0 && r.rtoSeconds! > 0 && r.rtoSeconds! < 600, JSON.stringify(r));
+    assert.deepEqual(stagingLeft(), [], 'staging must be torn down');
+    const stored = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: r.historyKey }))).Body!.transformToString()) as RestoreRecord;
+    assert.equal(stored.rtoSeconds, r.rtoSeconds);
+    const hist = vaultdr(['restore', 'history', '--json']);
+    assert.equal(hist.code, 0, hist.stderr);
+    assert.ok((JSON.parse(hist.stdout) as RestoreRecord[]).some((x) => x.restoreId === r.restoreId && x.status === 'verified'));
+  });
+
+  it('keeps secret values out of the restore history', async () => {
+    const { decoded, raw } = await historyTexts(client, cfg, restoreWorkflowId);
+    const appDb = (await bao('GET', 'secret/data/app/db')).json.data.data.password as string;
+    const validator = fs.readFileSync(path.join(stackDir(), 'openbao', 'validator-secret-id'), 'utf8').trim();
+    const everything = decoded.join('\n') + raw;
+    for (const s of [...stackSecrets(), { name: 'tenant password', value: appDb }, { name: 'validator secret-id', value: validator }]) {
+      assert.ok(!everything.includes(s.value), `${s.name} appears in restore history`);
+    }
+  });
+
+  it('refuses a corrupt backup before any target is touched, naming object and cause, and alerts', async () => {
+    const b = (await withWorker(cfg, async () => (await client.workflow.start('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `restore-corrupt-src-${Date.now()}`, args: [{ prune: false }] })).result())) as BackupResult;
+    const m = await manifestOf(b.backupId);
+    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key }))).Body!.transformToByteArray());
+    const flipped = Buffer.from(original);
+    flipped[Math.floor(flipped.length / 2)] = flipped[Math.floor(flipped.length / 2)]! ^ 0x40;
+    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key, Body: flipped }));
+    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(b.backupId).manifest, Body: JSON.stringify({ ...m, object: { ...m.object, versionId: undefined } }) }));
+    await clearAlertDedup(s3, cfg.s3.bucket);
+    const before = (await mailpitMessages()).length;
+    const workflowId = `restore-corrupt-${Date.now()}`;
+    try {
+      const f = await withWorker(cfg, async () => failureOf((await restore(workflowId, { backupId: b.backupId })).result()));
+      assert.equal(f.type, 'BackupCorrupt');
+      assert.ok(f.message.includes(`s3://${cfg.s3.bucket}/${m.object.key}`), f.message);
+      assert.match(f.message, /failed at verifyBackupBeforeRestore: .*tampered.*the target was not touched/);
+      const { activityTypes } = await historyTexts(client, cfg, workflowId);
+      assert.ok(!activityTypes.includes('startStagingVault') && !activityTypes.includes('restoreSnapshot'), activityTypes.join());
+      const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
+      assert.ok(mails.some((x) => x.Subject.includes('failed at verifyBackupBeforeRestore')), mails.map((x) => x.Subject).join('\n'));
+    } finally {
+      const keys = await listKeys(s3, cfg.s3.bucket, `backups/${b.backupId}/`);
+      await s3.send(new DeleteObjectsCommand({ Bucket: cfg.s3.bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+    }
+  });
+
+  it('tears staging down and alerts when the staging restore fails (unseal shares of another cluster)', async () => {
+    const wrong = path.join(os.tmpdir(), `wrong-shares-${process.pid}.json`);
+    fs.writeFileSync(wrong, JSON.stringify({ keys_base64: [1, 2, 3, 4, 5].map(() => crypto.randomBytes(33).toString('base64')) }), { mode: 0o600 });
+    const badCfg: Config = { ...cfg, restore: { ...cfg.restore, unsealSharesFile: wrong } };
+    await clearAlertDedup(s3, cfg.s3.bucket);
+    const before = (await mailpitMessages()).length;
+    const workflowId = `restore-badshares-${Date.now()}`;
+    try {
+      const f = await withWorker(badCfg, async () => failureOf((await restore(workflowId, { backupId: backup.backupId }, badCfg)).result()));
+      assert.equal(f.type, 'UnsealFailed');
+      assert.match(f.message, /failed at unsealTarget/);
+      const { activityTypes } = await historyTexts(client, cfg, workflowId);
+      assert.ok(activityTypes.includes('teardownStaging'));
+      assert.deepEqual(stagingLeft(), [], 'staging must be torn down after a failure');
+      const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
+      assert.ok(mails.some((x) => x.Subject.includes('failed at unsealTarget')), mails.map((x) => x.Subject).join('\n'));
+    } finally {
+      fs.rmSync(wrong, { force: true });
+    }
+  });
+
+  it('resumes and finishes when the worker is SIGKILLed during the restore', async () => {
+    const killCfgFile = path.join(stackDir(), `restore-kill-${process.pid}.json`);
+    const stackCfg = JSON.parse(fs.readFileSync(path.join(stackDir(), 'vaultdr.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    stackCfg.temporal = { ...stackCfg.temporal, taskQueue: cfg.temporal.taskQueue };
+    stackCfg.codec = { ...stackCfg.codec, listen: '127.0.0.1:18091' };
+    fs.writeFileSync(killCfgFile, JSON.stringify(stackCfg));
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')], { env: { ...process.env, VAULTDR_CONFIG: killCfgFile }, stdio: 'ignore' });
+    const workflowId = `restore-kill-${Date.now()}`;
+    const h = await restore(workflowId, { backupId: backup.backupId });
+    try {
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        assert.ok(Date.now() < deadline, 'restore never reached restoreSnapshot');
+        const p = await h.query<{ step: string }>('progress').catch(() => ({ step: '' }));
+        if (p.step === 'restoreSnapshot') break;
+        await sleep(50);
+      }
+      child.kill('SIGKILL');
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(killCfgFile, { force: true });
+    }
+    const r = (await withWorker(cfg, () => h.result())) as RestoreRecord;
+    assert.equal(r.status, 'verified');
+    assert.equal(r.checks!.canary.matches, true);
+    assert.deepEqual(stagingLeft(), []);
+  });
+
+  it('follows the offline runbook: decrypt with 3 custodian shares, no Temporal, restore with plain bao, unseal, read the canary', async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-offline-'));
+    const m = await manifestOf(backup.backupId);
+    fs.writeFileSync(path.join(work, 'manifest.json'), JSON.stringify(m));
+    fs.writeFileSync(path.join(work, 'snapshot.vdrb'), Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key, VersionId: m.object.versionId }))).Body!.transformToByteArray()));
+    const keys = path.join(stackDir(), 'keys');
+    const out = path.join(work, 'snapshot.snap');
+    // No config, no Temporal: only files.
+    const r = vaultdr(
+      ['backup', 'decrypt', backup.backupId, '--offline', '--object', path.join(work, 'snapshot.vdrb'), '--manifest', path.join(work, 'manifest.json'), '--out', out, '--shares', path.join(keys, 'share-2-of-5.json'), path.join(keys, 'share-4-of-5.json'), path.join(keys, 'share-5-of-5.json')],
+      { VAULTDR_TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((fs.statSync(out).mode & 0o777).toString(8), '600');
+    assert.equal(crypto.createHash('sha256').update(fs.readFileSync(out)).digest('hex'), m.plaintext.sha256);
+
+    const stagingId = `offline-${process.pid}`;
+    const root = path.join(work, 'staging');
+    const staging = await startStaging({ root, stagingId, baoBinary: toolPaths().bao });
+    try {
+      const token = (JSON.parse(fs.readFileSync(path.join(staging.dir, 'init.json'), 'utf8')) as { root_token: string }).root_token;
+      const restored = spawnSync(toolPaths().bao, ['operator', 'raft', 'snapshot', 'restore', '-force', out], { env: { PATH: process.env.PATH, BAO_ADDR: staging.address, BAO_TOKEN: token }, encoding: 'utf8' });
+      assert.equal(restored.status, 0, restored.stderr);
+      const again = await restartStaging(staging);
+      const shares = (JSON.parse(fs.readFileSync(path.join(stackDir(), 'openbao', 'init.json'), 'utf8')) as { keys_base64: string[] }).keys_base64;
+      assert.equal(await unsealWithShares(again.address, shares.slice(2)), 3);
+      const canary = await stagingApi(again.address, 'GET', 'secret/data/vault-dr/canary', rootToken());
+      assert.equal(canary.json.data.data.marker, m.canary.marker);
+    } finally {
+      await stopStaging(root, stagingId);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('schedules the weekly restore validation on Sundays at 03:00 UTC', async () => {
+    const a = vaultdr(['schedules', 'apply', '--json']);
+    assert.equal(a.code, 0, a.stderr);
+    const d = await client.schedule.getHandle('vault-dr-restore-validation-weekly').describe();
+    assert.equal(d.action.type === 'startWorkflow' ? d.action.workflowType : '', 'restoreVault');
+    for (const t of d.info.nextActionTimes) {
+      assert.equal(t.getUTCDay(), 0);
+      assert.equal(t.toISOString().slice(11), '03:00:00.000Z');
+    }
+  });
+
+  it('fails non-retryably naming the field for a bad backup id', async () => {
+    const f = await withWorker(cfg, async () => failureOf((await restore(`restore-bad-${Date.now()}`, { backupId: '../etc/passwd' })).result()));
+    assert.equal(f.type, 'InvalidInput');
+    assert.match(f.message, /field "backupId"/);
+  });
+});
