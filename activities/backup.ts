@@ -478,6 +478,8 @@ export function vaultFailure(err: unknown, what: string): ApplicationFailure {
   if (e instanceof BaoError && e.status === 503) return fail(ErrorType.VaultSealed, `${what}: OpenBao is sealed or unavailable: ${e.message}`, true);
   if (e instanceof BaoError && e.status === 403) return fail(ErrorType.VaultAuthFailed, `${what}: permission denied: ${e.message}`, true);
   if (e instanceof BaoError && e.status === 0) return fail(ErrorType.VaultUnreachable, `${what}: ${e.message}`, false);
+  // 4xx other than 403: the request itself is wrong (missing mount, bad path); retrying cannot help.
+  if (e instanceof BaoError && e.status >= 400 && e.status < 500) return fail(ErrorType.VaultRequestRejected, `${what}: ${e.message}`, true);
   return fail(ErrorType.VaultUnreachable, `${what}: ${(err as Error).message}`, false);
 }
 

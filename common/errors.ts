@@ -8,6 +8,7 @@ export const ErrorType = {
   StoreUnreachable: 'StoreUnreachable',
   MailUnreachable: 'MailUnreachable',
   VaultStandby: 'VaultStandby',
+  VaultRequestRejected: 'VaultRequestRejected',
   BucketNotCompliant: 'BucketNotCompliant',
   KeyMaterialMissing: 'KeyMaterialMissing',
   SnapshotInvalid: 'SnapshotInvalid',

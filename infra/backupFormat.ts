@@ -90,11 +90,15 @@ export function createEncryptor(opts: { backupId: string; createdAt: string; rec
       pending.push(piece);
       pendingLen += piece.length;
       // Emit full chunks only while more data follows, so the last chunk can carry the final flag.
-      while (pendingLen > chunkSize) {
-        const all = Buffer.concat(pending);
-        this.push(seal(all.subarray(0, chunkSize), false));
-        pending = [all.subarray(chunkSize)];
-        pendingLen = all.length - chunkSize;
+      if (pendingLen > chunkSize) {
+        const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+        let off = 0;
+        while (all.length - off > chunkSize) {
+          this.push(seal(all.subarray(off, off + chunkSize), false));
+          off += chunkSize;
+        }
+        pending = [all.subarray(off)];
+        pendingLen = all.length - off;
       }
       cb();
     },
@@ -184,7 +188,7 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
       }
     },
     flush(cb: TransformCallback) {
-      if (!header) return cb(new BackupFormatError(buf.length === 0 ? 'truncated' : 'truncated', 'backup ends inside its header'));
+      if (!header) return cb(new BackupFormatError('truncated', 'backup ends inside its header'));
       if (!finished) return cb(new BackupFormatError('truncated', `backup is truncated: no final chunk after ${index} chunk(s)`));
       cb();
     },

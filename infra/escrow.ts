@@ -36,6 +36,10 @@ export async function initKeys(opts: { outDir: string; shares: number; threshold
   fs.mkdirSync(opts.outDir, { recursive: true, mode: 0o700 });
   const recipientsFile = path.join(opts.outDir, 'recipients.json');
   if (fs.existsSync(recipientsFile)) throw new Error(`${recipientsFile} exists: refusing to replace key material (move it away first)`);
+  // Check every target up front so a refusal never leaves a half-written set of files.
+  const targets = [...Array.from({ length: opts.shares }, (_, i) => path.join(opts.outDir, `share-${i + 1}-of-${opts.shares}.json`)), ...(opts.validationKeyFile ? [opts.validationKeyFile] : [])];
+  const existing = targets.filter((f) => fs.existsSync(f));
+  if (existing.length) throw new Error(`refusing to overwrite key material: ${existing.join(', ')}`);
   const escrow = generateKeyPair();
   const parts = await split(new Uint8Array(escrow.privateKey), opts.shares, opts.threshold);
   const createdAt = new Date().toISOString();

@@ -299,7 +299,10 @@ describe('backupVault workflow (real stack)', function () {
     assert.equal(a.code, 0, a.stderr);
     const b = vaultdr(['schedules', 'apply', '--json']);
     assert.equal(b.code, 0, b.stderr);
-    assert.deepEqual(JSON.parse(b.stdout), [{ scheduleId: 'vault-dr-backup-daily', action: 'updated' }]);
+    assert.deepEqual(
+      (JSON.parse(b.stdout) as { scheduleId: string; action: string }[]).find((x) => x.scheduleId === 'vault-dr-backup-daily'),
+      { scheduleId: 'vault-dr-backup-daily', action: 'updated' },
+    );
     const d = await client.schedule.getHandle('vault-dr-backup-daily').describe();
     assert.equal(d.policies.overlap, ScheduleOverlapPolicy.SKIP);
     assert.equal(d.action.type, 'startWorkflow');

@@ -29,7 +29,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   const backupId = backupIdFor(new Date(info.runStartTime).toISOString(), info.workflowId, info.runId);
   const state: BackupProgress = { backupId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
-  const input = parseWorkflowInput('backupVault', BackupInput, rawInput);
+  let input: ReturnType<typeof BackupInput.parse> | undefined;
 
   const step = async <T>(name: BackupStep, run: () => Promise<T>): Promise<T> => {
     state.step = name;
@@ -39,6 +39,8 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   };
 
   try {
+    input = parseWorkflowInput('backupVault', BackupInput, rawInput);
+    const { trigger, prune, retention } = input;
     await step('ensureBackupBucket', () => store.ensureBackupBucket());
     const canary = await step('writeCanary', () => store.writeCanary({ backupId }));
     const uploaded = await step('snapshotToStore', () =>
@@ -46,7 +48,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
         backupId,
         workflowId: info.workflowId,
         runId: info.runId,
-        trigger: input.trigger,
+        trigger,
         createdAt: new Date(info.runStartTime).toISOString(),
         canary: { path: canary.path, marker: canary.marker },
       }),
@@ -54,8 +56,8 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     state.objectKey = uploaded.objectKey;
     state.objectBytes = uploaded.objectBytes;
     await step('verifyUploadedBackup', () => transfer.verifyUploadedBackup({ backupId }));
-    const pruned = input.prune
-      ? await step('pruneBackups', () => store.pruneBackups({ retention: input.retention, justVerified: backupId }))
+    const pruned = prune
+      ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId }))
       : { deleted: [], kept: 0, unverified: [] };
     state.step = 'done';
     return {
@@ -88,7 +90,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
       failedStep,
       errorType,
       error: message,
-      details: { backup: backupId, trigger: input.trigger, 'no retention ran': 'true' },
+      details: { backup: backupId, trigger: input?.trigger ?? '(input rejected)', 'no retention ran': 'true' },
     }).catch(() => undefined); // the failure itself is still reported below
     throw ApplicationFailure.create({ type: errorType, message: `backup ${backupId} failed at ${failedStep}: ${message}`, nonRetryable: true });
   }

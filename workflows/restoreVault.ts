@@ -48,7 +48,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const restoreId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
-  const input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
+  let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)' };
   let failedAt: RestoreStep | undefined;
   const step = async <T>(name: RestoreStep, run: () => Promise<T>): Promise<T> => {
     state.step = name;
@@ -67,6 +67,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   let stagingStarted = false;
   const stagingId = `staging-${restoreId}`;
   try {
+    input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
     const backup = await step('selectBackup', () => store.selectBackup({ backupId: input.backupId }));
     state.backupId = backup.backupId;
     snapshotCreatedAt = backup.createdAt;
@@ -109,7 +110,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     state.step = 'done';
     return { ...record, historyKey: saved.key };
   } catch (err) {
-    const failedStep: RestoreStep = failedAt ?? 'verifyRestoredSecrets';
+    const failedStep: RestoreStep = failedAt ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const errorType = cause instanceof ApplicationFailure ? cause.type ?? 'Error' : (cause as Error)?.name ?? 'Error';
     const message = (cause as Error)?.message ?? String(err);
