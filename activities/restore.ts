@@ -5,7 +5,7 @@
 // worker's host at the point of use; none of it enters workflow history.
 import { Readable, Transform } from 'node:stream';
 import * as fs from 'node:fs';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { backupObjectKeys, type BackupManifest } from '../common/backup';
 import { ErrorType } from '../common/errors';
@@ -14,9 +14,9 @@ import { BackupFormatError, createDecryptor } from '../infra/backupFormat';
 import type { Config } from '../infra/config';
 import { readSecretFile } from '../infra/config';
 import { loadPrivateKeyFile } from '../infra/keys';
-import { getJsonObject, putJsonObject } from '../infra/objects';
+import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
 import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
-import { verifyStoredBackup } from '../infra/verifyBackup';
+import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
 import { keepHeartbeating } from './heartbeat';
 
@@ -76,6 +76,8 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
         const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => (done = n) });
         return { plaintextBytes: r.plaintextBytes, raftIndex: r.raftIndex, checks: r.checks };
       } catch (err) {
+        // A download problem is worth retrying; anything else means the backup itself is bad.
+        if (err instanceof VerifyError && err.reason.startsWith('download failed')) throw fail(ErrorType.StoreUnreachable, err.message, false);
         throw fail(ErrorType.BackupCorrupt, `${(err as Error).message}; the target was not touched`);
       } finally {
         stopBeats();
@@ -144,7 +146,9 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
       if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.unsealSharesFile is not set: the restored cluster cannot be unsealed automatically');
       let shares: string[];
       try {
-        shares = (JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[] }).keys_base64 ?? [];
+        // `sys/init` answers keys_base64; `bao operator init -format=json` prints unseal_keys_b64.
+        const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[]; unseal_keys_b64?: string[] };
+        shares = json.keys_base64 ?? json.unseal_keys_b64 ?? [];
       } catch (err) {
         throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
@@ -194,13 +198,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
 
     /** The restore history, newest first (CLI and monitoring). */
     async listRestoreHistory(req: { limit: number }): Promise<RestoreRecord[]> {
-      const keys: string[] = [];
-      let token: string | undefined;
-      do {
-        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: RESTORE_HISTORY_PREFIX, ContinuationToken: token }));
-        keys.push(...(page.Contents ?? []).map((o) => o.Key!));
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+      const keys = await listAllKeys(s3, bucket, RESTORE_HISTORY_PREFIX);
       keys.sort().reverse();
       const out: RestoreRecord[] = [];
       for (const k of keys.slice(0, req.limit)) {

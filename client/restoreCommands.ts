@@ -78,7 +78,7 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
     .argument('<id>', 'backup id')
     .description('decrypt a backup to a raft snapshot file that `bao operator raft snapshot restore` accepts; --offline needs no Temporal and no worker')
     .requiredOption('--out <file>', 'where to write the decrypted snapshot (created 0600, never overwritten)')
-    .option('--offline', 'talk only to S3 (or --object/--manifest files): no Temporal, no worker', false)
+    .option('--offline', 'state that vault-dr is down: this command never needs Temporal or a worker (with --object/--manifest it needs no S3 or config either)', false)
     .option('--object <file>', 'read the encrypted object from this file instead of S3')
     .option('--manifest <file>', 'read the manifest from this file instead of S3')
     .option('--shares <files...>', 'custodian share files to rebuild the escrow key')

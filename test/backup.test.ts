@@ -3,43 +3,23 @@
 // bad input, a sealed Vault, corrupt objects, an S3 outage, a SIGKILLed worker mid-upload,
 // retention, and the daily schedule.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ScheduleOverlapPolicy, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ScheduleOverlapPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { backupObjectKeys, type BackupManifest, type BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { generateKeyPair } from '../infra/keys';
 import { stackDir, startServer, stopServer, unsealBao } from '../stack/stack';
-import { bao, clearAlertDedup, historyTexts, listKeys, mailpitMessages, mailpitText, multipartUploads, stackSecrets } from './helpers/inspect';
+import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, listKeys, mailpitMessages, mailpitText, multipartUploads, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function vaultdr(args: string[]) {
-  const res = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'vaultdr.js'), ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => assert.fail('workflow should have failed'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof WorkflowFailedError, String(err));
-  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-  return err.cause;
-}
 
 describe('backupVault workflow (real stack)', function () {
   this.timeout(600_000);

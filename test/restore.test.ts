@@ -10,8 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import { backupObjectKeys, type BackupManifest, type BackupResult } from '../common/backup';
 import type { RestoreRecord } from '../common/restore';
 import { connectClient } from '../client/connect';
@@ -20,26 +19,11 @@ import type { Config } from '../infra/config';
 import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { rootToken, stackDir } from '../stack/stack';
 import { toolPaths } from '../stack/tools';
-import { bao, clearAlertDedup, historyTexts, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
+import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function vaultdr(args: string[], env: NodeJS.ProcessEnv = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') }) {
-  const res = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'vaultdr.js'), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 120_000 });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => assert.fail('workflow should have failed'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof WorkflowFailedError, String(err));
-  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-  return err.cause;
-}
 
 describe('restoreVault workflow (real stack)', function () {
   this.timeout(600_000);

@@ -74,6 +74,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     raftIndex = backup.raftIndex;
     await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId }));
     let checks: SecretCheck;
+    let verifiedAtMs = 0;
     try {
       stagingStarted = true;
       const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
@@ -81,11 +82,11 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, stagingId }));
       await step('unsealTarget', () => store.unsealTarget({ stagingId }));
       checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ stagingId, canary: backup.canary }));
+      verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
     } finally {
       // Staging goes away on success, failure and cancellation alike.
       await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
     }
-    const verifiedAtMs = Date.now();
     const problems = [
       ...(checks.canary.matches ? [] : [`canary at ${checks.canary.path} reads "${checks.canary.found}", expected "${checks.canary.expected}"`]),
       ...checks.unreadable.map((u) => `${u.path} unreadable (${u.error})`),

@@ -1,10 +1,13 @@
 // Test support: reading what the real systems hold — Mailpit messages, S3 objects, OpenBao as root,
 // and every payload of a workflow history (decoded with the codec).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { listAllKeys } from '../../infra/objects';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { EncryptionCodec, loadKeyring } from '../../infra/codec';
 import type { Config } from '../../infra/config';
 import { rootToken, stackDir, PORTS } from '../../stack/stack';
@@ -36,14 +39,7 @@ export async function bao(method: string, p: string, body?: unknown): Promise<{ 
 }
 
 export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    out.push(...(page.Contents ?? []).map((o) => o.Key!));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return out;
+  return listAllKeys(s3, bucket, prefix);
 }
 
 export async function multipartUploads(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
@@ -105,4 +101,25 @@ export async function clearAlertDedup(s3: S3Client, bucket: string): Promise<voi
   const { DeleteObjectsCommand } = await import('@aws-sdk/client-s3');
   const keys = await listKeys(s3, bucket, 'alerts/dedup/');
   if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+}
+
+/** Runs the `vaultdr` CLI as a user would (a child process), against the stack's config by default. */
+export function vaultdr(args: string[], env: NodeJS.ProcessEnv = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') }): { code: number | null; stdout: string; stderr: string } {
+  const res = spawnSync(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'vaultdr.js'), ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** The ApplicationFailure a workflow run ended with; fails the test if it succeeded. */
+export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => assert.fail('workflow should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, String(err));
+  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
+  return err.cause;
 }
