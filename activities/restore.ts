@@ -32,6 +32,25 @@ export interface SelectedBackup {
   canary: { path: string; marker: string };
 }
 
+/** Where a restore goes: a throwaway staging server, or the configured production cluster. */
+export type RestoreTarget = { kind: 'staging'; stagingId: string } | { kind: 'production' };
+
+export interface ProductionPlan {
+  targetAddress: string;
+  targetInitialized: boolean;
+  targetSealed: boolean;
+  targetClusterId: string;
+  /** Raft committed index of the target now (0 when unknown: sealed or uninitialised). */
+  targetRaftIndex: number;
+  backupId: string;
+  backupRaftIndex: number;
+  backupClusterId: string;
+  backupCreatedAt: string;
+  /** The backup is behind the data the target holds now: replacing it loses writes. */
+  older: boolean;
+  sameCluster: boolean;
+}
+
 export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
   const { s3, cfg } = deps;
   const bucket = cfg.s3.bucket;
@@ -51,7 +70,63 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     }
   };
 
+  const productionAddress = () => cfg.restore.productionAddress ?? cfg.vault.address;
+  /** Address and a token allowed to restore snapshots there; read at the point of use. */
+  const targetOf = (t: RestoreTarget): { address: string; token: () => string; label: string } => {
+    if (t.kind === 'production') {
+      const file = cfg.restore.productionTokenFile;
+      if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.productionTokenFile is not set: this worker cannot restore production');
+      return { address: productionAddress(), token: () => readSecretFile(file, 'restore.productionTokenFile'), label: `production ${productionAddress()}` };
+    }
+    const info = readStaging(root, t.stagingId);
+    if (!info) throw fail('StagingMissing', `staging ${t.stagingId} is gone (worker host changed?)`, false);
+    return { address: info.address, token: () => stagingToken(info), label: `staging ${info.address}` };
+  };
+
   return {
+    /** What a production restore would replace: shown to the approver before anything is touched. */
+    async planProductionRestore(req: { backupId: string }): Promise<ProductionPlan> {
+      const m = await manifestOf(req.backupId);
+      const address = productionAddress();
+      const health = await stagingApi(address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch((err: Error) => {
+        throw fail(ErrorType.VaultUnreachable, `production target ${address} unreachable: ${err.message}`, false);
+      });
+      const leader = health.json.sealed ? { json: {} as Record<string, unknown> } : await stagingApi(address, 'GET', 'sys/leader');
+      const targetRaftIndex = Number(leader.json.raft_committed_index ?? 0);
+      return {
+        targetAddress: address,
+        targetInitialized: !!health.json.initialized,
+        targetSealed: !!health.json.sealed,
+        targetClusterId: String(health.json.cluster_id ?? ''),
+        targetRaftIndex,
+        backupId: m.backupId,
+        backupRaftIndex: m.snapshot.raftIndex,
+        backupClusterId: m.snapshot.clusterId,
+        backupCreatedAt: m.createdAt,
+        older: targetRaftIndex > 0 && String(health.json.cluster_id ?? '') === m.snapshot.clusterId ? m.snapshot.raftIndex < targetRaftIndex : targetRaftIndex > m.snapshot.raftIndex,
+        sameCluster: String(health.json.cluster_id ?? '') === m.snapshot.clusterId,
+      };
+    },
+
+    /**
+     * Whether the restored data is live: the target is unsealed, active and reports the backed-up
+     * cluster's id, steadily for a few seconds. (Right after a forced restore a node keeps serving
+     * its old keyring under its old cluster id for a moment, then seals itself.)
+     */
+    async checkTargetUnsealed(req: { target: RestoreTarget; expectClusterId: string }): Promise<{ unsealed: boolean; detail: string }> {
+      const { address } = targetOf(req.target);
+      for (let i = 0; i < 3; i++) {
+        const h = await stagingApi(address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch(() => undefined);
+        if (!h) return { unsealed: false, detail: `${address} unreachable (restarting?)` };
+        if (h.json.sealed || h.json.standby) return { unsealed: false, detail: `${address} is ${h.json.sealed ? 'sealed' : 'standby'}` };
+        if (req.expectClusterId && h.json.cluster_id !== req.expectClusterId) {
+          return { unsealed: false, detail: `${address} still serves its pre-restore data (cluster ${h.json.cluster_id}) and should seal itself` };
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      return { unsealed: true, detail: `${address} is unsealed and active with the restored data` };
+    },
+
     /** Resolves "latest" to the newest verified backup and returns its (non-secret) facts. */
     async selectBackup(req: { backupId: string }): Promise<SelectedBackup> {
       let id = req.backupId;
@@ -92,16 +167,15 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     },
 
     /** Streams S3 → decrypt → POST sys/storage/raft/snapshot-force into staging. Memory bounded by the chunk size. */
-    async restoreSnapshot(req: { backupId: string; stagingId: string }): Promise<{ bytes: number }> {
+    async restoreSnapshot(req: { backupId: string; target: RestoreTarget }): Promise<{ bytes: number }> {
       const ctx = Context.current();
-      let info = readStaging(root, req.stagingId);
-      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone (worker host changed?)`, false);
-      if (ctx.info.attempt > 1) {
+      if (req.target.kind === 'staging' && ctx.info.attempt > 1) {
         // An earlier attempt may have died mid-restore and left staging sealed or half-written:
         // start from a fresh staging server rather than trust it.
-        await stopStaging(root, req.stagingId);
-        info = await startStaging({ root, stagingId: req.stagingId, baoBinary: cfg.restore.baoBinary });
+        await stopStaging(root, req.target.stagingId);
+        await startStaging({ root, stagingId: req.target.stagingId, baoBinary: cfg.restore.baoBinary });
       }
+      const target = targetOf(req.target);
       const manifest = await manifestOf(req.backupId);
       const key = decryptKey();
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
@@ -117,16 +191,16 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
       const body = (res.Body as Readable).pipe(decryptor).pipe(count);
       const failed = new Promise<never>((_r, reject) => decryptor.once('error', reject));
       try {
-        const post = fetch(`${info.address}/v1/sys/storage/raft/snapshot-force`, {
+        const post = fetch(`${target.address}/v1/sys/storage/raft/snapshot-force`, {
           method: 'POST',
-          headers: { 'X-Vault-Token': stagingToken(info), 'Content-Type': 'application/octet-stream' },
+          headers: { 'X-Vault-Token': target.token(), 'Content-Type': 'application/octet-stream' },
           body: Readable.toWeb(body) as ReadableStream,
           duplex: 'half',
         } as RequestInit);
         const answer = await Promise.race([post, failed]);
         if (answer.status !== 204 && answer.status !== 200) {
           const text = await answer.text();
-          throw fail('RestoreRejected', `staging refused the snapshot: HTTP ${answer.status} ${text.slice(0, 300)}`, false);
+          throw fail('RestoreRejected', `${target.label} refused the snapshot: HTTP ${answer.status} ${text.slice(0, 300)}`, false);
         }
       } catch (err) {
         if (err instanceof BackupFormatError) throw fail(ErrorType.BackupCorrupt, `backup ${req.backupId} failed during restore: ${err.message}`);
@@ -161,9 +235,8 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     },
 
     /** Reads the canary and every configured path with the restore-validator's credentials. */
-    async verifyRestoredSecrets(req: { stagingId: string; canary: { path: string; marker: string } }): Promise<SecretCheck> {
-      const info = readStaging(root, req.stagingId);
-      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
+    async verifyRestoredSecrets(req: { target: RestoreTarget; canary: { path: string; marker: string } }): Promise<SecretCheck> {
+      const info = targetOf(req.target);
       if (!cfg.restore.validatorRoleIdFile || !cfg.restore.validatorSecretIdFile) throw fail(ErrorType.KeyMaterialMissing, 'restore.validatorRoleIdFile/validatorSecretIdFile are not set');
       const login = await stagingApi(info.address, 'POST', 'auth/approle/login', undefined, {
         role_id: readSecretFile(cfg.restore.validatorRoleIdFile, 'restore.validatorRoleIdFile'),

@@ -13,6 +13,19 @@ import { getJsonObject } from '../infra/objects';
 import { verifyBackupStream, verifyStoredBackup } from '../infra/verifyBackup';
 import type { CliContext } from './backupCommands';
 import { startWorkflow } from './workflows';
+import { connectClient } from './connect';
+import { approveRestore, type RestoreProgress } from '../workflows/restoreVault';
+
+function renderPlan(workflowId: string, p: RestoreProgress): string {
+  const plan = p.plan!;
+  return [
+    `production restore ${workflowId}: ${p.step}`,
+    `  target   ${plan.targetAddress} (${plan.targetInitialized ? (plan.targetSealed ? 'sealed' : 'unsealed') : 'uninitialised'}, cluster ${plan.targetClusterId || '?'}, raft index ${plan.targetRaftIndex || '?'})`,
+    `  backup   ${plan.backupId} of ${plan.backupCreatedAt} (cluster ${plan.backupClusterId}, raft index ${plan.backupRaftIndex})`,
+    `  replaces ${plan.sameCluster ? 'the same cluster' : 'ANOTHER cluster'}${plan.older ? ' with OLDER data (approval needs --allow-older)' : ''}`,
+    ...(p.waitingFor ? [`  waiting  ${p.waitingFor}`] : []),
+  ].join('\n');
+}
 
 function renderRecord(r: RestoreRecord): string {
   const rto = r.rtoSeconds === undefined ? '   -' : `${r.rtoSeconds}s`.padStart(5);
@@ -51,10 +64,61 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
     .command('run')
     .description('restore a backup into a throwaway staging OpenBao and verify the secrets (waits for the result)')
     .option('--backup <id>', 'backup id (default: latest verified)', 'latest')
-    .option('--target <target>', 'staging (production restores are not automated yet)', 'staging')
-    .action(async (opts: { backup: string; target: string }, cmd: Command) => {
-      if (opts.target !== 'staging') ctx.fail(`--target: only "staging" is supported; restore production by hand with docs/runbooks/restore.md`, 2);
-      await runRestore(cmd, { backupId: opts.backup, reason: 'manual' });
+    .option('--target <target>', 'staging | production (production waits for `vaultdr restore approve`)', 'staging')
+    .option('--reason <text>', 'why (recorded in the restore history)', 'manual')
+    .action(async (opts: { backup: string; target: string; reason: string }, cmd: Command) => {
+      if (opts.target === 'staging') return runRestore(cmd, { backupId: opts.backup, reason: opts.reason });
+      if (opts.target !== 'production') ctx.fail(`--target: expected staging or production, got "${opts.target}"`, 2);
+      const cfg = ctx.cfgOf(cmd);
+      const workflowId = `restoreVault-production-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      await startWorkflow(cfg, 'restoreVault', { backupId: opts.backup, target: 'production', reason: opts.reason }, { wait: false, workflowId });
+      const client = await connectClient(cfg);
+      try {
+        const h = client.workflow.getHandle(workflowId);
+        let p: RestoreProgress = await h.query<RestoreProgress>('progress');
+        const deadline = Date.now() + 10 * 60_000;
+        while (!p.plan && p.step !== 'failed' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 500));
+          p = await h.query<RestoreProgress>('progress');
+        }
+        if (p.step === 'failed') ctx.fail(`restore ${workflowId} failed: ${p.error}`);
+        ctx.out(ctx.json(cmd), { workflowId, plan: p.plan, waitingFor: p.waitingFor }, () => renderPlan(workflowId, p));
+      } finally {
+        await client.connection.close();
+      }
+    });
+  restore
+    .command('status')
+    .argument('<workflowId>', 'restore workflow id')
+    .description('where a restore is, its plan and what it waits for')
+    .action(async (workflowId: string, _o: unknown, cmd: Command) => {
+      const client = await connectClient(ctx.cfgOf(cmd));
+      try {
+        const p = await client.workflow.getHandle(workflowId).query<RestoreProgress>('progress');
+        ctx.out(ctx.json(cmd), p, () => (p.plan ? renderPlan(workflowId, p) : `${workflowId}: ${p.step}${p.waitingFor ? ` — waiting for ${p.waitingFor}` : ''}`));
+      } finally {
+        await client.connection.close();
+      }
+    });
+  restore
+    .command('approve')
+    .argument('<workflowId>', 'the production restore waiting for approval')
+    .requiredOption('--who <name>', 'the responder deciding')
+    .requiredOption('--why <reason>', 'why (recorded)')
+    .option('--refuse', 'refuse instead of approve (the target stays untouched)', false)
+    .option('--allow-older', 'allow replacing newer data with this older snapshot', false)
+    .description('approve (or --refuse) a production restore after reading its plan')
+    .action(async (workflowId: string, opts: { who: string; why: string; refuse: boolean; allowOlder: boolean }, cmd: Command) => {
+      const client = await connectClient(ctx.cfgOf(cmd));
+      try {
+        const res = await client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(approveRestore, { args: [{ approve: !opts.refuse, who: opts.who, why: opts.why, allowOlderSnapshot: opts.allowOlder }] })
+          .catch((err: Error) => ctx.fail(`not accepted: ${(err.cause as Error | undefined)?.message ?? err.message}`));
+        ctx.out(ctx.json(cmd), { workflowId, ...res }, () => `${workflowId}: ${res.approve ? 'approved — the restore proceeds' : 'refused — the target stays untouched'}`);
+      } finally {
+        await client.connection.close();
+      }
     });
   restore
     .command('validate')

@@ -5,8 +5,14 @@ export const RestoreInput = z
   .object({
     /** A backup id, or "latest" for the newest verified backup. */
     backupId: z.union([z.literal('latest'), z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$/, 'expected a backup id like 20261128T020000Z-1a2b3c4d or "latest"')]).default('latest'),
-    /** staging: a throwaway OpenBao on loopback, torn down afterwards. */
-    target: z.enum(['staging']).default('staging'),
+    /**
+     * staging: a throwaway OpenBao on loopback, torn down afterwards.
+     * production: the configured cluster, only after an approveRestore update from a responder.
+     */
+    target: z.enum(['staging', 'production']).default('staging'),
+    /** Production only: how long to wait for approval, and how often to remind meanwhile. */
+    approvalTimeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).default(24 * 60),
+    remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(60),
     /** Why: shown in the restore history ("weekly validation", "drill", ...). */
     reason: z.string().max(200).default('manual'),
   })
@@ -23,7 +29,8 @@ export interface RestoreRecord {
   restoreId: string;
   workflowId: string;
   reason: string;
-  target: 'staging';
+  target: 'staging' | 'production';
+  approval?: Approval;
   backupId: string;
   status: 'verified' | 'failed';
   failedStep?: string;
@@ -40,3 +47,15 @@ export interface RestoreRecord {
 }
 
 export const RESTORE_HISTORY_PREFIX = 'restores/history/';
+
+/** A responder's decision on a production restore (the approveRestore update). */
+export const Approval = z
+  .object({
+    approve: z.boolean(),
+    who: z.string().trim().min(1, 'say who decides').max(200),
+    why: z.string().trim().min(1, 'say why').max(1000),
+    /** Required to replace a cluster with a snapshot older than its current data. */
+    allowOlderSnapshot: z.boolean().default(false),
+  })
+  .strict();
+export type Approval = z.output<typeof Approval>;

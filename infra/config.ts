@@ -108,6 +108,9 @@ export const ConfigSchema = z
         validatorSecretIdFile: z.string().optional(),
         /** KV v2 paths (mount/data/path) that must be readable after a restore. */
         checkPaths: z.array(z.string().regex(/^[\w.-]+\/data\/[\w./-]+$/, 'expected a KV v2 path like secret/data/app/db')).default([]),
+        /** Production restores: the cluster to restore into (default vault.address) and a file with a token allowed to force-restore snapshots (break-glass, restore host only). */
+        productionAddress: httpUrl.optional(),
+        productionTokenFile: z.string().optional(),
         rtoTargetSeconds: z.number().int().positive().default(900),
         rpoTargetSeconds: z.number().int().positive().default(26 * 3600),
       })
@@ -259,7 +262,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -19,7 +19,7 @@ import type { Config } from '../infra/config';
 import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { rootToken, stackDir } from '../stack/stack';
 import { toolPaths } from '../stack/tools';
-import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
+import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, vaultdrAsync, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -147,6 +147,88 @@ describe('restoreVault workflow (real stack)', function () {
     assert.equal(r.status, 'verified');
     assert.equal(r.checks!.canary.matches, true);
     assert.deepEqual(stagingLeft(), []);
+  });
+
+  it('production: shows the plan, never touches the target before approval, refuses an older snapshot unless allowed, waits for a human to unseal', async () => {
+    // The "production" cluster here is an independent OpenBao with more raft history than the backup.
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-prod-'));
+    const target = await startStaging({ root, stagingId: 'prod-target', baoBinary: toolPaths().bao });
+    const targetToken = (JSON.parse(fs.readFileSync(path.join(target.dir, 'init.json'), 'utf8')) as { root_token: string }).root_token;
+    const tokenFile = path.join(root, 'target-token');
+    fs.writeFileSync(tokenFile, targetToken, { mode: 0o600 });
+    const prodCfg: Config = { ...cfg, restore: { ...cfg.restore, productionAddress: target.address, productionTokenFile: tokenFile } };
+    const backupIndex = (await manifestOf(backup.backupId)).snapshot.raftIndex;
+    const targetIndex = async () => Number((await stagingApi(target.address, 'GET', 'sys/leader')).json.raft_committed_index);
+    for (let i = 0; (await targetIndex()) <= backupIndex + 5; i++) {
+      await stagingApi(target.address, 'PUT', `sys/policies/acl/filler-${i % 50}`, targetToken, { policy: `path "x/${i}" { capabilities = ["read"] }` });
+    }
+    await stagingApi(target.address, 'PUT', 'sys/policies/acl/before-restore', targetToken, { policy: 'path "y" { capabilities = ["read"] }' });
+    const untouched = async () => (await stagingApi(target.address, 'GET', 'sys/policies/acl/before-restore', targetToken)).status === 200;
+    const waitStep = async (h: { query: <T>(q: string) => Promise<T> }, step: string) => {
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const p = await h.query<{ step: string; plan?: { older: boolean; targetRaftIndex: number; backupRaftIndex: number; sameCluster: boolean }; waitingFor?: string; error?: string }>('progress');
+        if (p.step === step) return p;
+        assert.notEqual(p.step, 'failed', p.error);
+        assert.ok(Date.now() < deadline, `never reached ${step} (at ${p.step})`);
+        await sleep(250);
+      }
+    };
+    try {
+      await withWorker(prodCfg, async () => {
+        // 1. Refused: the target stays as it was.
+        const refused = await restore(`restore-prod-refused-${Date.now()}`, { backupId: backup.backupId, target: 'production' }, prodCfg);
+        const plan = (await waitStep(refused, 'awaitApproval')).plan!;
+        assert.equal(plan.older, true);
+        assert.equal(plan.sameCluster, false);
+        assert.ok(plan.targetRaftIndex > plan.backupRaftIndex);
+        // The responder's view: the plan from the CLI, then a refusal from the CLI.
+        const status = await vaultdrAsync(['restore', 'status', refused.workflowId, '--json']);
+        assert.equal(status.code, 0, status.stderr);
+        assert.equal((JSON.parse(status.stdout) as { plan: { older: boolean } }).plan.older, true);
+        const human = await vaultdrAsync(['restore', 'status', refused.workflowId]);
+        assert.match(human.stdout, /replaces ANOTHER cluster with OLDER data/);
+        const refusal = await vaultdrAsync(['restore', 'approve', refused.workflowId, '--who', 'oncall-b', '--why', 'wrong backup', '--refuse']);
+        assert.equal(refusal.code, 0, refusal.stderr);
+        assert.match(refusal.stdout, /refused — the target stays untouched/);
+        const f = await failureOf(refused.result());
+        assert.equal(f.type, 'RestoreRefused');
+        assert.match(f.message, /refused by oncall-b: wrong backup; the target was not touched/);
+        assert.ok(await untouched(), 'a refused restore touched the target');
+
+        // 2. Approved, after two rejected attempts at approving.
+        const h = await restore(`restore-prod-${Date.now()}`, { backupId: backup.backupId, target: 'production', reason: 'test: rebuild' }, prodCfg);
+        await waitStep(h, 'awaitApproval');
+        await sleep(1500);
+        assert.ok(await untouched(), 'the target was touched before approval');
+        await assert.rejects(h.executeUpdate('approveRestore', { args: [{ approve: true, who: '', why: 'x' }] }), (e: Error) => /field "who": say who decides/.test(String((e.cause as Error | undefined)?.message ?? e.message)));
+        const tooOld = await vaultdrAsync(['restore', 'approve', h.workflowId, '--who', 'oncall-a', '--why', 'rebuild after disk loss']);
+        assert.equal(tooOld.code, 1);
+        assert.match(tooOld.stderr, /not accepted: .*is older than the data on .*allowOlderSnapshot: true/);
+        assert.ok(await untouched());
+        await h.executeUpdate('approveRestore', { args: [{ approve: true, who: 'oncall-a', why: 'rebuild after disk loss', allowOlderSnapshot: true }] });
+
+        // 3. The restored cluster seals itself; the responder restarts and unseals it.
+        await waitStep(h, 'awaitTargetUnsealed');
+        let waiting = '';
+        for (const until = Date.now() + 60_000; !/ is sealed/.test(waiting) && Date.now() < until; await sleep(250)) {
+          waiting = (await h.query<{ waitingFor?: string }>('progress')).waitingFor ?? '';
+        }
+        assert.match(waiting, /(is sealed|should seal itself); restart the server if it is sealed, then unseal/, JSON.stringify(await h.query('progress')));
+        const restarted = await restartStaging(target);
+        const shares = (JSON.parse(fs.readFileSync(path.join(stackDir(), 'openbao', 'init.json'), 'utf8')) as { keys_base64: string[] }).keys_base64;
+        await unsealWithShares(restarted.address, shares.slice(0, 3));
+        const r = (await h.result()) as RestoreRecord;
+        assert.equal(r.status, 'verified');
+        assert.equal(r.target, 'production');
+        assert.equal(r.checks!.canary.matches, true);
+        assert.equal(r.approval!.who, 'oncall-a');
+        assert.equal(await untouched(), false, 'the target data should now be the backup\'s');
+      });
+    } finally {
+      await stopStaging(root, 'prod-target');
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('follows the offline runbook: decrypt with 3 custodian shares, no Temporal, restore with plain bao, unseal, read the canary', async () => {

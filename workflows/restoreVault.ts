@@ -1,12 +1,15 @@
-// restoreVault — restore a backup into a throwaway staging OpenBao and prove the secrets are there.
-// Reads like docs/runbooks/restore.md: selectBackup → verifyBackupBeforeRestore (nothing touched
-// yet) → startStagingVault → restoreSnapshot → unsealTarget → verifyRestoredSecrets →
-// teardownStaging (always) → recordRestore (RTO/RPO). Failures alert and are recorded too.
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RestoreActivities } from '../activities/restore';
+// restoreVault — restore a backup and prove the secrets are there. Reads like docs/runbooks/restore.md:
+// selectBackup → verifyBackupBeforeRestore (nothing touched yet), then
+//   staging:    startStagingVault → restoreSnapshot → unsealTarget → verifyRestoredSecrets → teardownStaging (always)
+//   production: planProductionRestore → awaitApproval (approveRestore update) → restoreSnapshot →
+//               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
+// → recordRestore (RTO/RPO). Failures alert and are recorded too.
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, defineQuery, defineUpdate, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { ProductionPlan, RestoreActivities } from '../activities/restore';
 import type { NotifyActivities } from '../activities/notify';
 import { shortHash } from '../common/backup';
-import { RestoreInput, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { Approval, RestoreInput, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { describeIssues } from '../common/validate';
 import { parseWorkflowInput } from '../common/validate';
 import { ALERT, STORE_IO, TRANSFER } from './profiles';
 
@@ -23,6 +26,9 @@ export type RestoreStep =
   | 'unsealTarget'
   | 'verifyRestoredSecrets'
   | 'teardownStaging'
+  | 'planProductionRestore'
+  | 'awaitApproval'
+  | 'awaitTargetUnsealed'
   | 'recordRestore'
   | 'done'
   | 'failed';
@@ -33,9 +39,17 @@ export interface RestoreProgress {
   completed: RestoreStep[];
   backupId?: string;
   stagingAddress?: string;
+  /** Production: what would be replaced, shown before approval. */
+  plan?: ProductionPlan;
+  approval?: Approval;
+  /** Production: what the workflow waits for a human to do. */
+  waitingFor?: string;
   error?: string;
 }
 export const progress = defineQuery<RestoreProgress>('progress');
+
+/** A responder approves (or refuses) a production restore after reading the plan from `progress`. */
+export const approveRestore = defineUpdate<{ accepted: true; approve: boolean }, [Approval]>('approveRestore');
 
 export interface RestoreResult extends RestoreRecord {
   historyKey: string;
@@ -48,7 +62,26 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const restoreId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
-  let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)' };
+  let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
+  setHandler(
+    approveRestore,
+    (a) => {
+      state.approval = Approval.parse(a);
+      return { accepted: true, approve: state.approval.approve };
+    },
+    {
+      // Rejected updates leave no trace in history: a wrong or premature decision changes nothing.
+      validator: (a) => {
+        if (state.step !== 'awaitApproval' || !state.plan) throw new Error(`restore ${restoreId} is not waiting for approval (step: ${state.step})`);
+        const parsed = Approval.safeParse(a);
+        if (!parsed.success) throw new Error(`approveRestore: ${describeIssues(parsed.error.issues)}`);
+        const p = state.plan;
+        if (parsed.data.approve && p.older && !parsed.data.allowOlderSnapshot) {
+          throw new Error(`backup ${p.backupId} (raft index ${p.backupRaftIndex}) is older than the data on ${p.targetAddress} (raft index ${p.targetRaftIndex}); approve with allowOlderSnapshot: true to replace newer data`);
+        }
+      },
+    },
+  );
   let failedAt: RestoreStep | undefined;
   const step = async <T>(name: RestoreStep, run: () => Promise<T>): Promise<T> => {
     state.step = name;
@@ -59,6 +92,59 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     } catch (err) {
       failedAt ??= name; // the first failure, not the teardown that follows it
       throw err;
+    }
+  };
+
+  /** Waits durably for a human, reminding every remindEveryMinutes and failing after approvalTimeoutMinutes. */
+  const awaitHuman = async (what: string, done: () => boolean, instruction: string): Promise<void> => {
+    state.waitingFor = `${what}: ${instruction}`;
+    const deadline = Date.now() + input.approvalTimeoutMinutes * 60_000;
+    let reminder = 0;
+    while (!(await condition(done, Math.min(input.remindEveryMinutes * 60_000, Math.max(1, deadline - Date.now()))))) {
+      if (Date.now() >= deadline) {
+        throw ApplicationFailure.create({ type: 'ApprovalTimeout', message: `no ${what} within ${input.approvalTimeoutMinutes} minutes`, nonRetryable: true });
+      }
+      reminder++;
+      await sendAlert({
+        severity: reminder >= 3 ? 'critical' : 'warning',
+        dedupKey: `restoreVault/${info.workflowId}/waiting-for-${what}/${reminder}`,
+        summary: `Vault restore ${restoreId} is waiting for ${what} (reminder ${reminder})`,
+        workflowId: info.workflowId,
+        runId: info.runId,
+        details: { instruction, backup: state.backupId ?? '', target: state.plan?.targetAddress ?? '' },
+      }).catch(() => undefined);
+    }
+    state.waitingFor = undefined;
+  };
+
+  /** After a forced restore the target may seal itself; a human restarts and unseals it. */
+  const awaitTargetUnsealed = async (target: { kind: 'production' }): Promise<void> => {
+    let unsealed = false;
+    const poll = async () => {
+      const r = await store.checkTargetUnsealed({ target, expectClusterId: state.plan!.backupClusterId });
+      unsealed = r.unsealed;
+      state.waitingFor = unsealed ? undefined : `target unsealed: ${r.detail}; restart the server if it is sealed, then unseal it with the backed-up cluster's key shares (docs/runbooks/restore.md)`;
+    };
+    await poll();
+    const deadline = Date.now() + input.approvalTimeoutMinutes * 60_000;
+    let lastReminder = Date.now();
+    let reminder = 0;
+    while (!unsealed) {
+      if (Date.now() >= deadline) throw ApplicationFailure.create({ type: 'ApprovalTimeout', message: `target not unsealed within ${input.approvalTimeoutMinutes} minutes`, nonRetryable: true });
+      if (Date.now() - lastReminder >= input.remindEveryMinutes * 60_000) {
+        lastReminder = Date.now();
+        reminder++;
+        await sendAlert({
+          severity: 'critical',
+          dedupKey: `restoreVault/${info.workflowId}/waiting-for-unseal/${reminder}`,
+          summary: `Vault restore ${restoreId}: the restored cluster is still sealed (reminder ${reminder})`,
+          workflowId: info.workflowId,
+          runId: info.runId,
+          details: { instruction: state.waitingFor ?? '' },
+        }).catch(() => undefined);
+      }
+      await sleep('5s');
+      await poll();
     }
   };
 
@@ -75,17 +161,31 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId }));
     let checks: SecretCheck;
     let verifiedAtMs = 0;
-    try {
-      stagingStarted = true;
-      const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
-      state.stagingAddress = staging.address;
-      await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, stagingId }));
-      await step('unsealTarget', () => store.unsealTarget({ stagingId }));
-      checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ stagingId, canary: backup.canary }));
-      verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
-    } finally {
-      // Staging goes away on success, failure and cancellation alike.
-      await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
+    if (input.target === 'production') {
+      const target = { kind: 'production' as const };
+      state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
+      await step('awaitApproval', () => awaitHuman('approval', () => state.approval !== undefined, `approve or refuse with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON`));
+      if (!state.approval!.approve) {
+        throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
+      }
+      await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target }));
+      await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
+      checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
+      verifiedAtMs = Date.now();
+    } else {
+      const target = { kind: 'staging' as const, stagingId };
+      try {
+        stagingStarted = true;
+        const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
+        state.stagingAddress = staging.address;
+        await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target }));
+        await step('unsealTarget', () => store.unsealTarget({ stagingId }));
+        checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
+        verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
+      } finally {
+        // Staging goes away on success, failure and cancellation alike.
+        await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
+      }
     }
     const problems = [
       ...(checks.canary.matches ? [] : [`canary at ${checks.canary.path} reads "${checks.canary.found}", expected "${checks.canary.expected}"`]),
@@ -106,6 +206,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       rtoSeconds: Math.round((verifiedAtMs - startedAtMs) / 1000),
       raftIndex,
       checks,
+      ...(state.approval ? { approval: state.approval } : {}),
     };
     const saved = await step('recordRestore', () => store.recordRestore({ record }));
     state.step = 'done';

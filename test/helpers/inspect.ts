@@ -1,7 +1,7 @@
 // Test support: reading what the real systems hold — Mailpit messages, S3 objects, OpenBao as root,
 // and every payload of a workflow history (decoded with the codec).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -122,4 +122,16 @@ export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure
   assert.ok(err instanceof WorkflowFailedError, String(err));
   assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
   return err.cause;
+}
+
+/** Like vaultdr(), without blocking this process (an in-process worker must keep answering). */
+export function vaultdrAsync(args: string[], env: NodeJS.ProcessEnv = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'vaultdr.js'), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
