@@ -9,7 +9,8 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { backupObjectKeys, type BackupManifest } from '../common/backup';
 import { ErrorType } from '../common/errors';
-import { RESTORE_HISTORY_PREFIX, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { RESTORE_HISTORY_PREFIX, type KeySource, type RestoreRecord, type SecretCheck } from '../common/restore';
+import type { ShareIntake } from '../infra/shareIntake';
 import { BackupFormatError, createDecryptor } from '../infra/backupFormat';
 import type { Config } from '../infra/config';
 import { readSecretFile } from '../infra/config';
@@ -32,6 +33,13 @@ export interface SelectedBackup {
   canary: { path: string; marker: string };
 }
 
+/** The workflow this activity runs for (shares and keys are kept per workflow). */
+function currentWorkflowId(): string {
+  const id = Context.current().info.workflowExecution?.workflowId;
+  if (!id) throw fail(ErrorType.InvalidInput, 'this activity must run inside a workflow');
+  return id;
+}
+
 /** Where a restore goes: a throwaway staging server, or the configured production cluster. */
 export type RestoreTarget = { kind: 'staging'; stagingId: string } | { kind: 'production' };
 
@@ -51,7 +59,7 @@ export interface ProductionPlan {
   sameCluster: boolean;
 }
 
-export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
+export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: ShareIntake }) => {
   const { s3, cfg } = deps;
   const bucket = cfg.s3.bucket;
   const root = stagingRoot(cfg.restore.stagingDir);
@@ -60,7 +68,14 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     if (!m) throw fail(ErrorType.BackupNotFound, `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${bucket}`);
     return m;
   };
-  const decryptKey = () => {
+  const decryptKey = (keySource: KeySource = 'validation-key') => {
+    if (keySource === 'custodian-shares') {
+      const workflowId = currentWorkflowId();
+      const key = deps.intake?.keyFor(workflowId);
+      // Shares live in this worker's memory only: after a worker restart they must be submitted again.
+      if (!key) throw fail(ErrorType.KeyMaterialMissing, `the custodian shares for ${workflowId} are not on this worker (restarted?): submit them again and restart the restore`);
+      return key;
+    }
     const file = cfg.backup.validationKeyFile;
     if (!file) throw fail(ErrorType.KeyMaterialMissing, 'backup.validationKeyFile is not set on this restore worker: it cannot decrypt backups');
     try {
@@ -142,9 +157,9 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     },
 
     /** Full check before any target is touched: download, checksums, decrypt, raft snapshot structure. */
-    async verifyBackupBeforeRestore(req: { backupId: string }): Promise<{ plaintextBytes: number; raftIndex: number; checks: string[] }> {
+    async verifyBackupBeforeRestore(req: { backupId: string; keySource?: KeySource }): Promise<{ plaintextBytes: number; raftIndex: number; checks: string[] }> {
       const manifest = await manifestOf(req.backupId);
-      const key = decryptKey();
+      const key = decryptKey(req.keySource);
       let done = 0;
       const stopBeats = keepHeartbeating(() => ({ stage: 'verify', bytes: done }));
       try {
@@ -167,7 +182,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
     },
 
     /** Streams S3 → decrypt → POST sys/storage/raft/snapshot-force into staging. Memory bounded by the chunk size. */
-    async restoreSnapshot(req: { backupId: string; target: RestoreTarget }): Promise<{ bytes: number }> {
+    async restoreSnapshot(req: { backupId: string; target: RestoreTarget; keySource?: KeySource }): Promise<{ bytes: number }> {
       const ctx = Context.current();
       if (req.target.kind === 'staging' && ctx.info.attempt > 1) {
         // An earlier attempt may have died mid-restore and left staging sealed or half-written:
@@ -177,7 +192,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
       }
       const target = targetOf(req.target);
       const manifest = await manifestOf(req.backupId);
-      const key = decryptKey();
+      const key = decryptKey(req.keySource);
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
       const decryptor = createDecryptor(key);
       let bytes = 0;
@@ -255,6 +270,19 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config }) => {
       }
       await stagingApi(info.address, 'POST', 'auth/token/revoke-self', token).catch(() => undefined);
       return check;
+    },
+
+    /** Opens this worker's share intake for a restore: custodians then submit shares directly. */
+    async openShareIntake(req: { backupId: string }): Promise<{ recipients: string[]; endpoint: string }> {
+      if (!deps.intake) throw fail(ErrorType.KeyMaterialMissing, 'this worker has no share intake');
+      const m = await manifestOf(req.backupId);
+      deps.intake.open(currentWorkflowId(), m.encryption.recipients);
+      return { recipients: m.encryption.recipients, endpoint: `http://${cfg.codec.listen}/shares/` };
+    },
+
+    /** Forgets the shares and the rebuilt key of a restore (runs on success and on failure). */
+    async closeShareIntake(): Promise<void> {
+      deps.intake?.close(currentWorkflowId());
     },
 
     /** Stops the staging server and removes its data (runs on success and on failure). */

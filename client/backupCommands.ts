@@ -6,7 +6,8 @@ import { backupObjectKeys, type BackupManifest, type BackupResult } from '../com
 import { backupActivities } from '../activities/backup';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { initKeys, reconstructFromShares } from '../infra/escrow';
+import { initKeys, readShareFile, reconstructFromShares } from '../infra/escrow';
+import { readTokensFile } from '../infra/codecServer';
 import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
 import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -187,6 +188,36 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       ctx.out(ctx.json(cmd), { keyId: result.keyId, shares: files.length, threshold: result.threshold, matchesRecipients: matches ?? null }, () =>
         `OK: ${files.length} shares rebuild escrow key ${result.keyId} (threshold ${result.threshold})${matches ? `, the escrow recipient in ${recipientsFile}` : ''}`,
       );
+    });
+
+  keys
+    .command('submit-share')
+    .argument('<workflowId>', 'the restore waiting for custodian shares')
+    .argument('<files...>', 'your share file(s)')
+    .option('--endpoint <url>', 'the restore worker (default: http://<codec.listen>)')
+    .option('--token-file <file>', 'bearer token file (default: codec.tokensFile)')
+    .description('hand custodian shares to the restore worker directly (never through Temporal)')
+    .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string }, cmd: Command) => {
+      const cfg = ctx.cfgOf(cmd);
+      const endpoint = opts.endpoint ?? `http://${cfg.codec.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
+      const tokenFile = opts.tokenFile ?? cfg.codec.tokensFile;
+      if (!tokenFile) return ctx.fail('no token: give --token-file or set codec.tokensFile', 2);
+      const token = readTokensFile(tokenFile)[0];
+      if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
+      let status: { received: number; threshold: number; ready: boolean; keyId: string } | undefined;
+      for (const file of files) {
+        const share = readShareFile(file);
+        let res: Response;
+        try {
+          res = await fetch(`${endpoint}/shares/${encodeURIComponent(workflowId)}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(share) });
+        } catch (err) {
+          return ctx.fail(`restore worker at ${endpoint} unreachable: ${(err as Error).message}`);
+        }
+        const body = (await res.json()) as { error?: string } & typeof status;
+        if (res.status !== 200) return ctx.fail(`share ${path.basename(file)} not accepted: ${body?.error ?? `HTTP ${res.status}`}`);
+        status = body;
+      }
+      ctx.out(ctx.json(cmd), status, () => `${workflowId}: ${status!.received} share(s) of ${status!.threshold} received for ${status!.keyId}${status!.ready ? ' — threshold reached, the restore continues' : ''}`);
     });
 
   const schedules = program.command('schedules').description('Temporal Schedules owned by vault-dr');

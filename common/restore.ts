@@ -10,6 +10,11 @@ export const RestoreInput = z
      * production: the configured cluster, only after an approveRestore update from a responder.
      */
     target: z.enum(['staging', 'production']).default('staging'),
+    /**
+     * How the backup is decrypted: the restore host's validation key, or the escrow key rebuilt from
+     * custodian shares submitted to the worker (`vaultdr keys submit-share`), never through Temporal.
+     */
+    keySource: z.enum(['validation-key', 'custodian-shares']).default('validation-key'),
     /** Production only: how long to wait for approval, and how often to remind meanwhile. */
     approvalTimeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).default(24 * 60),
     remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(60),
@@ -45,6 +50,8 @@ export interface RestoreRecord {
   raftIndex: number;
   checks?: SecretCheck;
 }
+
+export type KeySource = 'validation-key' | 'custodian-shares';
 
 export const RESTORE_HISTORY_PREFIX = 'restores/history/';
 

@@ -76,7 +76,11 @@ export function readShareFile(file: string): ShareFile {
 
 /** Rebuilds the escrow private key from share files; checks count and fingerprint. Caller must zero it. */
 export async function reconstructFromShares(files: string[]): Promise<{ privateKey: Buffer; keyId: string; threshold: number }> {
-  const shares = files.map(readShareFile);
+  return reconstructFromSharesData(files.map(readShareFile));
+}
+
+/** The same from parsed share files (the worker's share intake receives them over HTTP). */
+export async function reconstructFromSharesData(shares: ShareFile[]): Promise<{ privateKey: Buffer; keyId: string; threshold: number }> {
   if (shares.length === 0) throw new Error('no share files given');
   const keyIds = new Set(shares.map((s) => s.keyId));
   if (keyIds.size > 1) throw new Error(`shares belong to different keys: ${[...keyIds].join(', ')}`);

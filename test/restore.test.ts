@@ -16,6 +16,9 @@ import type { RestoreRecord } from '../common/restore';
 import { connectClient } from '../client/connect';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
+import { createCodecServer, readTokensFile } from '../infra/codecServer';
+import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { initKeys } from '../infra/escrow';
 import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { rootToken, stackDir } from '../stack/stack';
 import { toolPaths } from '../stack/tools';
@@ -228,6 +231,46 @@ describe('restoreVault workflow (real stack)', function () {
     } finally {
       await stopStaging(root, 'prod-target');
       fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('decrypts with the escrow key rebuilt from custodian shares handed to the worker directly, never through Temporal', async () => {
+    const keys = path.join(stackDir(), 'keys');
+    const stranger = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-stranger-'));
+    await initKeys({ outDir: path.join(stranger, 'k'), shares: 3, threshold: 2 });
+    const workflowId = `restore-shares-${Date.now()}`;
+    const endpoint = 'http://127.0.0.1:18092';
+    const submit = (file: string) => vaultdrAsync(['keys', 'submit-share', workflowId, file, '--endpoint', endpoint]);
+    try {
+      const r = (await withWorker(cfg, async ({ intake }) => {
+        const server = createCodecServer({ codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)), tokens: readTokensFile(cfg.codec.tokensFile), corsOrigins: [], anonymousLoopbackOrigins: [], intake });
+        await new Promise<void>((res) => server.listen(18092, '127.0.0.1', res));
+        try {
+          const h = await restore(workflowId, { backupId: backup.backupId, keySource: 'custodian-shares' });
+          for (let p = await h.query<{ step: string }>('progress'); p.step !== 'awaitCustodianShares'; p = await h.query<{ step: string }>('progress')) await sleep(200);
+          const wrong = await submit(path.join(stranger, 'k', 'share-1-of-3.json'));
+          assert.equal(wrong.code, 1);
+          assert.match(wrong.stderr, /not accepted: this share belongs to key x25519:\w+; the backup is encrypted for/);
+          const two = [await submit(path.join(keys, 'share-1-of-5.json')), await submit(path.join(keys, 'share-4-of-5.json'))];
+          assert.equal(two[1]!.code, 0, two[1]!.stderr);
+          assert.match(two[1]!.stdout, /2 share\(s\) of 3 received/);
+          await sleep(1000);
+          assert.equal((await h.query<{ step: string }>('progress')).step, 'awaitCustodianShares', 'must wait for the threshold');
+          const third = await submit(path.join(keys, 'share-5-of-5.json'));
+          assert.match(third.stdout, /threshold reached/);
+          return (await h.result()) as RestoreRecord;
+        } finally {
+          server.close();
+        }
+      })) as RestoreRecord;
+      assert.equal(r.status, 'verified');
+      assert.equal(r.checks!.canary.matches, true);
+      const { decoded, raw, activityTypes } = await historyTexts(client, cfg, workflowId);
+      assert.ok(activityTypes.includes('closeShareIntake'));
+      const everything = decoded.join('\n') + raw;
+      for (const s of stackSecrets()) assert.ok(!everything.includes(s.value), `${s.name} appears in history`);
+    } finally {
+      fs.rmSync(stranger, { recursive: true, force: true });
     }
   });
 

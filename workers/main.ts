@@ -6,9 +6,11 @@ import { loadConfig, type Config } from '../infra/config';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { createCodecServer, readTokensFile } from '../infra/codecServer';
 import { buildWorker } from './worker';
+import type { ShareIntake } from '../infra/shareIntake';
 
-export function startCodecServer(cfg: Config): Promise<http.Server> {
+export function startCodecServer(cfg: Config, intake?: ShareIntake): Promise<http.Server> {
   const server = createCodecServer({
+    intake,
     codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)),
     tokens: readTokensFile(cfg.codec.tokensFile),
     corsOrigins: cfg.codec.corsOrigins,
@@ -29,9 +31,9 @@ async function main(): Promise<void> {
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
-  const codecServer = await startCodecServer(cfg);
+  const { worker, connection, intake } = await buildWorker(cfg);
+  const codecServer = await startCodecServer(cfg, intake);
   logger.info('codec endpoint listening', { listen: cfg.codec.listen });
-  const { worker, connection } = await buildWorker(cfg);
   logger.info('worker starting', { taskQueue: cfg.temporal.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
   try {
     await worker.run(); // resolves after a shutdown signal once in-flight tasks drained

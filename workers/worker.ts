@@ -6,11 +6,27 @@ import type { Config } from '../infra/config';
 import { buildClients, type Clients } from '../infra/clients';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { createActivities } from '../activities';
+import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
+import { connectClient } from '../client/connect';
 
 export interface BuiltWorker {
   worker: Worker;
   connection: NativeConnection;
   clients: Clients;
+  /** Custodian shares submitted to this worker for restores (served by the codec endpoint). */
+  intake: ShareIntake;
+}
+
+/** Tells a waiting restore that its custodian shares are complete (counts only, never shares). */
+function signalSharesReady(cfg: Config) {
+  return async (workflowId: string, status: IntakeStatus) => {
+    const client = await connectClient(cfg);
+    try {
+      await client.workflow.getHandle(workflowId).signal('custodianSharesReady', { received: status.received, threshold: status.threshold, keyId: status.keyId });
+    } finally {
+      await client.connection.close();
+    }
+  };
 }
 
 export function workflowsPath(): string {
@@ -19,6 +35,7 @@ export function workflowsPath(): string {
 
 export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions> = {}): Promise<BuiltWorker> {
   const clients = buildClients(cfg);
+  const intake = new ShareIntake(signalSharesReady(cfg));
   const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   const worker = await Worker.create({
@@ -26,10 +43,10 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }),
-    activities: createActivities(cfg, clients),
+    activities: createActivities(cfg, clients, intake),
     dataConverter: { payloadCodecs: [codec] },
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     ...overrides,
   });
-  return { worker, connection, clients };
+  return { worker, connection, clients, intake };
 }

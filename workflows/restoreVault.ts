@@ -4,7 +4,7 @@
 //   production: planProductionRestore → awaitApproval (approveRestore update) → restoreSnapshot →
 //               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
 // → recordRestore (RTO/RPO). Failures alert and are recorded too.
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, defineQuery, defineUpdate, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { ProductionPlan, RestoreActivities } from '../activities/restore';
 import type { NotifyActivities } from '../activities/notify';
 import { shortHash } from '../common/backup';
@@ -26,6 +26,9 @@ export type RestoreStep =
   | 'unsealTarget'
   | 'verifyRestoredSecrets'
   | 'teardownStaging'
+  | 'openShareIntake'
+  | 'awaitCustodianShares'
+  | 'closeShareIntake'
   | 'planProductionRestore'
   | 'awaitApproval'
   | 'awaitTargetUnsealed'
@@ -42,11 +45,16 @@ export interface RestoreProgress {
   /** Production: what would be replaced, shown before approval. */
   plan?: ProductionPlan;
   approval?: Approval;
+  /** Custodian shares received by the worker (counts only). */
+  shares?: { received: number; threshold: number; keyId: string };
   /** Production: what the workflow waits for a human to do. */
   waitingFor?: string;
   error?: string;
 }
 export const progress = defineQuery<RestoreProgress>('progress');
+
+/** Sent by the worker's share intake when enough custodian shares arrived (counts only). */
+export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
 
 /** A responder approves (or refuses) a production restore after reading the plan from `progress`. */
 export const approveRestore = defineUpdate<{ accepted: true; approve: boolean }, [Approval]>('approveRestore');
@@ -62,7 +70,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const restoreId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
-  let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
+  let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
+  setHandler(custodianSharesReady, (s) => {
+    state.shares = s;
+  });
   setHandler(
     approveRestore,
     (a) => {
@@ -158,34 +169,46 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     state.backupId = backup.backupId;
     snapshotCreatedAt = backup.createdAt;
     raftIndex = backup.raftIndex;
-    await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId }));
-    let checks: SecretCheck;
+    const keySource = input.keySource;
+    let checks!: SecretCheck;
     let verifiedAtMs = 0;
-    if (input.target === 'production') {
-      const target = { kind: 'production' as const };
-      state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
-      await step('awaitApproval', () => awaitHuman('approval', () => state.approval !== undefined, `approve or refuse with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON`));
-      if (!state.approval!.approve) {
-        throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
+    try {
+      if (keySource === 'custodian-shares') {
+        await step('openShareIntake', () => store.openShareIntake({ backupId: backup.backupId }));
+        await step('awaitCustodianShares', () =>
+          awaitHuman('custodian shares', () => state.shares !== undefined, `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)`),
+        );
       }
-      await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target }));
-      await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
-      checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
-      verifiedAtMs = Date.now();
-    } else {
-      const target = { kind: 'staging' as const, stagingId };
-      try {
-        stagingStarted = true;
-        const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
-        state.stagingAddress = staging.address;
-        await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target }));
-        await step('unsealTarget', () => store.unsealTarget({ stagingId }));
+      await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId, keySource }));
+      if (input.target === 'production') {
+        const target = { kind: 'production' as const };
+        state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
+        await step('awaitApproval', () => awaitHuman('approval', () => state.approval !== undefined, `approve or refuse with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON`));
+        if (!state.approval!.approve) {
+          throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
+        }
+        await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+        await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
         checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
-        verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
-      } finally {
-        // Staging goes away on success, failure and cancellation alike.
-        await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
+        verifiedAtMs = Date.now();
+      } else {
+        const target = { kind: 'staging' as const, stagingId };
+        try {
+          stagingStarted = true;
+          const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
+          state.stagingAddress = staging.address;
+          await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+          await step('unsealTarget', () => store.unsealTarget({ stagingId }));
+          checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
+          verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
+        } finally {
+          // Staging goes away on success, failure and cancellation alike.
+          await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
+        }
       }
+    } finally {
+      // The rebuilt escrow key leaves the worker's memory whatever happened.
+      if (keySource === 'custodian-shares') await CancellationScope.nonCancellable(() => store.closeShareIntake());
     }
     const problems = [
       ...(checks.canary.matches ? [] : [`canary at ${checks.canary.path} reads "${checks.canary.found}", expected "${checks.canary.expected}"`]),
