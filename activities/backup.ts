@@ -42,6 +42,7 @@ import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
 import { getJsonObject, putJsonObject, statusOf } from '../infra/objects';
 import { keepHeartbeating } from './heartbeat';
+import { kvInventory } from '../infra/kvInventory';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
 
@@ -306,6 +307,13 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         throw fail(ErrorType.VaultStandby, `OpenBao at ${deps.bao.address} is a standby; the active node is ${leader.leaderAddress || 'unknown'}: point vault.address at the active node or a load balancer that routes to it`, false);
       }
 
+      const baoKv = { list: (p: string) => deps.bao.list(p), currentVersion: async (p: string) => Number(((await deps.bao.read(p)) as { data?: { current_version?: number } }).data?.current_version ?? 0) };
+      let kvBefore;
+      try {
+        kvBefore = await kvInventory(bcfg.kvMount, baoKv);
+      } catch (err) {
+        throw vaultFailure(err, 'KV inventory');
+      }
       const aborted = await abortStaleUploads(keys.snapshot);
       if (aborted) ctx.log.info('aborted leftover multipart uploads of an earlier attempt', { backupId: req.backupId, aborted });
 
@@ -346,6 +354,9 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         stopBeats();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
+      const kvAfter = await kvInventory(bcfg.kvMount, baoKv).catch((err: unknown) => {
+        throw vaultFailure(err, 'KV inventory');
+      });
       let meta;
       try {
         meta = await inspector.result;
@@ -371,6 +382,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
           node: meta.servers[0]?.id ?? '',
         },
         canary: req.canary,
+        kv: { mount: bcfg.kvMount, pathsBefore: kvBefore.paths, pathsAfter: kvAfter.paths, versionsBefore: kvBefore.versions, versionsAfter: kvAfter.versions },
         plaintext: { bytes: plain.bytes, sha256: plain.hash.digest('hex') },
         object: { bucket, key: keys.snapshot, bytes: cipher.bytes, sha256: cipher.hash.digest('hex'), versionId },
         encryption: { format: 'vdrbak/1', chunkSize: header.chunkSize, recipients: header.recipients.map((r) => r.keyId) },

@@ -11,6 +11,7 @@ import { backupObjectKeys, type BackupManifest } from '../common/backup';
 import { ErrorType } from '../common/errors';
 import { RESTORE_HISTORY_PREFIX, type KeySource, type RestoreRecord, type SecretCheck } from '../common/restore';
 import type { ShareIntake } from '../infra/shareIntake';
+import { kvInventory } from '../infra/kvInventory';
 import { BackupFormatError, createDecryptor } from '../infra/backupFormat';
 import type { Config } from '../infra/config';
 import { readSecretFile } from '../infra/config';
@@ -31,6 +32,7 @@ export interface SelectedBackup {
   raftIndex: number;
   objectBytes: number;
   canary: { path: string; marker: string };
+  kv?: BackupManifest['kv'];
 }
 
 /** The workflow this activity runs for (shares and keys are kept per workflow). */
@@ -153,7 +155,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       }
       const m = await manifestOf(id);
       if (m.status !== 'verified') throw fail(ErrorType.BackupNotFound, `backup ${id} was never verified after upload (status ${m.status}); refusing to restore it`);
-      return { backupId: id, createdAt: m.createdAt, raftIndex: m.snapshot.raftIndex, objectBytes: m.object.bytes, canary: m.canary };
+      return { backupId: id, createdAt: m.createdAt, raftIndex: m.snapshot.raftIndex, objectBytes: m.object.bytes, canary: m.canary, kv: m.kv };
     },
 
     /** Full check before any target is touched: download, checksums, decrypt, raft snapshot structure. */
@@ -250,7 +252,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
     },
 
     /** Reads the canary and every configured path with the restore-validator's credentials. */
-    async verifyRestoredSecrets(req: { target: RestoreTarget; canary: { path: string; marker: string } }): Promise<SecretCheck> {
+    async verifyRestoredSecrets(req: { target: RestoreTarget; canary: { path: string; marker: string }; kv?: BackupManifest['kv'] }): Promise<SecretCheck> {
       const info = targetOf(req.target);
       if (!cfg.restore.validatorRoleIdFile || !cfg.restore.validatorSecretIdFile) throw fail(ErrorType.KeyMaterialMissing, 'restore.validatorRoleIdFile/validatorSecretIdFile are not set');
       const login = await stagingApi(info.address, 'POST', 'auth/approle/login', undefined, {
@@ -267,6 +269,21 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
         // Only whether it is readable is recorded, never the value.
         if (r.status === 200 && r.json?.data?.data) check.readable.push(p);
         else check.unreadable.push({ path: p, error: `HTTP ${r.status}${r.json.errors?.length ? `: ${r.json.errors.join('; ')}` : ''}` });
+      }
+      if (req.kv) {
+        // Compare the restored KV inventory with the range counted around the snapshot.
+        const access = {
+          list: async (p: string) => {
+            const r = await stagingApi(info.address, 'GET', `${p}?list=true`, token);
+            return r.status === 404 ? [] : ((r.json?.data?.keys as string[] | undefined) ?? []);
+          },
+          currentVersion: async (p: string) => Number((await stagingApi(info.address, 'GET', p, token)).json?.data?.current_version ?? 0),
+        };
+        const inv = await kvInventory(req.kv.mount, access);
+        const paths: [number, number] = [Math.min(req.kv.pathsBefore, req.kv.pathsAfter), Math.max(req.kv.pathsBefore, req.kv.pathsAfter)];
+        const versions: [number, number] = [Math.min(req.kv.versionsBefore, req.kv.versionsAfter), Math.max(req.kv.versionsBefore, req.kv.versionsAfter)];
+        const within = (n: number, [lo, hi]: [number, number]) => n >= lo && n <= hi;
+        check.kv = { mount: req.kv.mount, paths: inv.paths, versions: inv.versions, expected: { paths, versions }, matches: within(inv.paths, paths) && within(inv.versions, versions) };
       }
       await stagingApi(info.address, 'POST', 'auth/token/revoke-self', token).catch(() => undefined);
       return check;

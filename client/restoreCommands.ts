@@ -54,6 +54,7 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
         `restore ${r.restoreId}: ${r.status.toUpperCase()} (backup ${r.backupId}, raft index ${r.raftIndex})`,
         `  canary   ${r.checks?.canary.matches ? 'matches' : 'DIFFERS'} (${r.checks?.canary.path})`,
         `  secrets  ${r.checks?.readable.length ?? 0} readable, ${r.checks?.unreadable.length ?? 0} unreadable`,
+        ...(r.checks?.kv ? [`  kv       ${r.checks.kv.paths} paths / ${r.checks.kv.versions} versions in ${r.checks.kv.mount}/ (manifest ${r.checks.kv.expected.paths.join('–')} / ${r.checks.kv.expected.versions.join('–')})`] : []),
         `  RPO      ${r.rpoSeconds}s (snapshot ${r.snapshotCreatedAt} → restore start)`,
         `  RTO      ${r.rtoSeconds}s (restore start → secrets verified)`,
         `  history  s3://${cfg.s3.bucket}/${r.historyKey}`,

@@ -67,6 +67,8 @@ export interface BackupManifest {
   snapshot: SnapshotInfo;
   /** The canary written just before the snapshot; a restore must read this value back. */
   canary: { path: string; marker: string };
+  /** KV v2 inventory counted just before and just after the snapshot (writes in between widen the range). */
+  kv?: { mount: string; pathsBefore: number; pathsAfter: number; versionsBefore: number; versionsAfter: number };
   plaintext: { bytes: number; sha256: string };
   object: { bucket: string; key: string; bytes: number; sha256: string; versionId?: string };
   encryption: { format: 'vdrbak/1'; chunkSize: number; recipients: string[] };

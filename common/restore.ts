@@ -24,7 +24,16 @@ export const RestoreInput = z
   .strict();
 export type RestoreInput = z.input<typeof RestoreInput>;
 
+export interface KvCheck {
+  mount: string;
+  paths: number;
+  versions: number;
+  expected: { paths: [number, number]; versions: [number, number] };
+  matches: boolean;
+}
+
 export interface SecretCheck {
+  kv?: KvCheck;
   canary: { path: string; expected: string; found: string; matches: boolean };
   readable: string[];
   unreadable: { path: string; error: string }[];

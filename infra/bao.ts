@@ -119,6 +119,17 @@ export class BaoClient {
     return auth ? this.authed(call) : call();
   }
 
+  /** LIST keys under a path; [] when the path does not exist. */
+  async list(path: string): Promise<string[]> {
+    try {
+      const body = (await this.authed(() => this.vault.list(path))) as { data?: { keys?: string[] } };
+      return body.data?.keys ?? [];
+    } catch (err) {
+      if (err instanceof BaoError && err.status === 404) return [];
+      throw err;
+    }
+  }
+
   /** Any authenticated read, for activities that need an endpoint without a helper yet. */
   async read(path: string): Promise<unknown> {
     return this.authed(() => this.vault.read(path));

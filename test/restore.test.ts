@@ -58,6 +58,8 @@ describe('restoreVault workflow (real stack)', function () {
     assert.equal(r.checks!.canary.found, m.canary.marker, 'the canary must name exactly this backup');
     assert.deepEqual(r.checks!.readable, cfg.restore.checkPaths);
     assert.deepEqual(r.checks!.unreadable, []);
+    assert.equal(r.checks!.kv?.matches, true, JSON.stringify(r.checks!.kv));
+    assert.ok(r.checks!.kv!.paths >= 2 && r.checks!.kv!.versions >= r.checks!.kv!.paths);
     assert.ok(r.rpoSeconds >= 0 && r.rtoSeconds! > 0 && r.rtoSeconds! < 600, JSON.stringify(r));
     assert.deepEqual(stagingLeft(), [], 'staging must be torn down');
     const stored = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: r.historyKey }))).Body!.transformToString()) as RestoreRecord;
@@ -97,6 +99,24 @@ describe('restoreVault workflow (real stack)', function () {
       assert.ok(!activityTypes.includes('startStagingVault') && !activityTypes.includes('restoreSnapshot'), activityTypes.join());
       const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
       assert.ok(mails.some((x) => x.Subject.includes('failed at verifyBackupBeforeRestore')), mails.map((x) => x.Subject).join('\n'));
+    } finally {
+      const keys = await listKeys(s3, cfg.s3.bucket, `backups/${b.backupId}/`);
+      await s3.send(new DeleteObjectsCommand({ Bucket: cfg.s3.bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+    }
+  });
+
+  it('reports what differs when the restored KV inventory does not match the manifest', async () => {
+    const b = (await withWorker(cfg, async () => (await client.workflow.start('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `restore-kv-src-${Date.now()}`, args: [{ prune: false }] })).result())) as BackupResult;
+    const m = await manifestOf(b.backupId);
+    assert.ok(m.kv && m.kv.pathsBefore > 0, JSON.stringify(m.kv));
+    // Pretend the backup held five more secrets than any restore of it can show.
+    const inflated = { ...m, kv: { ...m.kv!, pathsBefore: m.kv!.pathsBefore + 5, pathsAfter: m.kv!.pathsAfter + 5 } };
+    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(b.backupId).manifest, Body: JSON.stringify(inflated) }));
+    try {
+      const f = await withWorker(cfg, async () => failureOf((await restore(`restore-kv-${Date.now()}`, { backupId: b.backupId })).result()));
+      assert.equal(f.type, 'VerificationFailed');
+      assert.match(f.message, new RegExp(`KV secret: ${m.kv!.pathsAfter} paths / \\d+ versions restored, manifest says ${m.kv!.pathsBefore + 5}(–${m.kv!.pathsAfter + 5})? paths`));
+      assert.deepEqual(stagingLeft(), []);
     } finally {
       const keys = await listKeys(s3, cfg.s3.bucket, `backups/${b.backupId}/`);
       await s3.send(new DeleteObjectsCommand({ Bucket: cfg.s3.bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));

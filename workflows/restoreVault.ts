@@ -189,7 +189,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
         }
         await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
         await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
-        checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
+        checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
         verifiedAtMs = Date.now();
       } else {
         const target = { kind: 'staging' as const, stagingId };
@@ -199,7 +199,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           state.stagingAddress = staging.address;
           await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
           await step('unsealTarget', () => store.unsealTarget({ stagingId }));
-          checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary }));
+          checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
           verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
         } finally {
           // Staging goes away on success, failure and cancellation alike.
@@ -213,6 +213,9 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     const problems = [
       ...(checks.canary.matches ? [] : [`canary at ${checks.canary.path} reads "${checks.canary.found}", expected "${checks.canary.expected}"`]),
       ...checks.unreadable.map((u) => `${u.path} unreadable (${u.error})`),
+      ...(checks.kv && !checks.kv.matches
+        ? [`KV ${checks.kv.mount}: ${checks.kv.paths} paths / ${checks.kv.versions} versions restored, manifest says ${checks.kv.expected.paths.join('–')} paths / ${checks.kv.expected.versions.join('–')} versions`]
+        : []),
     ];
     if (problems.length) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `restored secrets differ: ${problems.join('; ')}`, nonRetryable: true, details: [checks] });
     const record: RestoreRecord = {

@@ -7,3 +7,8 @@ path "secret/data/vault-dr/canary" {
 path "secret/data/app/*" {
   capabilities = ["read"]
 }
+
+# KV inventory after a restore (metadata only, no values), compared with the manifest.
+path "secret/metadata/*" {
+  capabilities = ["read", "list"]
+}

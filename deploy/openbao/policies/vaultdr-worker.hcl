@@ -13,7 +13,9 @@ path "sys/storage/raft/autopilot/state" {
 path "secret/data/vault-dr/*" {
   capabilities = ["read"]
 }
-path "secret/metadata/vault-dr/*" {
+# snapshotToStore: the KV inventory recorded in the manifest (paths and version numbers, metadata
+# only: this grants no secret values).
+path "secret/metadata/*" {
   capabilities = ["read", "list"]
 }
 
