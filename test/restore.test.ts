@@ -79,30 +79,54 @@ describe('restoreVault workflow (real stack)', function () {
     }
   });
 
-  it('refuses a corrupt backup before any target is touched, naming object and cause, and alerts', async () => {
+  it('refuses a flipped, truncated or wrong-key backup before any target is touched, naming object and cause, and alerts', async () => {
     const b = (await withWorker(cfg, async () => (await client.workflow.start('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `restore-corrupt-src-${Date.now()}`, args: [{ prune: false }] })).result())) as BackupResult;
     const m = await manifestOf(b.backupId);
     const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key }))).Body!.transformToByteArray());
+    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(b.backupId).manifest, Body: JSON.stringify({ ...m, object: { ...m.object, versionId: undefined } }) }));
     const flipped = Buffer.from(original);
     flipped[Math.floor(flipped.length / 2)] = flipped[Math.floor(flipped.length / 2)]! ^ 0x40;
-    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key, Body: flipped }));
-    await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(b.backupId).manifest, Body: JSON.stringify({ ...m, object: { ...m.object, versionId: undefined } }) }));
-    await clearAlertDedup(s3, cfg.s3.bucket);
-    const before = (await mailpitMessages()).length;
-    const workflowId = `restore-corrupt-${Date.now()}`;
+    const strangerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-wrongkey-'));
+    const strangerKey = path.join(strangerDir, 'validation.json');
+    await initKeys({ outDir: path.join(strangerDir, 'k'), shares: 2, threshold: 2, validationKeyFile: strangerKey });
+    const cases = [
+      { name: 'flipped', body: flipped, cfg, cause: /tampered: chunk \d+ does not authenticate/ },
+      { name: 'truncated', body: original.subarray(0, original.length - 1000), cfg, cause: /truncated/ },
+      { name: 'wrong key', body: original, cfg: { ...cfg, backup: { ...cfg.backup, validationKeyFile: strangerKey } }, cause: /wrong-key: wrong key: this backup is encrypted for/ },
+    ];
     try {
-      const f = await withWorker(cfg, async () => failureOf((await restore(workflowId, { backupId: b.backupId })).result()));
-      assert.equal(f.type, 'BackupCorrupt');
-      assert.ok(f.message.includes(`s3://${cfg.s3.bucket}/${m.object.key}`), f.message);
-      assert.match(f.message, /failed at verifyBackupBeforeRestore: .*tampered.*the target was not touched/);
-      const { activityTypes } = await historyTexts(client, cfg, workflowId);
-      assert.ok(!activityTypes.includes('startStagingVault') && !activityTypes.includes('restoreSnapshot'), activityTypes.join());
-      const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
-      assert.ok(mails.some((x) => x.Subject.includes('failed at verifyBackupBeforeRestore')), mails.map((x) => x.Subject).join('\n'));
+      for (const c of cases) {
+        await s3.send(new PutObjectCommand({ Bucket: cfg.s3.bucket, Key: m.object.key, Body: c.body }));
+        await clearAlertDedup(s3, cfg.s3.bucket);
+        const before = (await mailpitMessages()).length;
+        const workflowId = `restore-corrupt-${c.name.replace(' ', '-')}-${Date.now()}`;
+        const f = await withWorker(c.cfg, async () => failureOf((await restore(workflowId, { backupId: b.backupId })).result()));
+        assert.equal(f.type, 'BackupCorrupt', c.name);
+        assert.ok(f.message.includes(`s3://${cfg.s3.bucket}/${m.object.key}`), f.message);
+        assert.match(f.message, /failed at verifyBackupBeforeRestore: /);
+        assert.match(f.message, c.cause);
+        assert.match(f.message, /the target was not touched/);
+        const { activityTypes } = await historyTexts(client, cfg, workflowId);
+        assert.ok(!activityTypes.includes('startStagingVault') && !activityTypes.includes('restoreSnapshot'), `${c.name}: ${activityTypes.join()}`);
+        const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
+        assert.ok(mails.some((x) => x.Subject.includes('failed at verifyBackupBeforeRestore')), `${c.name}: ${mails.map((x) => x.Subject).join('\n')}`);
+      }
     } finally {
+      fs.rmSync(strangerDir, { recursive: true, force: true });
       const keys = await listKeys(s3, cfg.s3.bucket, `backups/${b.backupId}/`);
       await s3.send(new DeleteObjectsCommand({ Bucket: cfg.s3.bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
     }
+  });
+
+  it('vaultdr restore validate runs the weekly validation now and waits for its result', async () => {
+    // The CLI uses the stack's own task queue; a worker serves it for the duration of the test.
+    const stackQueue = withQueue(cfg, (await ensureStack()).temporal.taskQueue);
+    const r = await withWorker(stackQueue, () => vaultdrAsync(['restore', 'validate', '--json']));
+    assert.equal(r.code, 0, r.stderr);
+    const rec = JSON.parse(r.stdout) as RestoreRecord;
+    assert.equal(rec.status, 'verified');
+    assert.equal(rec.reason, 'validation (manual)');
+    assert.equal(rec.checks!.canary.matches, true);
   });
 
   it('reports what differs when the restored KV inventory does not match the manifest', async () => {
