@@ -6,6 +6,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import * as crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { MailTransport } from '../infra/clients';
+import { metrics } from '../infra/metrics';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -53,6 +54,10 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
   return {
     /** Sends an alert on every configured channel unless the same alert went out within the window. */
     async sendAlert(req: AlertRequest): Promise<AlertOutcome> {
+      // Counted once per workflow run and step, before de-duplication (retries of this activity excluded).
+      if (req.failedStep && Context.current().info.attempt === 1) {
+        metrics().workflowFailures.inc({ workflow: req.dedupKey.split('/')[0] ?? 'unknown', step: req.failedStep, error_type: req.errorType ?? 'Error' });
+      }
       const key = recordKey(req.dedupKey);
       const now = new Date();
       const record = await readRecord(key);
@@ -63,6 +68,7 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
           await deps.s3
             .send(new PutObjectCommand({ Bucket: deps.bucket, Key: key, ContentType: 'application/json', Body: JSON.stringify({ ...record, suppressedSince: record.suppressedSince + 1 }) }))
             .catch(() => undefined);
+          metrics().alertsSent.inc({ severity: req.severity, channel: 'email', outcome: 'suppressed' });
           return { sent: false, channels: [], suppressed: `same alert sent at ${record.lastSentAt} by ${record.lastWorkflowId}`, dedupRecord: 'written' };
         }
       }
@@ -92,6 +98,7 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
       } catch {
         dedupRecord = 'unavailable';
       }
+      metrics().alertsSent.inc({ severity: req.severity, channel: 'email', outcome: 'sent' });
       return { sent: true, channels: [{ channel: 'email', ok: true, detail: `accepted by relay: ${info.messageId}` }], dedupRecord };
     },
   };

@@ -123,6 +123,13 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    metrics: z
+      .object({
+        /** Prometheus endpoint of the worker (/metrics); empty string turns it off. */
+        listen: z.union([hostPort, z.literal('')]).default('127.0.0.1:9464'),
+      })
+      .strict()
+      .default({}),
     worker: z
       .object({
         logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -162,6 +169,7 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_LISTEN: { path: ['codec', 'listen'], kind: 'string' },
   VAULTDR_CODEC_TOKENS_FILE: { path: ['codec', 'tokensFile'], kind: 'string' },
   VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
+  VAULTDR_METRICS_LISTEN: { path: ['metrics', 'listen'], kind: 'string' },
   VAULTDR_BACKUP_RECIPIENTS_FILE: { path: ['backup', 'recipientsFile'], kind: 'string' },
   VAULTDR_BACKUP_VALIDATION_KEY_FILE: { path: ['backup', 'validationKeyFile'], kind: 'string' },
   VAULTDR_BACKUP_MAX_UPLOAD_BPS: { path: ['backup', 'maxUploadBytesPerSecond'], kind: 'number' },

@@ -203,6 +203,7 @@ describe('backupVault workflow (real stack)', function () {
     stackCfg.backup = { ...stackCfg.backup, partSize: 5 * 1024 * 1024, maxUploadBytesPerSecond: 1_000_000 };
     stackCfg.temporal = { ...stackCfg.temporal, taskQueue: cfg.temporal.taskQueue };
     stackCfg.codec = { ...stackCfg.codec, listen: '127.0.0.1:18090' };
+    stackCfg.metrics = { listen: '' };
     fs.writeFileSync(killCfgFile, JSON.stringify(stackCfg));
     const childLog = path.join(stackDir(), `kill-test-${process.pid}.log`);
     const logFd = fs.openSync(childLog, 'w');

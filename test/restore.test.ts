@@ -173,6 +173,7 @@ describe('restoreVault workflow (real stack)', function () {
     const stackCfg = JSON.parse(fs.readFileSync(path.join(stackDir(), 'vaultdr.json'), 'utf8')) as Record<string, Record<string, unknown>>;
     stackCfg.temporal = { ...stackCfg.temporal, taskQueue: cfg.temporal.taskQueue };
     stackCfg.codec = { ...stackCfg.codec, listen: '127.0.0.1:18091' };
+    stackCfg.metrics = { listen: '' };
     fs.writeFileSync(killCfgFile, JSON.stringify(stackCfg));
     const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')], { env: { ...process.env, VAULTDR_CONFIG: killCfgFile }, stdio: 'ignore' });
     const workflowId = `restore-kill-${Date.now()}`;

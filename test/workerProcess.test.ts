@@ -16,7 +16,7 @@ describe('worker process (real stack)', function () {
 
   it('runs a workflow, serves the codec endpoint and shuts down cleanly on SIGTERM', async () => {
     const cfg = withQueue(await ensureStack(), uniqueQueue('proc'));
-    const env = { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: '127.0.0.1:18089' };
+    const env = { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: '127.0.0.1:18089', VAULTDR_METRICS_LISTEN: '127.0.0.1:19464' };
     const child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
@@ -31,6 +31,10 @@ describe('worker process (real stack)', function () {
       }
       const codec = await fetch('http://127.0.0.1:18089/decode', { method: 'POST', body: '{}' });
       assert.equal(codec.status, 401, 'codec endpoint must demand a token');
+      const metricsText = await (await fetch('http://127.0.0.1:19464/metrics')).text();
+      assert.match(metricsText, /^vaultdr_vault_sealed 0$/m);
+      assert.match(metricsText, /^vaultdr_object_store_up 1$/m);
+      assert.match(metricsText, /^vaultdr_restore_rto_target_seconds 900$/m);
 
       const client = await connectClient(cfg);
       const report = (await client.workflow.execute('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId: `proc-${Date.now()}`, args: [{}] })) as HealthReport;

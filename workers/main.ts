@@ -7,6 +7,7 @@ import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { createCodecServer, readTokensFile } from '../infra/codecServer';
 import { buildWorker } from './worker';
 import type { ShareIntake } from '../infra/shareIntake';
+import { registerStateGauges, startMetricsServer } from '../infra/metrics';
 
 export function startCodecServer(cfg: Config, intake?: ShareIntake): Promise<http.Server> {
   const server = createCodecServer({
@@ -31,7 +32,13 @@ async function main(): Promise<void> {
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
-  const { worker, connection, intake } = await buildWorker(cfg);
+  const { worker, connection, intake, clients } = await buildWorker(cfg);
+  let metricsServer: http.Server | undefined;
+  if (cfg.metrics.listen) {
+    registerStateGauges({ cfg, s3: clients.s3, bao: clients.bao });
+    metricsServer = await startMetricsServer(cfg.metrics.listen);
+    logger.info('metrics endpoint listening', { listen: cfg.metrics.listen });
+  }
   const codecServer = await startCodecServer(cfg, intake);
   logger.info('codec endpoint listening', { listen: cfg.codec.listen });
   logger.info('worker starting', { taskQueue: cfg.temporal.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
@@ -39,6 +46,7 @@ async function main(): Promise<void> {
     await worker.run(); // resolves after a shutdown signal once in-flight tasks drained
   } finally {
     codecServer.close();
+    metricsServer?.close();
     await connection.close();
     logger.info('worker stopped');
   }

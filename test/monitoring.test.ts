@@ -1,0 +1,182 @@
+// Monitoring: the rule files (promtool unit tests), the Alertmanager routing (amtool), the worker's
+// /metrics against the real stack, and a real Prometheus scraping the worker and OpenBao.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import type { Server } from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { BackupResult } from '../common/backup';
+import { connectClient } from '../client/connect';
+import { buildClients } from '../infra/clients';
+import type { Config } from '../infra/config';
+import { registerStateGauges, startMetricsServer } from '../infra/metrics';
+import { rootToken, unsealBao } from '../stack/stack';
+import { bao } from './helpers/inspect';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+import { withWorker } from './helpers/worker';
+
+const DEPLOY = path.join(PROJECT_ROOT, 'deploy');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function tool(cmd: string, args: string[]) {
+  const res = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
+  if (res.error) assert.fail(`${cmd} is not installed (scripts/ensure-deps.sh --test-tools installs Debian's prometheus and prometheus-alertmanager): ${res.error.message}`);
+  return { code: res.status, out: `${res.stdout}${res.stderr}` };
+}
+
+function sample(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+describe('monitoring configuration', function () {
+  this.timeout(120_000);
+
+  it('every alert rule fires and stays quiet as its promtool unit tests expect', () => {
+    const r = tool('promtool', ['test', 'rules', path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.test.yml')]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /SUCCESS/);
+  });
+
+  it('every alert has a severity and a runbook link, and each is unit-tested', () => {
+    const rules = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml'), 'utf8');
+    const tests = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.test.yml'), 'utf8');
+    const alerts = [...rules.matchAll(/- alert: (\w+)/g)].map((m) => m[1]!);
+    assert.ok(alerts.length >= 12, alerts.join());
+    for (const a of ['VaultSealed', 'VaultNoActiveNode', 'VaultRaftPeerDown', 'BackupStale', 'BackupFailed', 'RestoreValidationFailed', 'RestoreValidationStale', 'RestoreRTOAboveTarget', 'RestoreRPOAboveTarget', 'ReplicationLagHigh']) assert.ok(alerts.includes(a), a);
+    for (const block of rules.split('- alert: ').slice(1)) {
+      const name = block.split('\n')[0]!;
+      assert.match(block, /severity: (critical|warning|info)/, name);
+      assert.match(block, /runbook_url: docs\/runbooks\/\S+\.md/, name);
+      assert.match(tests, new RegExp(`alertname: ${name}\\b`), `${name} has no promtool test`);
+      const runbook = /runbook_url: (docs\/runbooks\/[^#\s]+)/.exec(block)![1]!;
+      assert.ok(fs.existsSync(path.join(PROJECT_ROOT, runbook)), `${name}: ${runbook} does not exist`);
+    }
+  });
+
+  it('the Prometheus config is valid', () => {
+    const r = tool('promtool', ['check', 'config', '--syntax-only', path.join(DEPLOY, 'prometheus', 'prometheus.yml')]);
+    assert.equal(r.code, 0, r.out);
+  });
+
+  it('Alertmanager routes critical → PagerDuty + Slack + e-mail, warning → Slack + e-mail, info → e-mail', () => {
+    const file = path.join(DEPLOY, 'alertmanager', 'alertmanager.yml');
+    assert.equal(tool('amtool', ['check-config', file]).code, 0);
+    const route = (labels: string) => tool('amtool', ['config', 'routes', 'test', '--config.file', file, '--verify.receivers', labels === 'severity=critical' ? 'critical' : labels === 'severity=warning' ? 'warning' : 'email', labels]);
+    for (const l of ['severity=critical', 'severity=warning', 'severity=info']) assert.equal(route(l).code, 0, `${l}: ${route(l).out}`);
+    const cfg = fs.readFileSync(file, 'utf8');
+    const receiver = (name: string) => cfg.split(`- name: ${name}\n`)[1]!.split('\n  - name:')[0]!;
+    assert.match(receiver('critical'), /pagerduty_configs[\s\S]*slack_configs[\s\S]*email_configs/);
+    assert.match(receiver('warning'), /slack_configs[\s\S]*email_configs/);
+    assert.doesNotMatch(receiver('warning'), /pagerduty/);
+    assert.match(receiver('email'), /email_configs/);
+    assert.doesNotMatch(cfg, /hooks\.slack\.com|routing_key:/, 'secrets must come from files');
+  });
+
+  it('amtool rejects a broken routing config (the check can fail)', () => {
+    const bad = path.join(os.tmpdir(), `am-bad-${process.pid}.yml`);
+    fs.writeFileSync(bad, fs.readFileSync(path.join(DEPLOY, 'alertmanager', 'alertmanager.yml'), 'utf8').replace('receiver: critical', 'receiver: nobody'));
+    try {
+      const r = tool('amtool', ['check-config', bad]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /undefined receiver "nobody"/);
+    } finally {
+      fs.rmSync(bad, { force: true });
+    }
+  });
+});
+
+describe('worker metrics with a real Prometheus (real stack)', function () {
+  this.timeout(300_000);
+  let cfg: Config;
+  let client: Client;
+  let server: Server;
+  const port = 19465;
+
+  before(async () => {
+    cfg = withQueue(await ensureStack(), uniqueQueue('metrics'));
+    client = await connectClient(cfg);
+    const { s3, bao: baoClient } = buildClients(cfg);
+    registerStateGauges({ cfg, s3, bao: baoClient, cacheMs: 0 });
+    server = await startMetricsServer(`127.0.0.1:${port}`);
+  });
+  after(async () => {
+    server?.close();
+    await client?.connection.close();
+  });
+
+  const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
+  it('exports backup state, restore targets and live OpenBao state after a backup', async () => {
+    const r = (await withWorker(cfg, async () => (await client.workflow.start('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `metrics-backup-${Date.now()}`, args: [{ prune: false }] })).result())) as BackupResult;
+    const text = await scrape();
+    const last = sample(text, 'vaultdr_backup_last_success_timestamp_seconds');
+    assert.ok(last && Math.abs(last - Date.now() / 1000) < 120, `last success ${last}`);
+    assert.equal(sample(text, 'vaultdr_backup_last_size_bytes'), r.objectBytes);
+    assert.ok((sample(text, 'vaultdr_backups_verified') ?? 0) >= 1);
+    assert.equal(sample(text, 'vaultdr_object_store_up'), 1);
+    assert.equal(sample(text, 'vaultdr_vault_up'), 1);
+    assert.equal(sample(text, 'vaultdr_vault_sealed'), 0);
+    assert.equal(sample(text, 'vaultdr_vault_active'), 1);
+    assert.equal(sample(text, 'vaultdr_restore_rto_target_seconds'), 900);
+  });
+
+  it('shows a sealed OpenBao within seconds', async () => {
+    assert.equal((await bao('PUT', 'sys/seal')).status, 204);
+    try {
+      await sleep(2500);
+      const text = await scrape();
+      assert.equal(sample(text, 'vaultdr_vault_sealed'), 1);
+      assert.equal(sample(text, 'vaultdr_vault_active'), 0);
+    } finally {
+      await unsealBao();
+    }
+  });
+
+  it('a real Prometheus scrapes the worker and OpenBao and evaluates the vault-dr rules', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-prom-'));
+    const tokenFile = path.join(dir, 'openbao-token');
+    fs.writeFileSync(tokenFile, rootToken(), { mode: 0o600 });
+    fs.mkdirSync(path.join(dir, 'rules'));
+    fs.copyFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml'), path.join(dir, 'rules', 'vault-dr.rules.yml'));
+    // The repo's config with the local stack's targets and a fast interval.
+    const config = fs
+      .readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')
+      .replace(/scrape_interval: 15s/, 'scrape_interval: 1s')
+      .replace(/evaluation_interval: 15s/, 'evaluation_interval: 1s')
+      .replace("'worker:9464'", `'127.0.0.1:${port}'`)
+      .replace("'openbao:8200'", "'127.0.0.1:8200'")
+      .replace('/run/secrets/openbao_metrics_token', tokenFile)
+      .replace("'alertmanager:9093'", "'127.0.0.1:1'");
+    fs.writeFileSync(path.join(dir, 'prometheus.yml'), config);
+    const promPort = 19090;
+    let prom: ChildProcess | undefined;
+    try {
+      prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+      const query = async (q: string) => {
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+        return ((await res.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
+      };
+      const deadline = Date.now() + 60_000;
+      let up: { metric: Record<string, string>; value: [number, string] }[] = [];
+      while (Date.now() < deadline) {
+        up = await query('up').catch(() => []);
+        if (up.length === 2 && up.every((u) => u.value[1] === '1')) break;
+        await sleep(500);
+      }
+      assert.deepEqual(up.map((u) => `${u.metric.job}=${u.value[1]}`).sort(), ['openbao=1', 'vault-dr=1']);
+      assert.equal((await query('vault_core_unsealed{cluster!=""}'))[0]?.value[1], '1');
+      assert.equal((await query('vaultdr_vault_sealed'))[0]?.value[1], '0');
+      const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+      const all = rules.data.groups.flatMap((g) => g.rules);
+      assert.ok(all.length >= 12);
+      for (const r of all) assert.notEqual(r.health, 'err', `${r.name} fails to evaluate`);
+    } finally {
+      prom?.kill('SIGTERM');
+      await sleep(500);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
