@@ -5,6 +5,7 @@ import type { ShareIntake } from '../infra/shareIntake';
 import { backupActivities } from './backup';
 import { mailActivities } from './mail';
 import { notifyActivities } from './notify';
+import { ChannelSecretStore } from '../infra/alertChannels';
 import { objectStoreActivities } from './objectStore';
 import { restoreActivities } from './restore';
 import { vaultActivities } from './vault';
@@ -16,6 +17,14 @@ export function createActivities(cfg: Config, clients: Clients, intake?: ShareIn
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
     ...restoreActivities({ s3: clients.s3, cfg, intake }),
-    ...notifyActivities({ mail: clients.mail, s3: clients.s3, bucket: cfg.s3.bucket, from: cfg.smtp.from, to: cfg.smtp.alertTo, dedupWindowMinutes: cfg.alerts.dedupWindowMinutes }),
+    ...notifyActivities({
+      mail: clients.mail,
+      s3: clients.s3,
+      bucket: cfg.s3.bucket,
+      from: cfg.smtp.from,
+      to: cfg.smtp.alertTo,
+      dedupWindowMinutes: cfg.alerts.dedupWindowMinutes,
+      channelSecrets: new ChannelSecretStore(clients.bao, cfg.backup.kvMount, cfg.alerts.channelSecretsPath),
+    }),
   };
 }

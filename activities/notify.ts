@@ -1,14 +1,17 @@
-// The notification layer for workflow-originated alerts. Today: e-mail through the configured
-// relay (nodemailer). Slack and PagerDuty join with the monitoring issue behind the same call.
+// The notification layer for workflow-originated alerts: e-mail (nodemailer), Slack incoming
+// webhook and PagerDuty Events API v2, routed by severity (critical → PagerDuty + Slack + e-mail,
+// warning → Slack + e-mail, info → e-mail). A channel that fails is reported in the outcome; the
+// activity fails (and retries) only when no channel delivered.
 // De-duplication: the same alert (dedupKey) is sent at most once per window, recorded in the
 // backup bucket; when that record cannot be read (the store may be what is down) we send anyway.
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as crypto from 'node:crypto';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { MailTransport } from '../infra/clients';
 import { metrics } from '../infra/metrics';
 
-export type Severity = 'critical' | 'warning' | 'info';
+import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, type ChannelName, type Severity } from '../infra/alertChannels';
+export type { Severity } from '../infra/alertChannels';
 
 export interface AlertRequest {
   severity: Severity;
@@ -26,7 +29,7 @@ export interface AlertRequest {
 
 export interface AlertOutcome {
   sent: boolean;
-  channels: { channel: 'email'; ok: boolean; detail: string }[];
+  channels: { channel: ChannelName; ok: boolean; detail: string }[];
   suppressed?: string;
   dedupRecord: 'written' | 'unavailable';
 }
@@ -38,7 +41,7 @@ interface DedupRecord {
   suppressedSince: number;
 }
 
-export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; bucket: string; from: string; to: string[]; dedupWindowMinutes: number }) => {
+export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; bucket: string; from: string; to: string[]; dedupWindowMinutes: number; channelSecrets?: ChannelSecretStore }) => {
   const recordKey = (dedupKey: string) => `alerts/dedup/${crypto.createHash('sha256').update(dedupKey).digest('hex').slice(0, 32)}.json`;
 
   async function readRecord(key: string): Promise<DedupRecord | undefined | 'unavailable'> {
@@ -72,7 +75,7 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
           return { sent: false, channels: [], suppressed: `same alert sent at ${record.lastSentAt} by ${record.lastWorkflowId}`, dedupRecord: 'written' };
         }
       }
-      if (deps.to.length === 0) throw new Error('no alert recipients configured (smtp.alertTo / VAULTDR_ALERT_TO)');
+      if (!ROUTES[req.severity]) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert severity "${String(req.severity)}"`, nonRetryable: true });
       const rows = {
         severity: req.severity,
         workflow: `${req.workflowId} (run ${req.runId})`,
@@ -84,13 +87,35 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
       };
       const text = `${req.summary}\n\n${Object.entries(rows).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`;
       Context.current().heartbeat();
-      const info = await deps.mail.sendMail({
-        from: deps.from,
-        to: deps.to,
-        subject: `[vault-dr ${req.severity.toUpperCase()}] ${req.summary}`,
-        text,
-        headers: { 'X-VaultDR-Dedup-Key': req.dedupKey, 'X-VaultDR-Workflow-Id': req.workflowId },
-      });
+      const channels: AlertOutcome['channels'] = [];
+      const { secrets, problems } = deps.channelSecrets ? await deps.channelSecrets.get() : { secrets: {}, problems: [] };
+      const message = { severity: req.severity, summary: req.summary, dedupKey: req.dedupKey, source: req.workflowId, text, details: rows };
+      for (const channel of ROUTES[req.severity]) {
+        try {
+          if (channel === 'email') {
+            if (deps.to.length === 0) throw new Error('no alert recipients configured (smtp.alertTo / VAULTDR_ALERT_TO)');
+            const info = await deps.mail.sendMail({
+              from: deps.from,
+              to: deps.to,
+              subject: `[vault-dr ${req.severity.toUpperCase()}] ${req.summary}`,
+              text,
+              headers: { 'X-VaultDR-Dedup-Key': req.dedupKey, 'X-VaultDR-Workflow-Id': req.workflowId },
+            });
+            channels.push({ channel, ok: true, detail: `accepted by relay: ${info.messageId}` });
+          } else if (channel === 'slack') {
+            if (!secrets.slack) throw new Error(problems.find((p) => p.startsWith('slack')) ?? problems[0] ?? 'Slack not configured');
+            channels.push({ channel, ok: true, detail: await sendSlack(secrets.slack, message) });
+          } else {
+            if (!secrets.pagerduty) throw new Error(problems.find((p) => p.startsWith('pagerduty')) ?? problems[0] ?? 'PagerDuty not configured');
+            channels.push({ channel, ok: true, detail: await sendPagerDuty(secrets.pagerduty, message) });
+          }
+        } catch (err) {
+          channels.push({ channel, ok: false, detail: (err as Error).message });
+        }
+        metrics().alertsSent.inc({ severity: req.severity, channel, outcome: channels[channels.length - 1]!.ok ? 'sent' : 'failed' });
+      }
+      // Not one channel delivered: fail so the activity retries (the workflow keeps its own error).
+      if (!channels.some((c) => c.ok)) throw new Error(`alert not delivered on any channel: ${channels.map((c) => `${c.channel}: ${c.detail}`).join('; ')}`);
       const next: DedupRecord = { dedupKey: req.dedupKey, lastSentAt: now.toISOString(), lastWorkflowId: `${req.workflowId}/${req.runId}`, suppressedSince: 0 };
       let dedupRecord: AlertOutcome['dedupRecord'] = 'written';
       try {
@@ -98,8 +123,7 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
       } catch {
         dedupRecord = 'unavailable';
       }
-      metrics().alertsSent.inc({ severity: req.severity, channel: 'email', outcome: 'sent' });
-      return { sent: true, channels: [{ channel: 'email', ok: true, detail: `accepted by relay: ${info.messageId}` }], dedupRecord };
+      return { sent: true, channels, dedupRecord };
     },
   };
 };

@@ -120,6 +120,8 @@ export const ConfigSchema = z
       .object({
         /** The same alert (workflow type + step + error type) is sent at most once per window. */
         dedupWindowMinutes: z.number().int().min(0).default(360),
+        /** KV v2 folder (under backup.kvMount) holding `slack` {webhook_url} and `pagerduty` {routing_key, events_url?}. */
+        channelSecretsPath: z.string().default('vault-dr/alerting'),
       })
       .strict()
       .default({}),

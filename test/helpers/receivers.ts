@@ -1,0 +1,51 @@
+// A local stand-in for the two paid SaaS endpoints, checking the request shapes their public docs
+// define: Slack incoming webhooks (POST JSON with a non-empty "text"; answers 200 "ok") and the
+// PagerDuty Events API v2 (POST /v2/enqueue with routing_key, event_action, payload.summary/source/
+// severity; answers 202 {"status":"success"}). A request of the wrong shape gets their 400.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  service: 'slack' | 'pagerduty';
+  body: Record<string, any>;
+}
+
+export async function startSaasReceiver(): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
+  const received: Received[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let body: Record<string, any>;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any>;
+      } catch {
+        res.writeHead(400).end('invalid_payload');
+        return;
+      }
+      if (req.method === 'POST' && req.url?.startsWith('/services/')) {
+        if (typeof body.text !== 'string' || body.text.length === 0) return void res.writeHead(400).end('no_text');
+        received.push({ service: 'slack', body });
+        return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      }
+      if (req.method === 'POST' && req.url === '/v2/enqueue') {
+        const p = body.payload as Record<string, unknown> | undefined;
+        const errors: string[] = [];
+        if (typeof body.routing_key !== 'string' || body.routing_key.length !== 32) errors.push('routing_key must be 32 characters');
+        if (!['trigger', 'acknowledge', 'resolve'].includes(body.event_action)) errors.push('invalid event_action');
+        if (body.dedup_key !== undefined && (typeof body.dedup_key !== 'string' || body.dedup_key.length > 255)) errors.push('invalid dedup_key');
+        if (body.event_action === 'trigger') {
+          if (!p || typeof p.summary !== 'string' || p.summary.length === 0 || p.summary.length > 1024) errors.push('payload.summary required (1..1024)');
+          if (!p || typeof p.source !== 'string' || p.source.length === 0) errors.push('payload.source required');
+          if (!p || !['critical', 'error', 'warning', 'info'].includes(p.severity as string)) errors.push('payload.severity invalid');
+        }
+        if (errors.length) return void res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'invalid event', message: 'Event object is invalid', errors }));
+        received.push({ service: 'pagerduty', body });
+        return void res.writeHead(202, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'success', message: 'Event processed', dedup_key: body.dedup_key }));
+      }
+      res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, close: () => new Promise((r) => server.close(() => r())) };
+}
