@@ -13,7 +13,9 @@ import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
 import { rootToken, unsealBao } from '../stack/stack';
-import { bao } from './helpers/inspect';
+import * as crypto from 'node:crypto';
+import { bao, mailpitMessages } from './helpers/inspect';
+import { startSaasReceiver } from './helpers/receivers';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -135,13 +137,13 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     }
   });
 
-  it('a real Prometheus scrapes the worker and OpenBao and evaluates the vault-dr rules', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-prom-'));
+  /** A real Prometheus with the repo's config and rules, pointed at the local stack. */
+  async function startPrometheus(dir: string, promPort: number, alertmanager: string) {
+    fs.mkdirSync(dir, { recursive: true });
     const tokenFile = path.join(dir, 'openbao-token');
     fs.writeFileSync(tokenFile, rootToken(), { mode: 0o600 });
-    fs.mkdirSync(path.join(dir, 'rules'));
+    fs.mkdirSync(path.join(dir, 'rules'), { recursive: true });
     fs.copyFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml'), path.join(dir, 'rules', 'vault-dr.rules.yml'));
-    // The repo's config with the local stack's targets and a fast interval.
     const config = fs
       .readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')
       .replace(/scrape_interval: 15s/, 'scrape_interval: 1s')
@@ -149,32 +151,85 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
       .replace("'worker:9464'", `'127.0.0.1:${port}'`)
       .replace("'openbao:8200'", "'127.0.0.1:8200'")
       .replace('/run/secrets/openbao_metrics_token', tokenFile)
-      .replace("'alertmanager:9093'", "'127.0.0.1:1'");
+      .replace("'alertmanager:9093'", `'${alertmanager}'`);
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), config);
+    const proc = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+    const query = async (q: string) => {
+      const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+      return ((await res.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
+    };
+    const deadline = Date.now() + 60_000;
+    let up: { metric: Record<string, string>; value: [number, string] }[] = [];
+    while (Date.now() < deadline) {
+      up = await query('up').catch(() => []);
+      if (up.length === 2 && up.every((u) => u.value[1] === '1')) break;
+      await sleep(500);
+    }
+    return { proc, query, up };
+  }
+
+  it('a real Prometheus scrapes the worker and OpenBao and evaluates the vault-dr rules', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-prom-'));
     const promPort = 19090;
     let prom: ChildProcess | undefined;
     try {
-      prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
-      const query = async (q: string) => {
-        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
-        return ((await res.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
-      };
-      const deadline = Date.now() + 60_000;
-      let up: { metric: Record<string, string>; value: [number, string] }[] = [];
-      while (Date.now() < deadline) {
-        up = await query('up').catch(() => []);
-        if (up.length === 2 && up.every((u) => u.value[1] === '1')) break;
-        await sleep(500);
-      }
-      assert.deepEqual(up.map((u) => `${u.metric.job}=${u.value[1]}`).sort(), ['openbao=1', 'vault-dr=1']);
-      assert.equal((await query('vault_core_unsealed{cluster!=""}'))[0]?.value[1], '1');
-      assert.equal((await query('vaultdr_vault_sealed'))[0]?.value[1], '0');
+      const started = await startPrometheus(dir, promPort, '127.0.0.1:1');
+      prom = started.proc;
+      assert.deepEqual(started.up.map((u) => `${u.metric.job}=${u.value[1]}`).sort(), ['openbao=1', 'vault-dr=1']);
+      assert.equal((await started.query('vault_core_unsealed{cluster!=""}'))[0]?.value[1], '1');
+      assert.equal((await started.query('vaultdr_vault_sealed'))[0]?.value[1], '0');
       const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
       const all = rules.data.groups.flatMap((g) => g.rules);
       assert.ok(all.length >= 12);
       for (const r of all) assert.notEqual(r.health, 'err', `${r.name} fails to evaluate`);
     } finally {
       prom?.kill('SIGTERM');
+      await sleep(500);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('end to end: sealing OpenBao reaches e-mail, Slack and PagerDuty through Prometheus and Alertmanager', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-am-'));
+    const receiver = await startSaasReceiver();
+    const amPort = 19093;
+    fs.writeFileSync(path.join(dir, 'slack_webhook_url'), `${receiver.url}/services/T000/B000/XXXX`, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'pagerduty_routing_key'), crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
+    // The repo's routing, with the local stack's relay and the local SaaS receiver.
+    const amConfig = fs
+      .readFileSync(path.join(DEPLOY, 'alertmanager', 'alertmanager.yml'), 'utf8')
+      .replace('smtp_smarthost: mailpit:1025', 'smtp_smarthost: 127.0.0.1:1025')
+      .replaceAll('/run/secrets/slack_webhook_url', path.join(dir, 'slack_webhook_url'))
+      .replace('routing_key_file: /run/secrets/pagerduty_routing_key', `routing_key_file: ${path.join(dir, 'pagerduty_routing_key')}\n        url: ${receiver.url}/v2/enqueue`)
+      .replaceAll('to: ops@example.com', 'to: ops@localhost');
+    fs.writeFileSync(path.join(dir, 'alertmanager.yml'), amConfig);
+    const am = spawn('prometheus-alertmanager', [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'am')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], { stdio: 'ignore' });
+    let prom: ChildProcess | undefined;
+    try {
+      prom = (await startPrometheus(path.join(dir, 'prom'), 19091, `127.0.0.1:${amPort}`)).proc;
+      const before = new Set((await mailpitMessages()).map((m) => m.ID));
+      const sealedAt = Date.now();
+      assert.equal((await bao('PUT', 'sys/seal')).status, 204);
+      let mail: { Subject: string } | undefined;
+      while (!mail && Date.now() - sealedAt < 150_000) {
+        await sleep(1000);
+        mail = (await mailpitMessages()).find((m) => !before.has(m.ID) && /VaultSealed/.test(m.Subject));
+      }
+      const seconds = (Date.now() - sealedAt) / 1000;
+      assert.ok(mail, 'no VaultSealed e-mail within 150 s');
+      // for: 1m, group_wait 10s, 1 s scrape/evaluation: the mail is due after about 70 s.
+      assert.ok(seconds >= 60 && seconds < 120, `e-mail after ${seconds}s`);
+      for (let i = 0; i < 20 && receiver.received.length < 2; i++) await sleep(500);
+      assert.ok(receiver.received.some((r) => r.service === 'slack' && /VaultSealed/.test(r.body.text ?? JSON.stringify(r.body))), 'no Slack message');
+      const page = receiver.received.find((r) => r.service === 'pagerduty');
+      assert.ok(page, 'no PagerDuty event');
+      assert.equal(page.body.event_action, 'trigger');
+      process.stdout.write(`      (seal → alert e-mail took ${seconds.toFixed(0)} s)\n`);
+    } finally {
+      await unsealBao();
+      prom?.kill('SIGTERM');
+      am.kill('SIGTERM');
+      await receiver.close();
       await sleep(500);
       fs.rmSync(dir, { recursive: true, force: true });
     }

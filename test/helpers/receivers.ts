@@ -1,5 +1,5 @@
 // A local stand-in for the two paid SaaS endpoints, checking the request shapes their public docs
-// define: Slack incoming webhooks (POST JSON with a non-empty "text"; answers 200 "ok") and the
+// define: Slack incoming webhooks (POST JSON with a non-empty "text", or attachments/blocks; answers 200 "ok") and the
 // PagerDuty Events API v2 (POST /v2/enqueue with routing_key, event_action, payload.summary/source/
 // severity; answers 202 {"status":"success"}). A request of the wrong shape gets their 400.
 import * as http from 'node:http';
@@ -24,7 +24,10 @@ export async function startSaasReceiver(): Promise<{ url: string; received: Rece
         return;
       }
       if (req.method === 'POST' && req.url?.startsWith('/services/')) {
-        if (typeof body.text !== 'string' || body.text.length === 0) return void res.writeHead(400).end('no_text');
+        // A message needs text, or attachments/blocks (what Alertmanager sends).
+        const hasText = typeof body.text === 'string' && body.text.length > 0;
+        const hasRich = (Array.isArray(body.attachments) && body.attachments.length > 0) || (Array.isArray(body.blocks) && body.blocks.length > 0);
+        if (!hasText && !hasRich) return void res.writeHead(400).end('no_text');
         received.push({ service: 'slack', body });
         return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       }
