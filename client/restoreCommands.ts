@@ -83,6 +83,7 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
           p = await h.query<RestoreProgress>('progress');
         }
         if (p.step === 'failed') ctx.fail(`restore ${workflowId} failed: ${p.error}`);
+        if (!p.plan) ctx.fail(`restore ${workflowId} started but has no plan yet (step ${p.step}); follow it with: vaultdr restore status ${workflowId}`);
         ctx.out(ctx.json(cmd), { workflowId, plan: p.plan, waitingFor: p.waitingFor }, () => renderPlan(workflowId, p));
       } finally {
         await client.connection.close();

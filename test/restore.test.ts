@@ -241,7 +241,7 @@ describe('restoreVault workflow (real stack)', function () {
         assert.match(refusal.stdout, /refused — the target stays untouched/);
         const f = await failureOf(refused.result());
         assert.equal(f.type, 'RestoreRefused');
-        assert.match(f.message, /refused by oncall-b: wrong backup; the target was not touched/);
+        assert.match(f.message, /failed at awaitApproval: refused by oncall-b: wrong backup; the target was not touched/);
         assert.ok(await untouched(), 'a refused restore touched the target');
 
         // 2. Approved, after two rejected attempts at approving.

@@ -185,6 +185,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
         state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
         await step('awaitApproval', () => awaitHuman('approval', () => state.approval !== undefined, `approve or refuse with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON`));
         if (!state.approval!.approve) {
+          failedAt = 'awaitApproval'; // a refusal is the outcome of this step, not of a later one
           throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
         }
         await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
@@ -259,6 +260,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       finishedAt: new Date(now).toISOString(),
       rpoSeconds: snapshotCreatedAt ? Math.round((startedAtMs - Date.parse(snapshotCreatedAt)) / 1000) : 0,
       raftIndex,
+      ...(state.approval ? { approval: state.approval } : {}),
     };
     await store.recordRestore({ record }).catch(() => undefined);
     await sendAlert({
