@@ -17,7 +17,6 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   PutBucketEncryptionCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketVersioningCommand,
@@ -33,14 +32,14 @@ import {
   type BackupManifest,
   type RetentionPolicy,
 } from '../common/backup';
-import { ErrorType } from '../common/errors';
+import { ErrorType, failure as fail } from '../common/errors';
 import type { BaoClient } from '../infra/bao';
 import { BaoError } from '../infra/bao';
 import { BackupFormatError, createEncryptor, parseHeader } from '../infra/backupFormat';
 import type { Config } from '../infra/config';
 import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
-import { getJsonObject, putJsonObject, statusOf } from '../infra/objects';
+import { getJsonObject, listAllKeys, putJsonObject, statusOf } from '../infra/objects';
 import { keepHeartbeating } from './heartbeat';
 import { kvInventory } from '../infra/kvInventory';
 
@@ -131,10 +130,6 @@ function throttle(bytesPerSecond: number): Transform {
   });
 }
 
-function fail(type: string, message: string, nonRetryable: boolean): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable });
-}
-
 export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {
   const { s3 } = deps;
   const bucket = deps.cfg.s3.bucket;
@@ -156,21 +151,28 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
 
   async function listManifestIds(): Promise<{ withManifest: string[]; withoutManifest: string[] }> {
     const ids = new Map<string, { manifest: boolean; snapshot: boolean }>();
-    let token: string | undefined;
-    do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: BACKUP_PREFIX, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) {
-        const m = /^backups\/([^/]+)\/(manifest\.json|snapshot\.vdrb)$/.exec(o.Key ?? '');
-        if (!m) continue;
-        const e = ids.get(m[1]!) ?? { manifest: false, snapshot: false };
-        if (m[2] === 'manifest.json') e.manifest = true;
-        else e.snapshot = true;
-        ids.set(m[1]!, e);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for (const key of await listAllKeys(s3, bucket, BACKUP_PREFIX)) {
+      const m = /^backups\/([^/]+)\/(manifest\.json|snapshot\.vdrb)$/.exec(key);
+      if (!m) continue;
+      const e = ids.get(m[1]!) ?? { manifest: false, snapshot: false };
+      if (m[2] === 'manifest.json') e.manifest = true;
+      else e.snapshot = true;
+      ids.set(m[1]!, e);
+    }
     const all = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id) };
+  }
+
+  /** Every backup in the bucket with what its manifest says (one read per manifest), newest first. */
+  async function readBackups(): Promise<BackupSummary[]> {
+    const { withManifest, withoutManifest } = await listManifestIds();
+    const out: BackupSummary[] = [];
+    for (const id of withManifest) {
+      const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
+      if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
+    }
+    for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
+    return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
   }
 
   return {
@@ -444,13 +446,8 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
 
     /** Applies retention (30 daily + 12 monthly by default) to verified backups; unverified ones are listed, never deleted. */
     async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<{ deleted: string[]; kept: number; unverified: string[] }> {
-      const { withManifest, withoutManifest } = await listManifestIds();
-      const candidates = [];
-      for (const id of withManifest) {
-        const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
-        if (m) candidates.push({ backupId: id, status: m.status, createdAt: m.createdAt });
-      }
-      for (const id of withoutManifest) candidates.push({ backupId: id, status: 'uploaded' as const, createdAt: '' });
+      // A backup without a manifest counts as unverified: retention never deletes it.
+      const candidates = (await readBackups()).map((b) => ({ backupId: b.backupId, status: b.status === 'verified' ? ('verified' as const) : ('uploaded' as const), createdAt: b.createdAt }));
       if (!candidates.some((c) => c.backupId === req.justVerified && c.status === 'verified')) {
         // The backup this run verified must be visible; if not, the listing is not trustworthy.
         throw fail(ErrorType.VerificationFailed, `retention refused: the backup just verified (${req.justVerified}) is not listed as verified`, true);
@@ -472,14 +469,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
 
     /** Lists backups newest first (for the CLI and later for restore selection). */
     async listBackups(): Promise<BackupSummary[]> {
-      const { withManifest, withoutManifest } = await listManifestIds();
-      const out: BackupSummary[] = [];
-      for (const id of withManifest) {
-        const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
-        if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
-      }
-      for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
-      return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
+      return readBackups();
     },
   };
 };

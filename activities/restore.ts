@@ -6,9 +6,9 @@
 import { Readable, Transform } from 'node:stream';
 import * as fs from 'node:fs';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { backupObjectKeys, type BackupManifest } from '../common/backup';
-import { ErrorType } from '../common/errors';
+import { ErrorType, failure as fail } from '../common/errors';
 import { RESTORE_HISTORY_PREFIX, type KeySource, type RestoreRecord, type SecretCheck } from '../common/restore';
 import type { ShareIntake } from '../infra/shareIntake';
 import { kvInventory } from '../infra/kvInventory';
@@ -21,10 +21,6 @@ import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, sta
 import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
 import { keepHeartbeating } from './heartbeat';
-
-function fail(type: string, message: string, nonRetryable = true): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable });
-}
 
 export interface SelectedBackup {
   backupId: string;

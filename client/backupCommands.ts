@@ -10,7 +10,7 @@ import { initKeys, readShareFile, reconstructFromShares } from '../infra/escrow'
 import { readTokensFile } from '../infra/codecServer';
 import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
 import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { getJsonObject } from '../infra/objects';
 import { connectClient } from './connect';
 import { applySchedules } from './schedules';
 import { startWorkflow } from './workflows';
@@ -44,13 +44,14 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
     backupId = newest.backupId;
   }
   if (!/^[0-9TZ]+-[0-9a-f]{8}$/.test(backupId)) ctx.fail(`backup id "${id}" is not an id like 20261128T020000Z-1a2b3c4d or "latest"`, 2);
+  const key = backupObjectKeys(backupId).manifest;
+  let manifest: BackupManifest | undefined;
   try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: backupObjectKeys(backupId).manifest }));
-    return JSON.parse(await res.Body!.transformToString()) as BackupManifest;
+    manifest = await getJsonObject<BackupManifest>(s3, cfg.s3.bucket, key);
   } catch (err) {
-    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    return ctx.fail(status === 404 ? `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${cfg.s3.bucket}` : `backup ${backupId}: cannot read manifest: ${(err as Error).message}`);
+    return ctx.fail(`backup ${backupId}: cannot read manifest: ${(err as Error).message}`);
   }
+  return manifest ?? ctx.fail(`backup ${backupId}: manifest ${key} not found in bucket ${cfg.s3.bucket}`);
 }
 
 export function registerBackupCommands(program: Command, ctx: CliContext): void {
