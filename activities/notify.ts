@@ -10,10 +10,12 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { MailTransport } from '../infra/clients';
 import { metrics } from '../infra/metrics';
 
-import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, type ChannelName, type Severity } from '../infra/alertChannels';
-export type { Severity } from '../infra/alertChannels';
+import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, subjectTag, type AlertMessage, type ChannelName, type ChannelSecrets, type Severity } from '../infra/alertChannels';
+export type { ChannelName, Severity } from '../infra/alertChannels';
 
 export interface AlertRequest {
+  /** trigger (default): a problem; resolve: the problem with this dedupKey is over. */
+  action?: 'trigger' | 'resolve';
   severity: Severity;
   /** Same key = same problem; e.g. "backupVault/snapshotToStore/VaultSealed". */
   dedupKey: string;
@@ -54,14 +56,44 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
     }
   }
 
+  /** Sends one message on one channel; throws with the reason when it cannot. */
+  async function deliverOn(channel: ChannelName, m: AlertMessage, secrets: ChannelSecrets, problems: string[]): Promise<string> {
+    if (channel === 'email') {
+      if (deps.to.length === 0) throw new Error('no alert recipients configured (smtp.alertTo / VAULTDR_ALERT_TO)');
+      const info = await deps.mail.sendMail({
+        from: deps.from,
+        to: deps.to,
+        subject: `[vault-dr ${subjectTag(m)}] ${m.summary}`,
+        text: m.text,
+        headers: { 'X-VaultDR-Dedup-Key': m.dedupKey, 'X-VaultDR-Workflow-Id': m.source },
+      });
+      return `accepted by relay: ${info.messageId}`;
+    }
+    if (channel === 'slack') {
+      if (!secrets.slack) throw new Error(problems.find((p) => p.startsWith('slack')) ?? problems[0] ?? 'Slack not configured');
+      return sendSlack(secrets.slack, m);
+    }
+    if (!secrets.pagerduty) throw new Error(problems.find((p) => p.startsWith('pagerduty')) ?? problems[0] ?? 'PagerDuty not configured');
+    return sendPagerDuty(secrets.pagerduty, m);
+  }
+
+  const channelSecrets = async () => (deps.channelSecrets ? deps.channelSecrets.get() : { secrets: {} as ChannelSecrets, problems: [] as string[] });
+
   return {
-    /** Sends an alert on every configured channel unless the same alert went out within the window. */
+    /**
+     * Sends an alert (or, with action "resolve", its all-clear) on every channel its severity
+     * routes to, unless the same alert went out within the window.
+     */
     async sendAlert(req: AlertRequest): Promise<AlertOutcome> {
+      const action = req.action ?? 'trigger';
       // Counted once per workflow run and step, before de-duplication (retries of this activity excluded).
-      if (req.failedStep && Context.current().info.attempt === 1) {
-        metrics().workflowFailures.inc({ workflow: req.dedupKey.split('/')[0] ?? 'unknown', step: req.failedStep, error_type: req.errorType ?? 'Error' });
+      if (action === 'trigger' && req.failedStep && Context.current().info.attempt === 1) {
+        const workflow = req.dedupKey.split('/')[0] ?? 'unknown';
+        metrics().workflowFailures.inc({ workflow, step: req.failedStep, error_type: req.errorType ?? 'Error' });
+        metrics().workflowRunsFailed.inc({ workflow });
       }
-      const key = recordKey(req.dedupKey);
+      if (!ROUTES[req.severity]) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert severity "${String(req.severity)}"`, nonRetryable: true });
+      const key = recordKey(action === 'resolve' ? `${req.dedupKey}#resolve` : req.dedupKey);
       const now = new Date();
       const record = await readRecord(key);
       if (record && record !== 'unavailable') {
@@ -75,7 +107,6 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
           return { sent: false, channels: [], suppressed: `same alert sent at ${record.lastSentAt} by ${record.lastWorkflowId}`, dedupRecord: 'written' };
         }
       }
-      if (!ROUTES[req.severity]) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert severity "${String(req.severity)}"`, nonRetryable: true });
       const rows = {
         severity: req.severity,
         workflow: `${req.workflowId} (run ${req.runId})`,
@@ -88,27 +119,11 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
       const text = `${req.summary}\n\n${Object.entries(rows).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`;
       Context.current().heartbeat();
       const channels: AlertOutcome['channels'] = [];
-      const { secrets, problems } = deps.channelSecrets ? await deps.channelSecrets.get() : { secrets: {}, problems: [] };
-      const message = { severity: req.severity, summary: req.summary, dedupKey: req.dedupKey, source: req.workflowId, text, details: rows };
+      const { secrets, problems } = await channelSecrets();
+      const message: AlertMessage = { action, severity: req.severity, summary: req.summary, dedupKey: req.dedupKey, source: req.workflowId, text, details: rows };
       for (const channel of ROUTES[req.severity]) {
         try {
-          if (channel === 'email') {
-            if (deps.to.length === 0) throw new Error('no alert recipients configured (smtp.alertTo / VAULTDR_ALERT_TO)');
-            const info = await deps.mail.sendMail({
-              from: deps.from,
-              to: deps.to,
-              subject: `[vault-dr ${req.severity.toUpperCase()}] ${req.summary}`,
-              text,
-              headers: { 'X-VaultDR-Dedup-Key': req.dedupKey, 'X-VaultDR-Workflow-Id': req.workflowId },
-            });
-            channels.push({ channel, ok: true, detail: `accepted by relay: ${info.messageId}` });
-          } else if (channel === 'slack') {
-            if (!secrets.slack) throw new Error(problems.find((p) => p.startsWith('slack')) ?? problems[0] ?? 'Slack not configured');
-            channels.push({ channel, ok: true, detail: await sendSlack(secrets.slack, message) });
-          } else {
-            if (!secrets.pagerduty) throw new Error(problems.find((p) => p.startsWith('pagerduty')) ?? problems[0] ?? 'PagerDuty not configured');
-            channels.push({ channel, ok: true, detail: await sendPagerDuty(secrets.pagerduty, message) });
-          }
+          channels.push({ channel, ok: true, detail: await deliverOn(channel, message, secrets, problems) });
         } catch (err) {
           channels.push({ channel, ok: false, detail: (err as Error).message });
         }
@@ -124,6 +139,29 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
         dedupRecord = 'unavailable';
       }
       return { sent: true, channels, dedupRecord };
+    },
+
+    /**
+     * One test message of one severity on one channel (alertDeliveryTest), whatever the routing
+     * says. The token is in the summary so the receipt can be matched. A PagerDuty test incident
+     * is resolved at once so nobody is left paged. Never throws for a channel problem: reports it.
+     */
+    async sendTestAlert(req: { severity: Severity; channel: ChannelName; token: string; workflowId: string }): Promise<{ ok: boolean; detail: string }> {
+      if (!ROUTES[req.severity]) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert severity "${String(req.severity)}"`, nonRetryable: true });
+      if (!(['email', 'slack', 'pagerduty'] as const).includes(req.channel)) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert channel "${String(req.channel)}"`, nonRetryable: true });
+      const { secrets, problems } = await channelSecrets();
+      const summary = `vault-dr alert delivery test ${req.token} (${req.severity} via ${req.channel})`;
+      const details = { purpose: 'delivery test; no action needed beyond confirming receipt', token: req.token, workflow: req.workflowId };
+      const m: AlertMessage = { action: 'trigger', severity: req.severity, summary, dedupKey: `alertDeliveryTest/${req.token}/${req.severity}`, source: req.workflowId, text: `${summary}\n\n${Object.entries(details).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`, details };
+      try {
+        let detail = await deliverOn(req.channel, m, secrets, problems);
+        if (req.channel === 'pagerduty') detail += `; ${await deliverOn(req.channel, { ...m, action: 'resolve' }, secrets, problems)}`;
+        metrics().alertsSent.inc({ severity: req.severity, channel: req.channel, outcome: 'sent' });
+        return { ok: true, detail };
+      } catch (err) {
+        metrics().alertsSent.inc({ severity: req.severity, channel: req.channel, outcome: 'failed' });
+        return { ok: false, detail: (err as Error).message };
+      }
     },
   };
 };

@@ -68,6 +68,8 @@ export class ChannelSecretStore {
 }
 
 export interface AlertMessage {
+  /** trigger: a problem starts; resolve: it is over (PagerDuty closes the incident with the same dedup key). */
+  action: 'trigger' | 'resolve';
   severity: Severity;
   summary: string;
   dedupKey: string;
@@ -83,19 +85,25 @@ async function post(url: string, body: unknown): Promise<{ status: number; text:
 
 /** Never includes the URL or key in what it returns: they are secrets. */
 export async function sendSlack(secrets: NonNullable<ChannelSecrets['slack']>, m: AlertMessage): Promise<string> {
-  const icon = m.severity === 'critical' ? ':rotating_light:' : m.severity === 'warning' ? ':warning:' : ':information_source:';
-  const r = await post(secrets.webhookUrl, { text: `${icon} *[vault-dr ${m.severity.toUpperCase()}]* ${m.summary}\n\`\`\`${m.text}\`\`\`` });
+  const icon = m.action === 'resolve' ? ':white_check_mark:' : m.severity === 'critical' ? ':rotating_light:' : m.severity === 'warning' ? ':warning:' : ':information_source:';
+  const r = await post(secrets.webhookUrl, { text: `${icon} *[vault-dr ${subjectTag(m)}]* ${m.summary}\n\`\`\`${m.text}\`\`\`` });
   if (r.status !== 200) throw new Error(`Slack webhook answered HTTP ${r.status}: ${r.text}`);
   return 'accepted by Slack webhook';
 }
 
 export async function sendPagerDuty(secrets: NonNullable<ChannelSecrets['pagerduty']>, m: AlertMessage): Promise<string> {
-  const r = await post(secrets.eventsUrl, {
-    routing_key: secrets.routingKey,
-    event_action: 'trigger',
-    dedup_key: m.dedupKey.slice(0, 255),
-    payload: { summary: m.summary.slice(0, 1024), source: m.source, severity: m.severity, component: 'vault-dr', custom_details: m.details },
-  });
+  const dedup_key = m.dedupKey.slice(0, 255);
+  const r = await post(
+    secrets.eventsUrl,
+    m.action === 'resolve'
+      ? { routing_key: secrets.routingKey, event_action: 'resolve', dedup_key }
+      : { routing_key: secrets.routingKey, event_action: 'trigger', dedup_key, payload: { summary: m.summary.slice(0, 1024), source: m.source, severity: m.severity, component: 'vault-dr', custom_details: m.details } },
+  );
   if (r.status !== 202) throw new Error(`PagerDuty Events API answered HTTP ${r.status}: ${r.text}`);
-  return 'accepted by PagerDuty Events API v2';
+  return `${m.action} accepted by PagerDuty Events API v2`;
+}
+
+/** "CRITICAL", "WARNING", "INFO", or "RESOLVED": the tag in e-mail subjects and Slack messages. */
+export function subjectTag(m: Pick<AlertMessage, 'action' | 'severity'>): string {
+  return m.action === 'resolve' ? 'RESOLVED' : m.severity.toUpperCase();
 }

@@ -122,6 +122,11 @@ export const ConfigSchema = z
         dedupWindowMinutes: z.number().int().min(0).default(360),
         /** KV v2 folder (under backup.kvMount) holding `slack` {webhook_url} and `pagerduty` {routing_key, events_url?}. */
         channelSecretsPath: z.string().default('vault-dr/alerting'),
+        /**
+         * Where alertDeliveryTest (confirm "inbox") can read what arrived: a Mailpit API and the
+         * Slack/PagerDuty stand-in. Test and local stacks only; production confirms by `ack` signals.
+         */
+        inbox: z.object({ mailpitUrl: httpUrl.optional(), saasSinkUrl: httpUrl.optional() }).strict().default({}),
       })
       .strict()
       .default({}),

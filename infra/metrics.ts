@@ -5,10 +5,9 @@
 import * as http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { backupActivities } from '../activities/backup';
-import { restoreActivities } from '../activities/restore';
 import type { BaoClient } from './bao';
 import type { Config } from './config';
+import { loadDrState, type DrState } from './drState';
 
 export interface MetricsDeps {
   cfg: Config;
@@ -20,10 +19,14 @@ export interface MetricsDeps {
 export interface VaultDrMetrics {
   registry: Registry;
   workflowFailures: Counter<'workflow' | 'step' | 'error_type'>;
+  /** The same failures by workflow only, every known workflow present from 0 so a first failure is an increase. */
+  workflowRunsFailed: Counter<'workflow'>;
   alertsSent: Counter<'severity' | 'channel' | 'outcome'>;
 }
 
 let shared: VaultDrMetrics | undefined;
+
+const KNOWN_WORKFLOWS = ['backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor', 'alertDeliveryTest'];
 
 /** Counters that activities increment (process-wide, one registry). */
 export function metrics(): VaultDrMetrics {
@@ -32,8 +35,10 @@ export function metrics(): VaultDrMetrics {
   shared = {
     registry,
     workflowFailures: new Counter({ name: 'vaultdr_workflow_failures_total', help: 'Workflow runs that failed, by workflow, failed step and error type', labelNames: ['workflow', 'step', 'error_type'], registers: [registry] }),
+    workflowRunsFailed: new Counter({ name: 'vaultdr_workflow_runs_failed_total', help: 'Workflow runs that failed, by workflow (starts at 0 for every workflow)', labelNames: ['workflow'], registers: [registry] }),
     alertsSent: new Counter({ name: 'vaultdr_alerts_total', help: 'Alerts handled by the notification layer', labelNames: ['severity', 'channel', 'outcome'], registers: [registry] }),
   };
+  for (const workflow of KNOWN_WORKFLOWS) shared.workflowRunsFailed.inc({ workflow }, 0);
   return shared;
 }
 
@@ -42,47 +47,12 @@ export function registerStateGauges(deps: MetricsDeps): void {
   const { registry } = metrics();
   collectDefaultMetrics({ register: registry, prefix: 'vaultdr_worker_' });
   const cacheMs = deps.cacheMs ?? 15_000;
-  const backups = backupActivities({ bao: undefined as never, s3: deps.s3, cfg: deps.cfg });
-  const restores = restoreActivities({ s3: deps.s3, cfg: deps.cfg });
-  let cached: { at: number; state: Promise<State> } | undefined;
-
-  interface State {
-    storeUp: number;
-    lastVerifiedAt?: number;
-    lastVerifiedBytes?: number;
-    verified: number;
-    unverified: number;
-    lastRestore?: { at: number; ok: number; rto?: number; rpo: number };
-    lastValidationOkAt?: number;
-    lastValidationStatus?: number;
-  }
-
-  const load = async (): Promise<State> => {
-    try {
-      const list = await backups.listBackups();
-      const newest = list.find((b) => b.status === 'verified');
-      const history = await restores.listRestoreHistory({ limit: 50 });
-      const validations = history.filter((r) => r.target === 'staging');
-      const lastOkValidation = validations.find((r) => r.status === 'verified');
-      return {
-        storeUp: 1,
-        lastVerifiedAt: newest ? Date.parse(newest.createdAt) / 1000 : undefined,
-        lastVerifiedBytes: newest?.objectBytes,
-        verified: list.filter((b) => b.status === 'verified').length,
-        unverified: list.filter((b) => b.status !== 'verified').length,
-        lastRestore: history[0] ? { at: Date.parse(history[0].finishedAt) / 1000, ok: history[0].status === 'verified' ? 1 : 0, rto: history[0].rtoSeconds, rpo: history[0].rpoSeconds } : undefined,
-        lastValidationOkAt: lastOkValidation ? Date.parse(lastOkValidation.finishedAt) / 1000 : undefined,
-        lastValidationStatus: validations[0] ? (validations[0].status === 'verified' ? 1 : 0) : undefined,
-      };
-    } catch {
-      return { storeUp: 0, verified: 0, unverified: 0 };
-    }
-  };
+  let cached: { at: number; state: Promise<DrState> } | undefined;
   const state = () => {
-    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), state: load() };
+    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), state: loadDrState(deps.s3, deps.cfg) };
     return cached.state;
   };
-  const gauge = (name: string, help: string, pick: (s: State) => number | undefined) =>
+  const gauge = (name: string, help: string, pick: (s: DrState) => number | undefined) =>
     new Gauge({
       name,
       help,
@@ -94,17 +64,19 @@ export function registerStateGauges(deps: MetricsDeps): void {
         else this.set(v);
       },
     });
-  gauge('vaultdr_object_store_up', '1 when the backup bucket could be listed at the last scrape', (s) => s.storeUp);
+  gauge('vaultdr_object_store_up', '1 when the backup bucket could be listed at the last scrape', (s) => (s.storeUp ? 1 : 0));
   gauge('vaultdr_backup_last_success_timestamp_seconds', 'Creation time of the newest verified backup', (s) => s.lastVerifiedAt);
   gauge('vaultdr_backup_last_size_bytes', 'Stored size of the newest verified backup', (s) => s.lastVerifiedBytes);
-  gauge('vaultdr_backups_verified', 'Verified backups in the bucket', (s) => s.verified);
-  gauge('vaultdr_backups_unverified', 'Backups in the bucket that were never verified (never pruned automatically)', (s) => s.unverified);
-  gauge('vaultdr_restore_last_timestamp_seconds', 'When the last restore finished', (s) => s.lastRestore?.at);
-  gauge('vaultdr_restore_last_success', '1 when the last restore was verified, 0 when it failed', (s) => s.lastRestore?.ok);
-  gauge('vaultdr_restore_last_rto_seconds', 'RTO of the last verified restore (restore start to secrets verified)', (s) => (s.lastRestore?.ok ? s.lastRestore.rto : undefined));
-  gauge('vaultdr_restore_last_rpo_seconds', 'RPO of the last restore (snapshot time to restore start)', (s) => s.lastRestore?.rpo);
+  gauge('vaultdr_backups_verified', 'Verified backups in the bucket', (s) => (s.storeUp ? s.verified : undefined));
+  gauge('vaultdr_backups_unverified', 'Backups in the bucket that were never verified (never pruned automatically)', (s) => (s.storeUp ? s.unverified : undefined));
+  // Restore metrics come from staging restores (weekly validation): a production restore's time
+  // includes waiting for people to approve and unseal, so it is not a measure of RTO.
+  gauge('vaultdr_restore_last_timestamp_seconds', 'When the last staging restore (validation) finished', (s) => s.lastValidation?.at);
+  gauge('vaultdr_restore_last_success', '1 when the last staging restore was verified, 0 when it failed', (s) => (s.lastValidation ? (s.lastValidation.ok ? 1 : 0) : undefined));
+  gauge('vaultdr_restore_last_rto_seconds', 'RTO of the last verified staging restore (restore start to secrets verified)', (s) => (s.lastValidation?.ok ? s.lastValidation.rto : undefined));
+  gauge('vaultdr_restore_last_rpo_seconds', 'RPO of the last staging restore (snapshot time to restore start)', (s) => s.lastValidation?.rpo);
   gauge('vaultdr_restore_validation_last_success_timestamp_seconds', 'When a staging restore validation last succeeded', (s) => s.lastValidationOkAt);
-  gauge('vaultdr_restore_validation_last_status', '1 when the newest staging restore validation succeeded, 0 when it failed', (s) => s.lastValidationStatus);
+  gauge('vaultdr_restore_validation_last_status', '1 when the newest staging restore validation succeeded, 0 when it failed', (s) => (s.lastValidation ? (s.lastValidation.ok ? 1 : 0) : undefined));
   new Gauge({ name: 'vaultdr_restore_rto_target_seconds', help: 'Configured RTO target', registers: [registry] }).set(deps.cfg.restore.rtoTargetSeconds);
   new Gauge({ name: 'vaultdr_restore_rpo_target_seconds', help: 'Configured RPO target', registers: [registry] }).set(deps.cfg.restore.rpoTargetSeconds);
 

@@ -14,13 +14,14 @@ fi
 echo "deps: build"
 npx tsc -p tsconfig.json
 
-# Test tools from Debian: docker-compose (validates docker-compose.yml without a Docker engine),
-# Prometheus + promtool and Alertmanager + amtool (rule unit tests, routing checks, a real scrape).
-if [ "${1:-}" = "--test-tools" ]; then
+# Monitoring from Debian (--monitoring, and part of --test-tools): Prometheus + promtool and
+# Alertmanager + amtool, run by the local stack and used by the rule tests and routing checks.
+# Test tools (--test-tools): also docker-compose (validates docker-compose.yml without a Docker engine).
+if [ "${1:-}" = "--test-tools" ] || [ "${1:-}" = "--monitoring" ]; then
   missing=()
-  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  [ "${1:-}" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: apt-get install ${missing[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
-bash scripts/ensure-deps.sh
+bash scripts/ensure-deps.sh --monitoring
 node bin/stack.js up
 node bin/stack.js worker-start
 echo

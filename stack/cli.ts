@@ -9,6 +9,7 @@ async function main(cmd: string | undefined): Promise<number> {
       for (const b of r.bootstrap) console.log(`stack: openbao: ${b}`);
       console.log(`stack: up in ${r.seconds.toFixed(1)}s; config ${r.configFile}`);
       console.log(`stack: Temporal UI ${URLS.temporalUi}  OpenBao ${URLS.openbao}  S3 ${URLS.s3}  Mailpit ${URLS.mailpit}`);
+      console.log(`stack: Prometheus ${URLS.prometheus}  Alertmanager ${URLS.alertmanager}  Slack/PagerDuty stand-in ${URLS.saasSink}`);
       return 0;
     }
     case 'worker-start':

@@ -10,6 +10,7 @@ import { Connection } from '@temporalio/client';
 import { ensureKeyringFile } from '../infra/codec';
 import { initKeys } from '../infra/escrow';
 import { ensureTools, toolPaths, type InstallReport } from './tools';
+import { renderAlertmanagerConfig, renderPrometheusConfig } from './monitoring';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -25,6 +26,10 @@ export const PORTS = {
   smtp: 1025,
   mailpitHttp: 8025,
   codec: 8089,
+  saasSink: 8099,
+  prometheus: 9090,
+  alertmanager: 9093,
+  workerMetrics: 9464,
 } as const;
 
 export const BACKUP_BUCKET = 'vault-dr-backups';
@@ -53,6 +58,8 @@ function readJson<T>(file: string): T {
 
 interface Component {
   name: string;
+  /** For components from Debian packages installed by scripts/ensure-deps.sh: the executable to look for. */
+  requires?: string;
   /** Substring of the process command line, guards against a recycled pid. */
   binary: string;
   command(): { cmd: string; args: string[] };
@@ -265,6 +272,53 @@ const mailpit: Component = {
 
 export const COMPONENTS: Component[] = [temporal, openbao, seaweedfs, mailpit];
 
+/** The local Slack/PagerDuty stand-in (stack/saasSink.ts): alerts to them can be read back at /api/received. */
+const saasSink: Component = {
+  name: 'saas-sink',
+  binary: path.join('lib', 'stack', 'saasSink.js'),
+  startTimeoutMs: 15_000,
+  command: () => ({ cmd: process.execPath, args: [path.join(PROJECT_ROOT, 'lib', 'stack', 'saasSink.js'), `127.0.0.1:${PORTS.saasSink}`] }),
+  async healthy() {
+    return (await httpOk(`http://127.0.0.1:${PORTS.saasSink}/health`))?.status === 200;
+  },
+};
+
+const prometheus: Component = {
+  name: 'prometheus',
+  binary: 'prometheus',
+  requires: 'prometheus',
+  startTimeoutMs: 60_000,
+  command: () => ({
+    cmd: 'prometheus',
+    args: [`--config.file=${path.join(stackDir(), 'prometheus', 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(stackDir(), 'prometheus', 'data')}`, `--web.listen-address=127.0.0.1:${PORTS.prometheus}`, '--storage.tsdb.retention.time=15d'],
+  }),
+  async healthy() {
+    return (await httpOk(`http://127.0.0.1:${PORTS.prometheus}/-/ready`))?.status === 200;
+  },
+};
+
+const alertmanager: Component = {
+  name: 'alertmanager',
+  binary: 'alertmanager',
+  requires: 'prometheus-alertmanager',
+  startTimeoutMs: 30_000,
+  command: () => ({
+    cmd: 'prometheus-alertmanager',
+    args: [`--config.file=${path.join(stackDir(), 'alertmanager', 'alertmanager.yml')}`, `--storage.path=${path.join(stackDir(), 'alertmanager', 'data')}`, `--web.listen-address=127.0.0.1:${PORTS.alertmanager}`, '--cluster.listen-address='],
+  }),
+  async healthy() {
+    return (await httpOk(`http://127.0.0.1:${PORTS.alertmanager}/-/ready`))?.status === 200;
+  },
+};
+
+/** Monitoring: started after OpenBao is bootstrapped (Prometheus needs its metrics token). */
+export const MONITORING_COMPONENTS: Component[] = [saasSink, alertmanager, prometheus];
+
+function installed(c: Component): boolean {
+  if (!c.requires) return true;
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, c.requires!)));
+}
+
 /** The vault-dr worker itself, run in the background for the quick start and the Web UI. */
 const worker: Component = {
   name: 'worker',
@@ -288,7 +342,7 @@ export async function startServer(name: string): Promise<string> {
 }
 
 function componentNamed(name: string): Component {
-  const c = COMPONENTS.find((x) => x.name === name);
+  const c = [...COMPONENTS, ...MONITORING_COMPONENTS].find((x) => x.name === name);
   if (!c) throw new StackError(`no stack component named ${name}`);
   return c;
 }
@@ -377,6 +431,8 @@ function writeConfig(): string {
       checkPaths: ['secret/data/app/db'],
     },
     smtp: { host: '127.0.0.1', port: PORTS.smtp, secure: false, from: 'vault-dr@localhost', alertTo: ['ops@localhost'] },
+    // alertDeliveryTest with confirm "inbox" reads receipts here: Mailpit's API and the Slack/PagerDuty stand-in.
+    alerts: { inbox: { mailpitUrl: `http://127.0.0.1:${PORTS.mailpitHttp}`, saasSinkUrl: `http://127.0.0.1:${PORTS.saasSink}` } },
     codec: {
       keysFile: 'codec/keys.json',
       tokensFile: 'codec/tokens',
@@ -502,6 +558,65 @@ async function bootstrapBao(): Promise<string[]> {
   return done;
 }
 
+/** The Slack/PagerDuty stand-in's addresses and the routing key, shared by the app's channel secrets and Alertmanager. */
+function localChannels(): { slackWebhookUrl: string; pagerdutyUrl: string; routingKey: string } {
+  const keyFile = path.join(stackDir(), 'alertmanager', 'pagerduty_routing_key');
+  fs.mkdirSync(path.dirname(keyFile), { recursive: true });
+  if (!fs.existsSync(keyFile)) writeSecret(keyFile, crypto.randomBytes(16).toString('hex'));
+  return {
+    slackWebhookUrl: `http://127.0.0.1:${PORTS.saasSink}/services/T0LOCAL/B0LOCAL/localstack`,
+    pagerdutyUrl: `http://127.0.0.1:${PORTS.saasSink}/v2/enqueue`,
+    routingKey: fs.readFileSync(keyFile, 'utf8').trim(),
+  };
+}
+
+/**
+ * Points the app's Slack and PagerDuty channels (KV secret/vault-dr/alerting/{slack,pagerduty})
+ * at the local stand-in. Tests that reconfigure the channels call it to put the stack back.
+ */
+export async function configureLocalAlertChannels(): Promise<void> {
+  const token = rootToken();
+  const ch = localChannels();
+  await bao('POST', 'secret/data/vault-dr/alerting/slack', token, { data: { webhook_url: ch.slackWebhookUrl } });
+  await bao('POST', 'secret/data/vault-dr/alerting/pagerduty', token, { data: { routing_key: ch.routingKey, events_url: ch.pagerdutyUrl } });
+}
+
+/** Prometheus's OpenBao metrics token (policy: read sys/metrics), Prometheus and Alertmanager configs. */
+async function prepareMonitoring(): Promise<string[]> {
+  const done: string[] = [];
+  const token = rootToken();
+  const promDir = path.join(stackDir(), 'prometheus');
+  const amDir = path.join(stackDir(), 'alertmanager');
+  for (const d of [promDir, amDir, path.join(stackDir(), 'saas-sink')]) fs.mkdirSync(d, { recursive: true });
+  if ((await bao('GET', 'secret/data/vault-dr/alerting/slack', token)).status === 404) {
+    await configureLocalAlertChannels();
+    done.push('pointed the Slack and PagerDuty alert channels at the local stand-in (saas-sink)');
+  }
+  await bao('PUT', 'sys/policies/acl/prometheus-metrics', token, { policy: 'path "sys/metrics" {\n  capabilities = ["read"]\n}\n' });
+  const tokenFile = path.join(promDir, 'openbao-token');
+  let valid = false;
+  if (fs.existsSync(tokenFile)) {
+    const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': fs.readFileSync(tokenFile, 'utf8').trim() } });
+    valid = res.status === 200;
+  }
+  if (!valid) {
+    const { json } = await bao('POST', 'auth/token/create-orphan', token, { policies: ['prometheus-metrics'], no_default_policy: true, ttl: '768h', display_name: 'prometheus' });
+    writeSecret(tokenFile, json.auth.client_token);
+    done.push('issued the Prometheus metrics token (policy prometheus-metrics)');
+  }
+  fs.writeFileSync(
+    path.join(promDir, 'prometheus.yml'),
+    renderPrometheusConfig({ workerTarget: `127.0.0.1:${PORTS.workerMetrics}`, openbaoTarget: `127.0.0.1:${PORTS.bao}`, openbaoTokenFile: tokenFile, alertmanager: `127.0.0.1:${PORTS.alertmanager}` }),
+  );
+  const ch = localChannels();
+  writeSecret(path.join(amDir, 'slack_webhook_url'), ch.slackWebhookUrl);
+  fs.writeFileSync(
+    path.join(amDir, 'alertmanager.yml'),
+    renderAlertmanagerConfig({ smarthost: `127.0.0.1:${PORTS.smtp}`, to: 'ops@localhost', slackWebhookUrlFile: path.join(amDir, 'slack_webhook_url'), pagerdutyRoutingKeyFile: path.join(amDir, 'pagerduty_routing_key'), pagerdutyUrl: ch.pagerdutyUrl }),
+  );
+  return done;
+}
+
 async function ensureBucket(): Promise<boolean> {
   const s3 = s3Client();
   try {
@@ -540,6 +655,18 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
     }),
   );
   const bootstrap = await bootstrapBao();
+  bootstrap.push(...(await prepareMonitoring()));
+  for (const c of MONITORING_COMPONENTS) {
+    const t = Date.now();
+    if (!installed(c)) {
+      components.push({ name: c.name, result: 'skipped: not installed', seconds: 0 });
+      log(`${c.name}: skipped, ${c.requires} is not installed (scripts/ensure-deps.sh --monitoring installs it)`);
+      continue;
+    }
+    const result = await startComponent(c);
+    components.push({ name: c.name, result, seconds: (Date.now() - t) / 1000 });
+    log(`${c.name}: ${result} (${((Date.now() - t) / 1000).toFixed(1)}s)`);
+  }
   const keysDir = path.join(stackDir(), 'keys');
   if (!fs.existsSync(path.join(keysDir, 'recipients.json'))) {
     // Dev custody of the escrow shares: all five in .stack/keys (0600). Production: one per custodian.
@@ -553,7 +680,7 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
 
 export async function stackDown(): Promise<{ name: string; result: string }[]> {
   const out = [{ name: worker.name, result: await stopComponent(worker) }];
-  for (const c of [...COMPONENTS].reverse()) out.push({ name: c.name, result: await stopComponent(c) });
+  for (const c of [...COMPONENTS, ...MONITORING_COMPONENTS].reverse()) out.push({ name: c.name, result: await stopComponent(c) });
   return out;
 }
 
@@ -567,7 +694,7 @@ export interface ComponentStatus {
 
 export async function stackStatus(): Promise<ComponentStatus[]> {
   return Promise.all(
-    [...COMPONENTS, worker].map(async (c) => {
+    [...COMPONENTS, ...MONITORING_COMPONENTS, worker].map(async (c) => {
       const pid = runningPid(c);
       return { name: c.name, pid, running: pid !== undefined, healthy: pid !== undefined && (await c.healthy()), log: logFile(c.name) };
     }),
@@ -579,4 +706,7 @@ export const URLS = {
   openbao: `http://127.0.0.1:${PORTS.bao}`,
   s3: `http://127.0.0.1:${PORTS.s3}`,
   mailpit: `http://127.0.0.1:${PORTS.mailpitHttp}`,
+  prometheus: `http://127.0.0.1:${PORTS.prometheus}`,
+  alertmanager: `http://127.0.0.1:${PORTS.alertmanager}`,
+  saasSink: `http://127.0.0.1:${PORTS.saasSink}/api/received`,
 };

@@ -1,0 +1,47 @@
+// The durable recovery state vault-dr reports on: the newest verified backup (from the manifests
+// in S3) and the restore history (staging validations and production restores). One loader for
+// the worker's /metrics and the vaultHealthMonitor workflow, so both see the same truth.
+import type { S3Client } from '@aws-sdk/client-s3';
+import { backupActivities } from '../activities/backup';
+import { restoreActivities } from '../activities/restore';
+import type { Config } from './config';
+
+export interface DrState {
+  /** false when the bucket could not be listed (the other fields are then unknown). */
+  storeUp: boolean;
+  storeError?: string;
+  /** Unix seconds of the newest verified backup's creation. */
+  lastVerifiedAt?: number;
+  lastVerifiedBytes?: number;
+  verified: number;
+  unverified: number;
+  /** The newest staging restore (weekly validation or on demand); production restores include waiting for people and are not a measure of RTO. */
+  lastValidation?: { at: number; ok: boolean; rto?: number; rpo: number; backupId: string; error?: string };
+  /** Unix seconds of the newest successful staging validation. */
+  lastValidationOkAt?: number;
+}
+
+export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
+  const backups = backupActivities({ bao: undefined as never, s3, cfg });
+  const restores = restoreActivities({ s3, cfg });
+  try {
+    const list = await backups.listBackups();
+    const newest = list.find((b) => b.status === 'verified');
+    const validations = (await restores.listRestoreHistory({ limit: 50 })).filter((r) => r.target === 'staging');
+    const last = validations[0];
+    const lastOk = validations.find((r) => r.status === 'verified');
+    return {
+      storeUp: true,
+      lastVerifiedAt: newest ? Date.parse(newest.createdAt) / 1000 : undefined,
+      lastVerifiedBytes: newest?.objectBytes,
+      verified: list.filter((b) => b.status === 'verified').length,
+      unverified: list.filter((b) => b.status !== 'verified').length,
+      lastValidation: last
+        ? { at: Date.parse(last.finishedAt) / 1000, ok: last.status === 'verified', rto: last.rtoSeconds, rpo: last.rpoSeconds, backupId: last.backupId, error: last.error }
+        : undefined,
+      lastValidationOkAt: lastOk ? Date.parse(lastOk.finishedAt) / 1000 : undefined,
+    };
+  } catch (err) {
+    return { storeUp: false, storeError: (err as Error).message, verified: 0, unverified: 0 };
+  }
+}
