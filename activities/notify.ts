@@ -10,6 +10,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { MailTransport } from '../infra/clients';
 import { metrics } from '../infra/metrics';
 
+import { CHANNELS } from '../common/alerts';
 import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, subjectTag, type AlertMessage, type ChannelName, type ChannelSecrets, type Severity } from '../infra/alertChannels';
 export type { ChannelName, Severity } from '../infra/alertChannels';
 
@@ -148,7 +149,7 @@ export const notifyActivities = (deps: { mail: MailTransport; s3: S3Client; buck
      */
     async sendTestAlert(req: { severity: Severity; channel: ChannelName; token: string; workflowId: string }): Promise<{ ok: boolean; detail: string }> {
       if (!ROUTES[req.severity]) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert severity "${String(req.severity)}"`, nonRetryable: true });
-      if (!(['email', 'slack', 'pagerduty'] as const).includes(req.channel)) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert channel "${String(req.channel)}"`, nonRetryable: true });
+      if (!CHANNELS.includes(req.channel)) throw ApplicationFailure.create({ type: 'InvalidInput', message: `unknown alert channel "${String(req.channel)}"`, nonRetryable: true });
       const { secrets, problems } = await channelSecrets();
       const summary = `vault-dr alert delivery test ${req.token} (${req.severity} via ${req.channel})`;
       const details = { purpose: 'delivery test; no action needed beyond confirming receipt', token: req.token, workflow: req.workflowId };

@@ -5,15 +5,8 @@
 // and cached in memory, so an alert about a sealed Vault can still go out.
 import type { BaoClient } from './bao';
 
-export type ChannelName = 'email' | 'slack' | 'pagerduty';
-export type Severity = 'critical' | 'warning' | 'info';
-
-/** Which channels each severity goes to (the same routing as deploy/alertmanager/alertmanager.yml). */
-export const ROUTES: Record<Severity, ChannelName[]> = {
-  critical: ['pagerduty', 'slack', 'email'],
-  warning: ['slack', 'email'],
-  info: ['email'],
-};
+import type { Severity } from '../common/alerts';
+export { ROUTES, type ChannelName, type Severity } from '../common/alerts';
 
 export interface ChannelSecrets {
   slack?: { webhookUrl: string };

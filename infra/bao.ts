@@ -67,6 +67,12 @@ export class BaoClient {
     return body.data?.config?.servers ?? [];
   }
 
+  /** Raft autopilot's view: overall health, failure tolerance and each server's health. */
+  async autopilotState(): Promise<{ healthy: boolean; failure_tolerance: number; servers: Record<string, { healthy: boolean; name?: string }> }> {
+    const body = (await this.authed(() => this.vault.read('sys/storage/raft/autopilot/state'))) as { data?: { healthy?: boolean; failure_tolerance?: number; servers?: Record<string, { healthy: boolean; name?: string }> } };
+    return { healthy: body.data?.healthy ?? false, failure_tolerance: body.data?.failure_tolerance ?? 0, servers: body.data?.servers ?? {} };
+  }
+
   /** sys/leader (unauthenticated): whether this node is the active one, and who is. */
   async leader(): Promise<{ isSelf: boolean; leaderAddress: string; haEnabled: boolean }> {
     const res = await this.raw('GET', 'sys/leader', false);

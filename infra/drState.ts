@@ -5,21 +5,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { backupActivities } from '../activities/backup';
 import { restoreActivities } from '../activities/restore';
 import type { Config } from './config';
+import type { DrState } from '../common/monitor';
 
-export interface DrState {
-  /** false when the bucket could not be listed (the other fields are then unknown). */
-  storeUp: boolean;
-  storeError?: string;
-  /** Unix seconds of the newest verified backup's creation. */
-  lastVerifiedAt?: number;
-  lastVerifiedBytes?: number;
-  verified: number;
-  unverified: number;
-  /** The newest staging restore (weekly validation or on demand); production restores include waiting for people and are not a measure of RTO. */
-  lastValidation?: { at: number; ok: boolean; rto?: number; rpo: number; backupId: string; error?: string };
-  /** Unix seconds of the newest successful staging validation. */
-  lastValidationOkAt?: number;
-}
+export type { DrState } from '../common/monitor';
 
 export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
   const backups = backupActivities({ bao: undefined as never, s3, cfg });

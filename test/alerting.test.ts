@@ -8,7 +8,7 @@ import { notifyActivities, type AlertOutcome, type AlertRequest } from '../activ
 import { ChannelSecretStore } from '../infra/alertChannels';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { unsealBao } from '../stack/stack';
+import { configureLocalAlertChannels, unsealBao } from '../stack/stack';
 import { bao, mailpitMessages } from './helpers/inspect';
 import { startSaasReceiver } from './helpers/receivers';
 import { ensureStack } from './helpers/stack';
@@ -26,8 +26,8 @@ describe('alert channels: e-mail, Slack, PagerDuty (real stack + local SaaS rece
     receiver = await startSaasReceiver();
   });
   after(async () => {
-    await bao('DELETE', 'secret/metadata/vault-dr/alerting/slack');
-    await bao('DELETE', 'secret/metadata/vault-dr/alerting/pagerduty');
+    // Put the stack's own channels (the local Slack/PagerDuty stand-in) back.
+    await configureLocalAlertChannels();
     await receiver?.close();
   });
 

@@ -5,7 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { Config } from '../infra/config';
 import { buildClients, type Clients } from '../infra/clients';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
-import { createActivities } from '../activities';
+import { channelSecretStore, createActivities } from '../activities';
 import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
 import { connectClient } from '../client/connect';
 
@@ -37,13 +37,16 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
   const clients = buildClients(cfg);
   const intake = new ShareIntake(signalSharesReady(cfg));
   const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
+  // Read the alert channels' secrets now: an alert about a sealed Vault must not be the first read.
+  const channelSecrets = channelSecretStore(cfg, clients);
+  void channelSecrets.get();
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   const worker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }),
-    activities: createActivities(cfg, clients, intake),
+    activities: createActivities(cfg, clients, intake, channelSecrets),
     dataConverter: { payloadCodecs: [codec] },
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     ...overrides,

@@ -2,3 +2,5 @@
 export { vaultHealthCheck } from './vaultHealthCheck';
 export { backupVault } from './backupVault';
 export { restoreVault } from './restoreVault';
+export { vaultHealthMonitor } from './vaultHealthMonitor';
+export { alertDeliveryTest } from './alertDeliveryTest';

@@ -1,0 +1,114 @@
+// vaultHealthMonitor — one long-running workflow that checks, every intervalSeconds, OpenBao
+// (seal, active node, raft peers, autopilot), backup freshness and restore-validation freshness,
+// and raises an alert when a problem starts and a "resolved" when it ends: once per incident,
+// not once per check. Continues-as-new every checksPerRun checks, carrying the open alerts.
+// Reads like docs/runbooks/monitoring.md ("vaultHealthMonitor").
+import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { MonitorActivities } from '../activities/monitor';
+import type { NotifyActivities } from '../activities/notify';
+import { MonitorInput, evaluate, type MonitorFacts, type Problem } from '../common/monitor';
+import { parseWorkflowInput } from '../common/validate';
+import { SHORT_IO } from './profiles';
+
+const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m' });
+// Bounded: a channel outage must not stall the checks; an undelivered alert is retried next check.
+const { sendAlert } = proxyActivities<NotifyActivities>({ startToCloseTimeout: '1m', retry: { initialInterval: '2s', maximumAttempts: 2 } });
+
+type OpenAlert = NonNullable<ReturnType<typeof MonitorInput.parse>['carried']>['open'][string];
+
+export interface MonitorStatus {
+  checks: number;
+  lastCheckAt?: string;
+  lastCheckError?: string;
+  open: Record<string, OpenAlert>;
+  /** Alerts raised and resolved by this run (most recent last, at most 50). */
+  log: { at: string; key: string; event: 'raised' | 'resolved' | 'delivery failed'; detail: string }[];
+  facts?: MonitorFacts;
+}
+
+export const status = defineQuery<MonitorStatus>('status');
+/** Run a check now instead of waiting for the interval (e.g. right after fixing something). */
+export const checkNow = defineSignal('checkNow');
+
+export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never> {
+  const input = parseWorkflowInput('vaultHealthMonitor', MonitorInput, rawInput);
+  const info = workflowInfo();
+  const state: MonitorStatus = { checks: input.carried?.checks ?? 0, open: { ...(input.carried?.open ?? {}) }, log: [] };
+  let wake = false;
+  setHandler(status, () => state);
+  setHandler(checkNow, () => {
+    wake = true;
+  });
+  const note = (key: string, event: MonitorStatus['log'][number]['event'], detail: string) => {
+    state.log.push({ at: new Date().toISOString(), key, event, detail });
+    if (state.log.length > 50) state.log.shift();
+  };
+  const alert = (a: OpenAlert, action: 'trigger' | 'resolve', key: string) =>
+    sendAlert({
+      action,
+      severity: a.severity,
+      dedupKey: a.incidentKey,
+      summary: action === 'trigger' ? `${key}: ${a.summary}` : `${key} resolved (open since ${a.since})`,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      details: { alert: key, since: a.since, runbook: 'docs/runbooks/monitoring.md' },
+    });
+
+  for (let run = 0; run < input.checksPerRun; run++) {
+    let problems: Problem[];
+    try {
+      state.facts = await collectMonitorFacts({ expectedRaftPeers: input.expectedRaftPeers });
+      problems = evaluate(state.facts, input, Date.now() / 1000);
+      state.lastCheckError = undefined;
+    } catch (err) {
+      // The check itself failed (worker lost, bug): that is a problem to report, not a reason to stop.
+      state.lastCheckError = (err as Error).message;
+      problems = [{ key: 'HealthCheckFailed', severity: 'warning', summary: `the health check could not run: ${state.lastCheckError}` }];
+    }
+    state.checks++;
+    state.lastCheckAt = new Date().toISOString();
+
+    const now = new Date().toISOString();
+    for (const p of problems) {
+      const open = state.open[p.key];
+      if (open) {
+        open.cleanChecks = 0;
+        continue;
+      }
+      state.open[p.key] = { incidentKey: `vaultHealthMonitor/${p.key}/${now}`, severity: p.severity, summary: p.summary, since: now, delivered: false, cleanChecks: 0 };
+      note(p.key, 'raised', p.summary);
+    }
+    for (const [key, a] of Object.entries(state.open)) {
+      if (problems.some((p) => p.key === key)) {
+        if (!a.delivered) {
+          try {
+            const out = await alert(a, 'trigger', key);
+            a.delivered = true;
+            const failed = out.channels.filter((c) => !c.ok);
+            if (failed.length) note(key, 'delivery failed', failed.map((c) => `${c.channel}: ${c.detail}`).join('; '));
+          } catch (err) {
+            note(key, 'delivery failed', (err as Error).message);
+          }
+        }
+        continue;
+      }
+      a.cleanChecks++;
+      if (a.cleanChecks < input.clearAfterChecks) continue;
+      if (a.delivered) {
+        try {
+          await alert(a, 'resolve', key);
+        } catch (err) {
+          note(key, 'delivery failed', `resolve: ${(err as Error).message}`);
+          continue; // stays open, the resolve is tried again at the next check
+        }
+      }
+      delete state.open[key];
+      note(key, 'resolved', a.delivered ? 'all-clear sent' : 'ended before its alert could be delivered');
+    }
+
+    if (workflowInfo().continueAsNewSuggested) break;
+    wake = false;
+    await condition(() => wake, input.intervalSeconds * 1000);
+  }
+  return continueAsNew<typeof vaultHealthMonitor>({ ...input, carried: { open: state.open, checks: state.checks } });
+}
