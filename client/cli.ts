@@ -10,6 +10,7 @@ import { connectClient } from './connect';
 import { startWorkflow } from './workflows';
 import { registerBackupCommands } from './backupCommands';
 import { registerRestoreCommands } from './restoreCommands';
+import { registerMonitorCommands } from './monitorCommands';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
@@ -132,6 +133,7 @@ export function buildProgram(): Command {
   };
   registerBackupCommands(program, ctx);
   registerRestoreCommands(program, ctx);
+  registerMonitorCommands(program, ctx);
   return program;
 }
 

@@ -15,6 +15,12 @@ echo
 echo "== daily backup schedule (02:00 UTC) =="
 node bin/vaultdr.js schedules apply
 echo
+echo "== vaultHealthMonitor: checks every minute, one alert and one all-clear per incident =="
+node bin/vaultdr.js monitor start
+echo
+echo "== alertDeliveryTest: a test alert of every severity on e-mail, Slack and PagerDuty (local stand-ins), confirmed =="
+node bin/vaultdr.js alerts test --confirm inbox --timeout 60
+echo
 echo "== backupVault: snapshot → AES-256-GCM → S3, verified =="
 node bin/vaultdr.js backup run
 echo
@@ -22,4 +28,7 @@ echo "Backups:         npx vaultdr backup list"
 echo "Full check:      npx vaultdr backup verify latest   (decrypts with the dev validation key; or --shares FILE FILE FILE from .stack/keys/)"
 echo "Temporal Web UI: http://localhost:8233  (payloads decode via the codec endpoint on 127.0.0.1:8089)"
 echo "Mailpit (alerts): http://127.0.0.1:8025"
+echo "Prometheus:      http://127.0.0.1:9090/alerts   Alertmanager: http://127.0.0.1:9093"
+echo "Slack/PagerDuty stand-in (what was sent): http://127.0.0.1:8099/api/received"
+echo "Monitor:         npx vaultdr monitor status"
 echo "Stop everything: npm run stack:down"

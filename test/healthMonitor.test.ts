@@ -3,16 +3,17 @@
 // and one all-clear when unsealed (PagerDuty trigger/resolve with the same dedup key), and every
 // severity × channel test alert confirmed from the real inboxes, by ack, or reported missing.
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import type { DeliveryReport } from '../common/alertTest';
 import type { VaultHealth } from '../common/health';
 import { evaluate, type MonitorFacts } from '../common/monitor';
 import type { Config } from '../infra/config';
-import { configureLocalAlertChannels, PORTS, unsealBao } from '../stack/stack';
+import { configureLocalAlertChannels, PORTS, stackDir, unsealBao } from '../stack/stack';
 import type { Received } from '../stack/saasSink';
 import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
-import { bao, failureOf, mailpitMessages } from './helpers/inspect';
+import { bao, failureOf, mailpitMessages, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -178,5 +179,50 @@ describe('vaultHealthMonitor and alertDeliveryTest workflows (real stack)', func
     } finally {
       await configureLocalAlertChannels();
     }
+  });
+});
+
+describe('vaultdr monitor / alerts commands (real stack)', function () {
+  this.timeout(180_000);
+  let cfg: Config;
+  before(async () => {
+    cfg = withQueue(await ensureStack(), uniqueQueue('monitor-cli'));
+    await configureLocalAlertChannels();
+  });
+  const env = () => ({ VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue });
+
+  it('monitor start is idempotent, status shows the checks, and alerts test --confirm inbox confirms each channel', async () => {
+    await withWorker(cfg, async () => {
+      const client = await connectClient(cfg);
+      try {
+        const first = await vaultdrAsync(['monitor', 'start', '--interval', '1', '--json'], env());
+        assert.equal(first.code, 0, first.stderr);
+        assert.equal(JSON.parse(first.stdout).startedNow, true);
+        const again = await vaultdrAsync(['monitor', 'start', '--json'], env());
+        assert.equal(JSON.parse(again.stdout).startedNow, false);
+        assert.equal(JSON.parse(again.stdout).workflowId, `${cfg.temporal.taskQueue}-health-monitor`);
+        await waitFor('a check', async () => ((await client.workflow.getHandle(`${cfg.temporal.taskQueue}-health-monitor`).query<MonitorStatus>('status')).checks > 0 ? true : undefined));
+        const st = await vaultdrAsync(['monitor', 'status', '--json'], env());
+        assert.ok(st.code === 0 || st.code === 3, st.stderr);
+        assert.ok(JSON.parse(st.stdout).checks >= 1);
+
+        const t = await vaultdrAsync(['alerts', 'test', '--confirm', 'inbox', '--severity', 'warning', '--channel', 'email', 'slack', '--timeout', '30'], env());
+        assert.equal(t.code, 0, t.stdout + t.stderr);
+        assert.match(t.stdout, /ALL CONFIRMED/);
+        assert.match(t.stdout, /warning\s+slack\s+confirmed\s+found at the slack receiver/);
+      } finally {
+        await client.workflow.getHandle(`${cfg.temporal.taskQueue}-health-monitor`).terminate('test done').catch(() => undefined);
+        await client.connection.close();
+      }
+    });
+  });
+
+  it('reports a monitor that is not running, and rejects a bad flag with exit 2', async () => {
+    const st = await vaultdrAsync(['monitor', 'status'], env());
+    assert.equal(st.code, 1);
+    assert.match(st.stderr, /no monitor is running; start it with "vaultdr monitor start"/);
+    const bad = await vaultdrAsync(['alerts', 'test', '--severity', 'urgent'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Allowed choices are critical, warning, info/);
   });
 });
