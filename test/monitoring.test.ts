@@ -13,6 +13,7 @@ import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
 import { rootToken, unsealBao } from '../stack/stack';
+import { renderAlertmanagerConfig, renderPrometheusConfig } from '../stack/monitoring';
 import * as crypto from 'node:crypto';
 import { bao, mailpitMessages } from './helpers/inspect';
 import { startSaasReceiver } from './helpers/receivers';
@@ -142,16 +143,7 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     fs.mkdirSync(dir, { recursive: true });
     const tokenFile = path.join(dir, 'openbao-token');
     fs.writeFileSync(tokenFile, rootToken(), { mode: 0o600 });
-    fs.mkdirSync(path.join(dir, 'rules'), { recursive: true });
-    fs.copyFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml'), path.join(dir, 'rules', 'vault-dr.rules.yml'));
-    const config = fs
-      .readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')
-      .replace(/scrape_interval: 15s/, 'scrape_interval: 1s')
-      .replace(/evaluation_interval: 15s/, 'evaluation_interval: 1s')
-      .replace("'worker:9464'", `'127.0.0.1:${port}'`)
-      .replace("'openbao:8200'", "'127.0.0.1:8200'")
-      .replace('/run/secrets/openbao_metrics_token', tokenFile)
-      .replace("'alertmanager:9093'", `'${alertmanager}'`);
+    const config = renderPrometheusConfig({ interval: '1s', workerTarget: `127.0.0.1:${port}`, openbaoTarget: '127.0.0.1:8200', openbaoTokenFile: tokenFile, alertmanager });
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), config);
     const proc = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
     const query = async (q: string) => {
@@ -189,6 +181,49 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     }
   });
 
+  it('every Grafana panel query evaluates and returns data after a backup and a restore validation', async () => {
+    // A staging restore validation, so the restore panels have a value on a fresh stack too.
+    const restore = (await withWorker(cfg, () =>
+      client.workflow.execute('restoreVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `dashboards-restore-${Date.now()}`, args: [{ backupId: 'latest', target: 'staging', reason: 'dashboard query test' }] }),
+    )) as { status: string };
+    assert.equal(restore.status, 'verified');
+    const provisioning = fs.readFileSync(path.join(DEPLOY, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8');
+    const uid = /uid: (\S+)/.exec(provisioning)![1]!;
+    const dashboards = fs.readdirSync(path.join(DEPLOY, 'grafana', 'dashboards')).filter((f) => f.endsWith('.json'));
+    assert.ok(dashboards.length >= 2, dashboards.join());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-dash-'));
+    let prom: ChildProcess | undefined;
+    try {
+      const started = await startPrometheus(dir, 19092, '127.0.0.1:1');
+      prom = started.proc;
+      await sleep(4000); // a few 1 s scrapes, so rate() and increase() have two samples
+      const failures: string[] = [];
+      let queries = 0;
+      for (const file of dashboards) {
+        const d = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'grafana', 'dashboards', file), 'utf8')) as { uid: string; panels: { title: string; datasource: { uid: string }; targets: { expr: string; datasource: { uid: string } }[] }[] };
+        assert.ok(d.uid && d.panels.length > 0, file);
+        for (const panel of d.panels) {
+          assert.equal(panel.datasource.uid, uid, `${file} / ${panel.title}: datasource is not the provisioned one`);
+          assert.ok(panel.targets.length > 0, `${file} / ${panel.title} has no query`);
+          for (const t of panel.targets) {
+            queries++;
+            // Grafana's built-in variables, as Grafana would expand them for a 1 h view.
+            const expr = t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '15s').replaceAll('$__range', '1h');
+            const res = (await (await fetch(`http://127.0.0.1:19092/api/v1/query?query=${encodeURIComponent(expr)}`)).json()) as { status: string; error?: string; data?: { result: unknown[] } };
+            if (res.status !== 'success') failures.push(`${file} / ${panel.title}: ${t.expr}: ${res.error}`);
+            else if (!res.data?.result.length) failures.push(`${file} / ${panel.title}: ${t.expr}: no data`);
+          }
+        }
+      }
+      assert.deepEqual(failures, [], `${failures.length} of ${queries} panel queries failed`);
+      process.stdout.write(`      (${queries} panel queries in ${dashboards.length} dashboards all returned data)\n`);
+    } finally {
+      prom?.kill('SIGTERM');
+      await sleep(500);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('end to end: sealing OpenBao reaches e-mail, Slack and PagerDuty through Prometheus and Alertmanager', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-am-'));
     const receiver = await startSaasReceiver();
@@ -196,12 +231,13 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     fs.writeFileSync(path.join(dir, 'slack_webhook_url'), `${receiver.url}/services/T000/B000/XXXX`, { mode: 0o600 });
     fs.writeFileSync(path.join(dir, 'pagerduty_routing_key'), crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
     // The repo's routing, with the local stack's relay and the local SaaS receiver.
-    const amConfig = fs
-      .readFileSync(path.join(DEPLOY, 'alertmanager', 'alertmanager.yml'), 'utf8')
-      .replace('smtp_smarthost: mailpit:1025', 'smtp_smarthost: 127.0.0.1:1025')
-      .replaceAll('/run/secrets/slack_webhook_url', path.join(dir, 'slack_webhook_url'))
-      .replace('routing_key_file: /run/secrets/pagerduty_routing_key', `routing_key_file: ${path.join(dir, 'pagerduty_routing_key')}\n        url: ${receiver.url}/v2/enqueue`)
-      .replaceAll('to: ops@example.com', 'to: ops@localhost');
+    const amConfig = renderAlertmanagerConfig({
+      smarthost: '127.0.0.1:1025',
+      to: 'ops@localhost',
+      slackWebhookUrlFile: path.join(dir, 'slack_webhook_url'),
+      pagerdutyRoutingKeyFile: path.join(dir, 'pagerduty_routing_key'),
+      pagerdutyUrl: `${receiver.url}/v2/enqueue`,
+    });
     fs.writeFileSync(path.join(dir, 'alertmanager.yml'), amConfig);
     const am = spawn('prometheus-alertmanager', [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'am')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], { stdio: 'ignore' });
     let prom: ChildProcess | undefined;
