@@ -28,6 +28,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
   BACKUP_PREFIX,
   backupObjectKeys,
+  manifestProblem,
   planRetention,
   type BackupManifest,
   type RetentionPolicy,
@@ -64,7 +65,8 @@ export interface UploadResult {
 
 export interface BackupSummary {
   backupId: string;
-  status: 'verified' | 'uploaded' | 'no manifest';
+  /** 'manifest mismatch': the manifest describes another backup (never treated as verified, never pruned). */
+  status: 'verified' | 'uploaded' | 'no manifest' | 'manifest mismatch';
   createdAt: string;
   objectKey: string;
   objectBytes: number;
@@ -169,7 +171,8 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
     const out: BackupSummary[] = [];
     for (const id of withManifest) {
       const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
-      if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
+      if (m && manifestProblem(id, m)) out.push({ backupId: id, status: 'manifest mismatch', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
+      else if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
     }
     for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
     return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));

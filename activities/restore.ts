@@ -7,7 +7,7 @@ import { Readable, Transform } from 'node:stream';
 import * as fs from 'node:fs';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import { backupObjectKeys, type BackupManifest } from '../common/backup';
+import { backupObjectKeys, manifestProblem, type BackupManifest } from '../common/backup';
 import { ErrorType, failure as fail } from '../common/errors';
 import { RESTORE_HISTORY_PREFIX, type KeySource, type RestoreRecord, type SecretCheck } from '../common/restore';
 import type { ShareIntake } from '../infra/shareIntake';
@@ -64,6 +64,8 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
   const manifestOf = async (backupId: string) => {
     const m = await getJsonObject<BackupManifest>(s3, bucket, backupObjectKeys(backupId).manifest);
     if (!m) throw fail(ErrorType.BackupNotFound, `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${bucket}`);
+    const problem = manifestProblem(backupId, m);
+    if (problem) throw fail(ErrorType.BackupCorrupt, `backup ${backupId}: ${problem}; refusing to restore it`);
     return m;
   };
   const decryptKey = (keySource: KeySource = 'validation-key') => {

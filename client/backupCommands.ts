@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { backupObjectKeys, type BackupManifest, type BackupResult } from '../common/backup';
+import { backupObjectKeys, manifestProblem, type BackupManifest, type BackupResult } from '../common/backup';
 import { backupActivities } from '../activities/backup';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
@@ -51,7 +51,9 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
   } catch (err) {
     return ctx.fail(`backup ${backupId}: cannot read manifest: ${(err as Error).message}`);
   }
-  return manifest ?? ctx.fail(`backup ${backupId}: manifest ${key} not found in bucket ${cfg.s3.bucket}`);
+  if (!manifest) return ctx.fail(`backup ${backupId}: manifest ${key} not found in bucket ${cfg.s3.bucket}`);
+  const problem = manifestProblem(backupId, manifest);
+  return problem ? ctx.fail(`backup ${backupId}: ${problem}`) : manifest;
 }
 
 export function registerBackupCommands(program: Command, ctx: CliContext): void {

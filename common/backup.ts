@@ -24,6 +24,17 @@ export function backupObjectKeys(backupId: string): { snapshot: string; manifest
   return { snapshot: `${BACKUP_PREFIX}${backupId}/snapshot.vdrb`, manifest: `${BACKUP_PREFIX}${backupId}/manifest.json` };
 }
 
+/**
+ * Why a manifest read from backups/<id>/manifest.json cannot be trusted for backup <id>, or
+ * undefined when it can: a manifest swapped with or copied from another backup describes a
+ * different id or object, and restoring by it would silently restore the wrong snapshot.
+ */
+export function manifestProblem(backupId: string, m: { backupId?: unknown; object?: { key?: unknown } }): string | undefined {
+  if (m.backupId !== backupId) return `manifest ${backupObjectKeys(backupId).manifest} describes backup ${String(m.backupId)}, not ${backupId} (swapped or misplaced manifest)`;
+  if (m.object?.key !== backupObjectKeys(backupId).snapshot) return `manifest ${backupObjectKeys(backupId).manifest} points at ${String(m.object?.key)}, not ${backupObjectKeys(backupId).snapshot}`;
+  return undefined;
+}
+
 /** A small stable hash (FNV-1a, 32 bit) for deterministic ids in workflow code; not for security. */
 export function shortHash(s: string): string {
   let h = 0x811c9dc5;

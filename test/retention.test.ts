@@ -4,7 +4,7 @@
 // and a plan never names a backup that is not in the bucket. Also the backup id scheme, whose
 // ids must sort by time.
 import assert from 'node:assert/strict';
-import { backupIdFor, planRetention, shortHash, type RetentionCandidate, type RetentionPlan } from '../common/backup';
+import { backupIdFor, manifestProblem, planRetention, shortHash, type RetentionCandidate, type RetentionPlan } from '../common/backup';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const POLICY = { daily: 30, monthly: 12 };
@@ -194,5 +194,17 @@ describe('backup ids (backupIdFor)', () => {
     const ids = times.map((t, i) => backupIdFor(t, 'backup-vault-daily', `run-${times.length - i}`));
     const shuffled = [ids[3]!, ids[6]!, ids[0]!, ids[5]!, ids[1]!, ids[4]!, ids[2]!];
     assert.deepEqual([...shuffled].sort(), ids);
+  });
+});
+
+describe('manifest identity (manifestProblem)', () => {
+  const id = '20261128T020000Z-1a2b3c4d';
+  it('accepts the manifest of its own backup', () => assert.equal(manifestProblem(id, { backupId: id, object: { key: `backups/${id}/snapshot.vdrb` } }), undefined));
+  it('refuses a manifest swapped from another backup, naming both ids', () => {
+    const other = '20261127T020000Z-99999999';
+    assert.match(manifestProblem(id, { backupId: other, object: { key: `backups/${other}/snapshot.vdrb` } })!, new RegExp(`describes backup ${other}, not ${id} \\(swapped or misplaced manifest\\)`));
+  });
+  it('refuses a manifest whose object is outside its backup', () => {
+    assert.match(manifestProblem(id, { backupId: id, object: { key: 'backups/x/snapshot.vdrb' } })!, /points at backups\/x\/snapshot.vdrb/);
   });
 });
