@@ -15,7 +15,9 @@ export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
   try {
     const list = await backups.listBackups();
     const newest = list.find((b) => b.status === 'verified');
-    const validations = (await restores.listRestoreHistory({ limit: 50 })).filter((r) => r.target === 'staging');
+    // A run whose input was rejected never tried to restore anything: it stays in the history for
+    // the record but says nothing about whether backups restore.
+    const validations = (await restores.listRestoreHistory({ limit: 50 })).filter((r) => r.target === 'staging' && r.failedStep !== 'validating input');
     const last = validations[0];
     const lastOk = validations.find((r) => r.status === 'verified');
     return {
