@@ -1,7 +1,8 @@
 // docker-compose.yml is what users deploy: validate it with the real docker-compose (Debian's
 // 1.29.2 validates without a Docker engine) and check that it keeps this project's promises:
 // no secret in any environment, the same OpenBao settings file and versions as the local stack,
-// every dependency waits for a healthcheck that exists.
+// every dependency waits for a healthcheck that exists, and the monitoring configs in deploy/
+// (Prometheus, Alertmanager, Grafana) name services, ports and secret files that exist here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,7 +16,10 @@ import { MAILPIT_MODULE, PY_PINS } from '../stack/tools';
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = 'docker-compose.yml';
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
-const SERVICES = ['postgresql', 'temporal', 'temporal-ui', 'openbao', 's3', 'mailpit', 'worker'];
+const SERVICES = ['postgresql', 'temporal', 'temporal-ui', 'openbao', 's3', 'mailpit', 'worker', 'prometheus', 'alertmanager', 'grafana'];
+const MONITORING = ['prometheus', 'alertmanager', 'grafana'];
+const SECRETS_DIR = path.join(PROJECT_ROOT, 'secrets');
+const deployPath = (...parts: string[]) => path.join(PROJECT_ROOT, 'deploy', ...parts);
 
 interface Mount {
   source: string;
@@ -38,6 +42,7 @@ interface Service {
   depends_on?: Record<string, { condition?: string }>;
   healthcheck?: { test?: string[] | string; disable?: boolean };
   cap_add?: string[];
+  entrypoint?: string[] | string;
 }
 interface ComposeConfig {
   services: Record<string, Service>;
@@ -70,20 +75,29 @@ function compose(args: string[], opts: { file?: string; env?: Record<string, str
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
-/** `config` output as an object: 1.29 prints YAML only, so convert it with the PyYAML that
- * docker-compose itself runs on (its interpreter is in its #! line). No new npm dependency. */
-function resolvedConfig(env: Record<string, string> = {}): ComposeConfig {
-  const out = compose(['config'], { env });
-  assert.equal(out.status, 0, `docker-compose config failed:\n${out.stderr}`);
+/** YAML as an object, parsed by the PyYAML that docker-compose itself runs on (its interpreter
+ * is in its #! line). No new npm dependency. */
+function parseYaml(text: string, what: string): unknown {
   const shebang = fs.readFileSync(DOCKER_COMPOSE, 'utf8').split('\n', 1)[0]!;
   const interpreter = shebang.replace(/^#!\s*/, '').trim().split(/\s+/);
   const res = spawnSync(
     interpreter[0]!,
     [...interpreter.slice(1), '-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'],
-    { input: out.stdout, encoding: 'utf8' },
+    { input: text, encoding: 'utf8' },
   );
-  assert.equal(res.status, 0, `cannot parse docker-compose config output with ${interpreter.join(' ')}:\n${res.stderr}`);
-  return JSON.parse(res.stdout) as ComposeConfig;
+  assert.equal(res.status, 0, `cannot parse ${what} with ${interpreter.join(' ')}:\n${res.stderr}`);
+  return JSON.parse(res.stdout);
+}
+
+function readYaml(file: string): unknown {
+  return parseYaml(fs.readFileSync(file, 'utf8'), path.relative(PROJECT_ROOT, file));
+}
+
+/** `config` output as an object (1.29 prints YAML only). */
+function resolvedConfig(env: Record<string, string> = {}): ComposeConfig {
+  const out = compose(['config'], { env });
+  assert.equal(out.status, 0, `docker-compose config failed:\n${out.stderr}`);
+  return parseYaml(out.stdout, 'docker-compose config output') as ComposeConfig;
 }
 
 function mounts(svc: Service): Mount[] {
@@ -111,6 +125,49 @@ function publishedPort(svc: Service, target: number): number | undefined {
 
 function args(svc: Service): string[] {
   return typeof svc.command === 'string' ? svc.command.split(/\s+/) : svc.command ?? [];
+}
+
+/** The value of `--name=value` in the service's command. */
+function flag(svc: Service, name: string): string | undefined {
+  return args(svc).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+/** The mount a container path lives on (the deepest one), and the host path it maps to when
+ * that mount is a bind mount (undefined on a named volume). */
+function hostPath(svc: Service, containerPath: string): { mount: Mount; host?: string } | undefined {
+  const mount = mounts(svc)
+    .filter((m) => containerPath === m.target || containerPath.startsWith(`${m.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+  if (!mount) return undefined;
+  const host = path.isAbsolute(mount.source) ? path.join(mount.source, containerPath.slice(mount.target.length)) : undefined;
+  return { mount, host };
+}
+
+/** Every `*_file` setting in a parsed config (credentials_file, api_url_file, routing_key_file ...). */
+function fileSettings(node: unknown, at = ''): { at: string; value: string }[] {
+  if (Array.isArray(node)) return node.flatMap((v, i) => fileSettings(v, `${at}[${i}]`));
+  if (node === null || typeof node !== 'object') return [];
+  return Object.entries(node).flatMap(([k, v]) =>
+    k.endsWith('_file') && typeof v === 'string' ? [{ at: `${at}.${k}`, value: v }] : fileSettings(v, `${at}.${k}`),
+  );
+}
+
+/** Container ports a service publishes (what other services can reach it on, too). */
+function containerPorts(svc: Service): number[] {
+  return ports(svc).map((p) => p.target);
+}
+
+/** "host:port" split; the port is required. */
+function hostAndPort(target: string): { host: string; port: number } {
+  const m = /^([\w.-]+):(\d+)$/.exec(target);
+  assert.ok(m, `"${target}" is not host:port`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+interface PrometheusYml {
+  rule_files?: string[];
+  alerting?: { alertmanagers?: { static_configs?: { targets?: string[] }[] }[] };
+  scrape_configs?: { job_name: string; metrics_path?: string; params?: Record<string, string[]>; static_configs?: { targets?: string[] }[] }[];
 }
 
 /** The path a /run/secrets/<name> file comes from, if <name> is a secret the service mounts. */
@@ -172,7 +229,7 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     assert.match(b.stderr, /enviroment/);
   });
 
-  it('defines Temporal, its database and UI, OpenBao, S3, mail and the worker', function () {
+  it('defines Temporal, its database and UI, OpenBao, S3, mail, the worker, Prometheus, Alertmanager and Grafana', function () {
     for (const name of SERVICES) assert.ok(cfg.services[name], `service "${name}" is missing`);
   });
 
@@ -190,6 +247,23 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     for (const dep of ['temporal', 'openbao', 's3']) {
       assert.equal(cfg.services.worker!.depends_on?.[dep]?.condition, 'service_healthy', `worker must wait for ${dep}`);
     }
+    for (const [name, dep] of [['alertmanager', 'mailpit'], ['prometheus', 'openbao'], ['prometheus', 'alertmanager'], ['grafana', 'prometheus']] as const) {
+      assert.equal(cfg.services[name]!.depends_on?.[dep]?.condition, 'service_healthy', `${name} must wait for ${dep}`);
+    }
+    for (const name of MONITORING) assert.ok(cfg.services[name]!.healthcheck?.test, `${name} needs a healthcheck`);
+  });
+
+  it('publishes every port on $VAULTDR_PUBLISH_IP only (127.0.0.1 unless set)', function () {
+    const check = (c: ComposeConfig, ip: string) => {
+      for (const [name, svc] of Object.entries(c.services)) {
+        for (const p of ports(svc)) assert.equal(p.hostIp, ip, `${name} publishes ${p.published} on ${p.hostIp ?? 'every interface'}, not ${ip}`);
+      }
+    };
+    check(cfg, '127.0.0.1');
+    check(resolvedConfig({ VAULTDR_PUBLISH_IP: '192.0.2.10' }), '192.0.2.10');
+    assert.equal(publishedPort(cfg.services.prometheus!, 9090), PORTS.prometheus);
+    assert.equal(publishedPort(cfg.services.alertmanager!, 9093), PORTS.alertmanager);
+    assert.equal(publishedPort(cfg.services.grafana!, 3000), 3000);
   });
 
   it('persists Temporal in PostgreSQL 15 on a named volume', function () {
@@ -333,6 +407,167 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     }
   });
 
+  it('runs Prometheus and Alertmanager on the repository\'s configs and rules, each /run/secrets file they read mounted from ./secrets', function () {
+    const prometheusYml = deployPath('prometheus', 'prometheus.yml');
+    for (const [name, repoConfig, storageFlag] of [
+      ['prometheus', prometheusYml, 'storage.tsdb.path'],
+      ['alertmanager', deployPath('alertmanager', 'alertmanager.yml'), 'storage.path'],
+    ] as const) {
+      const svc = cfg.services[name]!;
+      const configPath = flag(svc, 'config.file');
+      assert.ok(configPath, `${name} must be started with an explicit --config.file`);
+      const loaded = hostPath(svc, configPath);
+      assert.equal(loaded?.host, repoConfig, `${name} must load ${path.relative(PROJECT_ROOT, repoConfig)} (it loads ${configPath} from ${loaded?.mount.source ?? 'the image'})`);
+      assert.ok(loaded.mount.readOnly, `${name}: ${configPath} must be mounted read-only`);
+
+      const storage = flag(svc, storageFlag);
+      const data = storage ? hostPath(svc, storage) : undefined;
+      assert.ok(data && !data.host && cfg.volumes && data.mount.source in cfg.volumes, `${name} data (--${storageFlag}) must be on a declared named volume`);
+
+      // Secret files named in the config, and exactly those secrets mounted: the metrics token
+      // is not Alertmanager's business, nor the PagerDuty key Prometheus's.
+      const settings = fileSettings(readYaml(repoConfig));
+      assert.ok(settings.length > 0, `${path.relative(PROJECT_ROOT, repoConfig)} reads no *_file; this test expected its secret files`);
+      for (const { at, value } of settings) {
+        assert.match(value, /^\/run\/secrets\/[\w.-]+$/, `${name}: ${at} (${value}) must be a file under /run/secrets`);
+        const source = secretSource(cfg, svc, value);
+        assert.ok(source, `${name}: ${at} reads ${value}, which is not a secret mounted into ${name}`);
+        assert.equal(path.dirname(source), SECRETS_DIR, `${name}: ${at} must come from ./secrets/`);
+      }
+      const mountedPaths = (svc.secrets ?? []).map((x) => `/run/secrets/${x.target ?? x.source}`).sort();
+      assert.deepEqual(mountedPaths, [...new Set(settings.map((x) => x.value))].sort(), `${name} must mount exactly the secrets its config reads`);
+    }
+
+    // rule_files are relative to the config file's folder.
+    const prom = cfg.services.prometheus!;
+    const rules = (readYaml(prometheusYml) as PrometheusYml).rule_files ?? [];
+    assert.ok(rules.length > 0, 'deploy/prometheus/prometheus.yml loads no rule_files');
+    const configDir = path.posix.dirname(flag(prom, 'config.file')!);
+    for (const rule of rules) {
+      const inContainer = path.posix.resolve(configDir, rule);
+      const host = hostPath(prom, inContainer);
+      assert.ok(host?.host, `prometheus loads rules ${inContainer}, but nothing from this repository is mounted there`);
+      assert.ok(host.mount.readOnly, `${host.mount.target} must be mounted read-only`);
+      assert.equal(host.host, path.join(path.dirname(prometheusYml), rule), `rules ${rule} must be the repository's`);
+      assert.ok(fs.existsSync(host.host), `${host.host} (prometheus ${inContainer}) does not exist`);
+    }
+  });
+
+  it('points every Prometheus target, the Alertmanager and the mail relay at a service and the port it listens on', function () {
+    const prom = readYaml(deployPath('prometheus', 'prometheus.yml')) as PrometheusYml;
+    const worker = cfg.services.worker!;
+    const workerCfg = loadConfig({ env: cleanEnv(worker.environment as Record<string, string>), cwd: scratch });
+    const jobs = prom.scrape_configs ?? [];
+    assert.ok(jobs.length > 0, 'prometheus.yml has no scrape_configs');
+
+    const seen = new Set<string>();
+    const checkTarget = (what: string, target: string) => {
+      const { host, port } = hostAndPort(target);
+      const svc = cfg.services[host];
+      assert.ok(svc, `${what} names "${host}", which is not a service of this deployment`);
+      seen.add(host);
+      if (host === 'worker') {
+        // Not published on the host: reached over the compose network only (see docker-compose.yml).
+        assert.equal(workerCfg.metrics.listen, `0.0.0.0:${port}`, `${what}: the worker's metrics must listen on 0.0.0.0:${port} (VAULTDR_METRICS_LISTEN)`);
+      } else {
+        assert.ok(containerPorts(svc).includes(port), `${what}: ${host} does not listen on ${port} (its ports: ${containerPorts(svc).join(', ')})`);
+      }
+    };
+    for (const job of jobs) {
+      const targets = (job.static_configs ?? []).flatMap((c) => c.targets ?? []);
+      assert.ok(targets.length > 0, `job ${job.job_name} has no static targets`);
+      for (const t of targets) checkTarget(`prometheus job ${job.job_name}`, t);
+    }
+    const alertmanagers = (prom.alerting?.alertmanagers ?? []).flatMap((a) => a.static_configs ?? []).flatMap((c) => c.targets ?? []);
+    assert.ok(alertmanagers.length > 0, 'prometheus.yml sends alerts nowhere');
+    for (const t of alertmanagers) checkTarget('prometheus alerting', t);
+    for (const expected of ['worker', 'openbao', 'alertmanager']) assert.ok(seen.has(expected), `prometheus.yml no longer reaches ${expected}`);
+    assert.ok(!containerPorts(worker).includes(Number(workerCfg.metrics.listen.split(':')[1])), 'the worker\'s /metrics has no authentication: keep it off the host');
+
+    // OpenBao: the Prometheus format exists only with telemetry retention set.
+    const bao = jobs.find((j) => (j.static_configs ?? []).some((c) => (c.targets ?? []).some((t) => t.startsWith('openbao:'))));
+    assert.equal(bao?.metrics_path, '/v1/sys/metrics');
+    assert.deepEqual(bao?.params?.format, ['prometheus']);
+    assert.match(fs.readFileSync(deployPath('openbao', 'openbao.hcl'), 'utf8'), /telemetry\s*\{[^}]*prometheus_retention_time\s*=\s*"[1-9]/);
+
+    const am = readYaml(deployPath('alertmanager', 'alertmanager.yml')) as { global?: { smtp_smarthost?: string } };
+    assert.ok(am.global?.smtp_smarthost, 'alertmanager.yml has no smtp_smarthost');
+    checkTarget('alertmanager smtp_smarthost', am.global.smtp_smarthost);
+  });
+
+  it('provisions Grafana from deploy/grafana, with its Prometheus datasource at the prometheus service', function () {
+    const grafana = cfg.services.grafana!;
+    const provisioning = hostPath(grafana, '/etc/grafana/provisioning');
+    assert.equal(provisioning?.host, deployPath('grafana', 'provisioning'), 'grafana must mount deploy/grafana/provisioning at /etc/grafana/provisioning');
+    assert.ok(provisioning.mount.readOnly, 'provisioning must be mounted read-only');
+    const data = hostPath(grafana, '/var/lib/grafana');
+    assert.ok(data && !data.host && cfg.volumes && data.mount.source in cfg.volumes, 'Grafana data (/var/lib/grafana) must be on a declared named volume');
+
+    const datasourceFile = deployPath('grafana', 'provisioning', 'datasources', 'prometheus.yml');
+    assert.ok(fs.existsSync(datasourceFile), `${path.relative(PROJECT_ROOT, datasourceFile)} is missing: Grafana would start with no datasource for the vault-dr dashboards`);
+    const { datasources = [] } = readYaml(datasourceFile) as { datasources?: { uid?: string; type?: string; url?: string }[] };
+    const promSources = datasources.filter((d) => d.type === 'prometheus');
+    assert.ok(promSources.length > 0, `${path.relative(PROJECT_ROOT, datasourceFile)} provisions no prometheus datasource`);
+    for (const d of promSources) {
+      const url = new URL(d.url ?? 'missing:');
+      assert.equal(url.hostname, 'prometheus', `datasource ${d.uid} must query the prometheus service, not ${d.url}`);
+      assert.ok(containerPorts(cfg.services.prometheus!).includes(Number(url.port)), `datasource ${d.uid}: prometheus does not listen on ${url.port}`);
+    }
+
+    // Dashboards: the provider's folder must be the repository's dashboards, and every panel's
+    // datasource one that is provisioned.
+    const providerDir = deployPath('grafana', 'provisioning', 'dashboards');
+    const providerFiles = fs.existsSync(providerDir) ? fs.readdirSync(providerDir).filter((f) => /\.ya?ml$/.test(f)) : [];
+    assert.ok(providerFiles.length > 0, 'deploy/grafana/provisioning/dashboards has no provider file: no dashboard would be loaded');
+    const dashboardsDir = deployPath('grafana', 'dashboards');
+    for (const f of providerFiles) {
+      const { providers = [] } = readYaml(path.join(providerDir, f)) as { providers?: { name: string; options?: { path?: string } }[] };
+      for (const p of providers) {
+        const loaded = hostPath(grafana, p.options?.path ?? 'missing');
+        assert.equal(loaded?.host, dashboardsDir, `provider ${p.name} loads ${p.options?.path}, which is not where deploy/grafana/dashboards is mounted`);
+        assert.ok(loaded.mount.readOnly, 'dashboards must be mounted read-only');
+      }
+    }
+    const dashboards = fs.readdirSync(dashboardsDir).filter((f) => f.endsWith('.json'));
+    assert.ok(dashboards.length > 0, 'deploy/grafana/dashboards has no dashboard');
+    const uids = new Set(datasources.map((d) => d.uid));
+    for (const f of dashboards) {
+      const used = new Set<string>();
+      JSON.parse(fs.readFileSync(path.join(dashboardsDir, f), 'utf8'), (key, value: unknown) => {
+        const ref = value as { uid?: unknown; type?: unknown };
+        if (key === 'datasource' && ref && typeof ref === 'object' && typeof ref.uid === 'string' && ref.type !== 'grafana' && !ref.uid.startsWith('$') && !ref.uid.startsWith('-- ')) used.add(ref.uid);
+        return value;
+      });
+      for (const uid of used) assert.ok(uids.has(uid), `${f} uses datasource uid "${uid}", which deploy/grafana/provisioning does not provide`);
+    }
+
+    // Admin password from a secret file; nobody else gets in.
+    const env = grafana.environment ?? {};
+    assert.equal(env.GF_SECURITY_ADMIN_PASSWORD, undefined, 'the Grafana admin password must not be in the environment');
+    const pwFile = env.GF_SECURITY_ADMIN_PASSWORD__FILE ?? '';
+    const source = secretSource(cfg, grafana, pwFile);
+    assert.ok(source, `GF_SECURITY_ADMIN_PASSWORD__FILE=${pwFile} is not a secret mounted into grafana`);
+    assert.equal(path.dirname(source), SECRETS_DIR);
+    assert.equal(env.GF_USERS_ALLOW_SIGN_UP, 'false');
+    assert.equal(env.GF_AUTH_ANONYMOUS_ENABLED, 'false');
+  });
+
+  it('gives Prometheus, Alertmanager and Grafana their secrets only as files', function () {
+    for (const name of MONITORING) {
+      const svc = cfg.services[name]!;
+      for (const [k, v] of Object.entries(svc.environment ?? {})) {
+        if (!/PASSWORD|SECRET|TOKEN|KEY|WEBHOOK|CREDENTIAL/.test(k)) continue;
+        assert.ok(k.endsWith('_FILE'), `${name}: ${k} looks like a secret; pass it as a *_FILE pointing at a secret`);
+        const source = secretSource(cfg, svc, v ?? '');
+        assert.ok(source && path.dirname(source) === SECRETS_DIR, `${name}: ${k}=${v} must be a secret mounted from ./secrets`);
+      }
+      for (const a of args(svc)) {
+        assert.ok(!/(password|token|secret|key|webhook)[^=]*=./i.test(a) || /_file=|\.file=/i.test(a), `${name}: command argument ${a} looks like a secret`);
+      }
+      assert.ok(!svc.entrypoint, `${name}: keep the image's entrypoint (no secret handling in shell)`);
+    }
+  });
+
   it('takes every secret from ./secrets (gitignored, documented) or from $VAULTDR_SECRETS_DIR', function () {
     const names = Object.keys(cfg.secrets ?? {});
     assert.ok(names.length > 0);
@@ -359,5 +594,14 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     assert.equal(publishedPort(cfg.services.mailpit!, 1025), PORTS.smtp);
     assert.equal(publishedPort(cfg.services.mailpit!, 8025), PORTS.mailpitHttp);
     assert.equal(publishedPort(cfg.services.temporal!, 7233), PORTS.temporal);
+
+    // Prometheus and Alertmanager: the Debian packages the local stack runs (and the rules tests use).
+    for (const [svc, binary] of [['prometheus', 'prometheus'], ['alertmanager', 'prometheus-alertmanager']] as const) {
+      const res = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+      assert.ok(!res.error, `${binary} is not installed (scripts/ensure-deps.sh --test-tools installs it): ${res.error?.message}`);
+      const local = /version (\d+\.\d+\.\d+)/.exec(`${res.stdout}${res.stderr}`)?.[1];
+      assert.ok(local, `cannot read the version of ${binary}`);
+      assert.equal(tag(svc), `v${local}`, `${svc} image must be the version the local stack runs (${binary} ${local})`);
+    }
   });
 });
