@@ -7,7 +7,7 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 start=$(date +%s)
 bash scripts/ensure-deps.sh --test-tools
 echo "test: lint"
-npx eslint workflows activities workers client common infra stack test
+npx eslint workflows activities workers client common infra stack test bench
 echo "test: stack up"
 node bin/stack.js up
 echo "test: mocha"
