@@ -29,6 +29,8 @@ export interface Row {
   /** Wall time of this row divided by baseline (a)'s for the same workload. */
   ratioToA?: number;
   parts: Record<string, number>;
+  /** Set when the run failed (the workflow row); its time is until the failure. */
+  error?: string;
 }
 
 export interface Workload {
@@ -82,7 +84,7 @@ export function renderMarkdown(r: BenchResults): string {
       .map(([k, v]) => `${k} ${f2(v)}`)
       .join(', ');
     const rss = `${f1(row.peakRssMiB)}${row.startRssMiB !== undefined ? ` (from ${f1(row.startRssMiB)})` : ''} ${row.rssOf}`;
-    out.push(`| ${row.workload} | ${METHOD_LABELS[row.method]} | ${f2(row.seconds)} | ${f1(row.mbPerSecond)} | ${row.ratioToA !== undefined ? f2(row.ratioToA) : '—'} | ${rss} | ${parts} |`);
+    out.push(`| ${row.workload} | ${METHOD_LABELS[row.method]}${row.error ? ` **FAILED: ${row.error}**` : ''} | ${f2(row.seconds)} | ${f1(row.mbPerSecond)} | ${row.ratioToA !== undefined ? f2(row.ratioToA) : '—'} | ${rss} | ${parts} |`);
   }
   out.push('', '## Targets (reported, not asserted)', '', '| target | workload | measured | met |', '|---|---|---|---|');
   for (const t of r.targets) out.push(`| ${t.target} | ${t.workload} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);

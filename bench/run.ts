@@ -39,7 +39,6 @@ import { writeResults, type BenchResults, type MethodId, type Row, type Target, 
 import type { StageResult, StageSpec } from './stage';
 import { writeSyntheticSnapshot } from './synthetic';
 
-const BUCKET = 'vault-dr-bench';
 const GiB = 1024 * MiB;
 
 const log = (line: string) => process.stdout.write(`bench: ${line}\n`);
@@ -51,6 +50,7 @@ interface Options {
   concurrency: number;
   out: string;
   name: string;
+  bucket: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -62,14 +62,15 @@ function parseOptions(argv: string[]): Options {
     .option('--concurrency <n>', 'KV writes in flight while populating', '32')
     .option('--out <dir>', 'where results go', path.join(PROJECT_ROOT, 'bench', 'results'))
     .option('--name <name>', 'results file name (default latest, quick with --quick)')
+    .option('--bucket <name>', 'S3 bucket of its own (created, then emptied and removed at the end)', 'vault-dr-bench')
     .parse(argv);
-  const o = cmd.opts<{ sizes: string; streamGib: string; quick?: boolean; concurrency: string; out: string; name?: string }>();
+  const o = cmd.opts<{ sizes: string; streamGib: string; quick?: boolean; concurrency: string; out: string; name?: string; bucket: string }>();
   const quick = !!o.quick;
   const sizes = quick ? [1000] : o.sizes.split(',').map((s) => Number(s.trim()));
   const streamGiB = quick ? 64 / 1024 : Number(o.streamGib);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1)) cmd.error('--sizes: expected positive integers, e.g. 10000,100000');
   if (!(streamGiB > 0)) cmd.error('--stream-gib: expected a positive number');
-  return { sizes: [...sizes].sort((a, b) => a - b), streamGiB, quick, concurrency: Number(o.concurrency), out: path.resolve(o.out), name: o.name ?? (quick ? 'quick' : 'latest') };
+  return { sizes: [...sizes].sort((a, b) => a - b), streamGiB, quick, concurrency: Number(o.concurrency), out: path.resolve(o.out), name: o.name ?? (quick ? 'quick' : 'latest'), bucket: o.bucket };
 }
 
 /** Temporal and S3 of the running local stack (read loosely: only the fields the bench needs). */
@@ -125,17 +126,17 @@ async function stage(configFile: string, req: StageSpec): Promise<StageResult> {
   return JSON.parse(last) as StageResult;
 }
 
-async function emptyBucket(s3: S3Client): Promise<number> {
+async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
   let removed = 0;
   for (;;) {
-    const res = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, MaxKeys: 1000 }));
+    const res = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, MaxKeys: 1000 }));
     const objects = [...(res.Versions ?? []), ...(res.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId }));
     if (!objects.length) break;
-    await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: objects, Quiet: true } }));
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
     removed += objects.length;
   }
-  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
-  for (const u of uploads.Uploads ?? []) await s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: u.Key!, UploadId: u.UploadId! }));
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const u of uploads.Uploads ?? []) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key!, UploadId: u.UploadId! }));
   return removed;
 }
 
@@ -166,7 +167,10 @@ async function startWorker(configFile: string, cfg: Config, logFile: string): Pr
     child,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
+      // An activity that ignores cancellation would hold the drain forever.
+      const timer = setTimeout(() => child.kill('SIGKILL'), cfg.worker.shutdownGraceMs + 10_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -227,7 +231,7 @@ async function main(): Promise<void> {
         {
           temporal: { address: stack.temporalAddress, namespace: 'default', taskQueue },
           vault: { address: vault.address, roleIdFile: vault.roleIdFile, secretIdFile: vault.secretIdFile },
-          s3: { endpoint: stack.s3.endpoint, region: stack.s3.region, bucket: BUCKET, forcePathStyle: true, credentialsFile: stack.s3.credentialsFile },
+          s3: { endpoint: stack.s3.endpoint, region: stack.s3.region, bucket: opts.bucket, forcePathStyle: true, credentialsFile: stack.s3.credentialsFile },
           backup: { recipientsFile: path.join(keysDir, 'recipients.json'), validationKeyFile: path.join(keysDir, 'validation-key.json'), bucketRequirements: ['encryption', 'versioning', 'objectLock'] },
           smtp: { host: '127.0.0.1', port: 1025, alertTo: [] },
           codec: { keysFile: path.join(workDir, 'codec', 'keys.json'), listen: `127.0.0.1:${await freePort()}` },
@@ -242,13 +246,13 @@ async function main(): Promise<void> {
     const clients = buildClients(cfg);
     s3 = clients.s3;
     try {
-      await s3.send(new HeadBucketCommand({ Bucket: BUCKET }));
+      await s3.send(new HeadBucketCommand({ Bucket: opts.bucket }));
     } catch {
-      await s3.send(new CreateBucketCommand({ Bucket: BUCKET, ObjectLockEnabledForBucket: true }));
+      await s3.send(new CreateBucketCommand({ Bucket: opts.bucket, ObjectLockEnabledForBucket: true }));
     }
     // The bucket as backups need it (SSE, versioning) before any upload, so every method sees the same store.
     const bucketReport = await backupActivities({ bao: clients.bao, s3, cfg }).ensureBackupBucket();
-    log(`bucket ${BUCKET}: ${JSON.stringify(bucketReport.settings)}`);
+    log(`bucket ${opts.bucket}: ${JSON.stringify(bucketReport.settings)}`);
 
     const ageKey = path.join(workDir, 'age-key.txt');
     execFileSync('age-keygen', ['-o', ageKey], { stdio: 'ignore' });
@@ -332,12 +336,20 @@ async function main(): Promise<void> {
       try {
         const t0 = performance.now();
         const handle = await client.workflow.start('backupVault', { taskQueue, workflowId, args: [{ trigger: 'manual', prune: true }] });
-        await handle.result();
+        // A failed run is a result too: keep its time and error, and measure the rest.
+        const error = await handle.result().then(
+          () => undefined,
+          (err: Error) => ((err.cause as Error | undefined)?.message ?? err.message),
+        );
         const ms = performance.now() - t0;
         const m = mem.stop();
         const acts = await activityDurations(client, workflowId);
         add(w, 'ours-workflow', ms / 1000, m.peakRssBytes, 'worker child (VmHWM)', acts, mem.startRssBytes);
-        log(`  ours workflow ${(ms / 1000).toFixed(2)} s, worker peak RSS ${(m.peakRssBytes / MiB).toFixed(0)} MiB`);
+        if (error) {
+          rows.at(-1)!.error = error;
+          notes.push(`${w.name}: backupVault FAILED after ${(ms / 1000).toFixed(1)} s: ${error}`);
+        }
+        log(`  ours workflow ${error ? `FAILED (${error}) after ` : ''}${(ms / 1000).toFixed(2)} s, worker peak RSS ${(m.peakRssBytes / MiB).toFixed(0)} MiB`);
       } finally {
         mem.stop();
         await worker.stop();
@@ -397,9 +409,9 @@ async function main(): Promise<void> {
   } finally {
     if (vault) await vault.stop().catch((err: Error) => log(`stopping OpenBao: ${err.message}`));
     if (s3) {
-      await emptyBucket(s3)
-        .then(() => s3!.send(new DeleteBucketCommand({ Bucket: BUCKET })))
-        .catch((err: Error) => log(`cleaning bucket ${BUCKET}: ${err.message}`));
+      await emptyBucket(s3, opts.bucket)
+        .then(() => s3!.send(new DeleteBucketCommand({ Bucket: opts.bucket })))
+        .catch((err: Error) => log(`cleaning bucket ${opts.bucket}: ${err.message}`));
     }
     fs.rmSync(workDir, { recursive: true, force: true });
   }
@@ -416,7 +428,7 @@ function evaluateTargets(rows: Row[], workloads: Workload[]): Target[] {
     if (wf) {
       const pipelineInWorkflow = (wf.parts.snapshotToStore ?? 0) + (wf.parts.verifyUploadedBackup ?? 0);
       const overhead = wf.seconds - pipelineInWorkflow;
-      targets.push({ target: 'orchestration overhead (workflow − pipeline activities) ≤ 2 s', workload: w.name, measured: `${overhead.toFixed(2)} s (workflow ${wf.seconds.toFixed(2)} s; vs the separate stage run: ${(wf.seconds - (p?.seconds ?? 0)).toFixed(2)} s)`, met: overhead <= 2 });
+      targets.push({ target: 'orchestration overhead (workflow − pipeline activities) ≤ 2 s', workload: w.name, measured: `${overhead.toFixed(2)} s (workflow ${wf.seconds.toFixed(2)} s; vs the separate stage run: ${(wf.seconds - (p?.seconds ?? 0)).toFixed(2)} s)`, met: !wf.error && overhead <= 2 });
     }
   }
   const biggest = [...workloads].sort((x, y) => y.snapshotBytes - x.snapshotBytes)[0];

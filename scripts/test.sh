@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 start=$(date +%s)
-bash scripts/ensure-deps.sh --test-tools
+bash scripts/ensure-deps.sh --test-tools --bench-tools
 echo "test: lint"
 npx eslint workflows activities workers client common infra stack test bench
 echo "test: stack up"
