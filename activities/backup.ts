@@ -313,12 +313,19 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       }
 
       const baoKv = { list: (p: string) => deps.bao.list(p), currentVersion: async (p: string) => Number(((await deps.bao.read(p)) as { data?: { current_version?: number } }).data?.current_version ?? 0) };
-      let kvBefore;
-      try {
-        kvBefore = await kvInventory(bcfg.kvMount, baoKv);
-      } catch (err) {
-        throw vaultFailure(err, 'KV inventory');
-      }
+      // The inventory reads one metadata record per secret: minutes on a large mount, so it
+      // heartbeats like the transfer does (else the heartbeat timeout fails every attempt).
+      const inventory = async () => {
+        const stop = keepHeartbeating(() => ({ stage: 'kv inventory' }), 2000);
+        try {
+          return await kvInventory(bcfg.kvMount, baoKv);
+        } catch (err) {
+          throw vaultFailure(err, 'KV inventory');
+        } finally {
+          stop();
+        }
+      };
+      const kvBefore = await inventory();
       const aborted = await abortStaleUploads(keys.snapshot);
       if (aborted) ctx.log.info('aborted leftover multipart uploads of an earlier attempt', { backupId: req.backupId, aborted });
 
@@ -359,9 +366,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         stopBeats();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
-      const kvAfter = await kvInventory(bcfg.kvMount, baoKv).catch((err: unknown) => {
-        throw vaultFailure(err, 'KV inventory');
-      });
+      const kvAfter = await inventory();
       let meta;
       try {
         meta = await inspector.result;

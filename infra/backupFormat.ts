@@ -138,7 +138,11 @@ export function parseHeader(buf: Buffer): { header: BackupHeader; length: number
  * recipients. Errors carry a `cause_` an operator can act on.
  */
 export function createDecryptor(privateKey: Buffer): Transform & { header?: BackupHeader } {
-  let buf = Buffer.alloc(0);
+  // Input pieces (often 16 KiB socket reads) are collected and joined only once a whole header or
+  // frame is there: joining on every piece would copy a 1 MiB frame about 64 times.
+  let pieces: Buffer[] = [];
+  let have = 0;
+  let wanted = 12;
   let header: BackupHeader | undefined;
   let key: Buffer | undefined;
   let aad: Buffer | undefined;
@@ -149,11 +153,22 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
   const stream: Transform & { header?: BackupHeader } = new Transform({
     transform(piece: Buffer, _enc, cb: TransformCallback) {
       if (finished) return cb(new BackupFormatError('trailing-data', 'data after the final chunk'));
-      buf = buf.length ? Buffer.concat([buf, piece]) : piece;
+      pieces.push(piece);
+      have += piece.length;
+      if (have < wanted) return cb();
+      let buf = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, have);
+      const keep = (rest: Buffer, next: number) => {
+        pieces = rest.length ? [rest] : [];
+        have = rest.length;
+        wanted = next;
+      };
       try {
         if (!header) {
           const parsed = parseHeader(buf);
-          if (!parsed) return cb();
+          if (!parsed) {
+            keep(buf, buf.length < 12 ? 12 : 12 + buf.readUInt32BE(8));
+            return cb();
+          }
           header = parsed.header;
           stream.header = header;
           aad = crypto.createHash('sha256').update(buf.subarray(0, parsed.length)).digest();
@@ -169,7 +184,10 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
           const plen = buf.readUInt32BE(0);
           if (plen > header.chunkSize) throw new BackupFormatError('tampered', `chunk ${index} claims ${plen} bytes, more than the chunk size`);
           const need = 4 + plen + TAG;
-          if (buf.length < need) break;
+          if (buf.length < need) {
+            keep(buf, need);
+            return cb();
+          }
           const body = buf.subarray(4, 4 + plen);
           const tag = buf.subarray(4 + plen, need);
           // A chunk shorter than the chunk size must be the final one; try final first then.
@@ -182,6 +200,7 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
             key!.fill(0);
           }
         }
+        keep(buf, 4);
         cb();
       } catch (err) {
         cb(err as Error);

@@ -14,22 +14,31 @@ fi
 echo "deps: build"
 npx tsc -p tsconfig.json
 
-# Monitoring from Debian (--monitoring, and part of --test-tools): Prometheus + promtool and
-# Alertmanager + amtool, run by the local stack and used by the rule tests and routing checks.
-# Test tools (--test-tools): also docker-compose (validates docker-compose.yml without a Docker engine).
-if [ "${1:-}" = "--test-tools" ] || [ "${1:-}" = "--monitoring" ]; then
-  missing=()
-  [ "${1:-}" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
-  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "deps: apt-get install ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    # The packages would start system services; the tests run their own on 127.0.0.1.
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    $SUDO rm -f /usr/sbin/policy-rc.d
-  fi
+# Tools from Debian, installed only when missing.
+# --monitoring: Prometheus + promtool and Alertmanager + amtool, run by the local stack.
+# --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine).
+# --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
+missing=()
+for flag in "$@"; do
+  case "$flag" in
+    --test-tools|--monitoring)
+      [ "$flag" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
+      command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+      command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+      ;;
+    --bench-tools)
+      command -v age >/dev/null 2>&1 || missing+=(age)
+      command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+      ;;
+  esac
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  # The packages would start system services; the tests run their own on 127.0.0.1.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO rm -f /usr/sbin/policy-rc.d
 fi

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 start=$(date +%s)
-bash scripts/ensure-deps.sh --test-tools
+bash scripts/ensure-deps.sh --test-tools --bench-tools
 echo "test: lint"
-npx eslint workflows activities workers client common infra stack test chaos
+npx eslint workflows activities workers client common infra stack test chaos bench
 echo "test: stack up"
 node bin/stack.js up
 echo "test: mocha"
