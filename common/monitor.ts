@@ -110,3 +110,14 @@ export function evaluate(f: MonitorFacts, t: Thresholds, nowSeconds: number): Pr
   else if (nowSeconds - d.lastValidationOkAt > t.validationMaxAgeDays * 86400) out.push({ key: 'RestoreValidationStale', severity: 'warning', summary: `no successful restore validation for ${(Math.floor((nowSeconds - d.lastValidationOkAt) / 3600) / 24).toFixed(1)} days (limit ${t.validationMaxAgeDays})` });
   return out;
 }
+
+/**
+ * Alerts whose condition the facts cannot judge this time (the system they depend on could not
+ * be read): an open one of these stays open instead of counting as a clean check.
+ */
+export function undecidable(f: MonitorFacts): (key: string) => boolean {
+  const vaultBlind = !f.vault.reachable || !f.vault.initialized || f.vault.sealed;
+  return (key) =>
+    (!f.dr.storeUp && /^(Backup|Restore)/.test(key) && key !== 'BackupStoreUnreachable') ||
+    (vaultBlind && (key === 'VaultNoActiveNode' || key === 'VaultRaftPeerDown'));
+}

@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import type { DeliveryReport } from '../common/alertTest';
 import type { VaultHealth } from '../common/health';
-import { evaluate, type MonitorFacts } from '../common/monitor';
+import { evaluate, undecidable, type MonitorFacts } from '../common/monitor';
 import type { Config } from '../infra/config';
 import { configureLocalAlertChannels, PORTS, stackDir, unsealBao } from '../stack/stack';
 import type { Received } from '../stack/saasSink';
@@ -66,6 +66,17 @@ describe('vaultHealthMonitor rules (pure)', () => {
     assert.deepEqual(keys(facts({ dr: { lastValidation: undefined, lastValidationOkAt: undefined } })), ['RestoreValidationNeverSucceeded:warning']);
     assert.deepEqual(keys(facts({ dr: { lastValidationOkAt: now - 8 * 86400 - 60 } })), ['RestoreValidationStale:warning']);
     assert.deepEqual(keys(facts({ dr: { lastValidationOkAt: now - 8 * 86400 + 60 } })), []);
+  });
+  it('keeps backup alerts open while the bucket cannot be read, and raft alerts while OpenBao is sealed', () => {
+    const blindStore = undecidable(facts({ dr: { storeUp: false } }));
+    assert.equal(blindStore('BackupStale'), true);
+    assert.equal(blindStore('RestoreValidationFailed'), true);
+    assert.equal(blindStore('BackupStoreUnreachable'), false);
+    assert.equal(blindStore('VaultSealed'), false);
+    const sealed = undecidable(facts({ vault: { sealed: true } }));
+    assert.equal(sealed('VaultRaftPeerDown'), true);
+    assert.equal(sealed('BackupStale'), false);
+    assert.equal(undecidable(facts())('BackupStale'), false);
   });
   it('an unreachable bucket is reported once, without guessing backup freshness', () => {
     assert.deepEqual(keys(facts({ dr: { storeUp: false, storeError: 'ECONNREFUSED', lastVerifiedAt: undefined } })), ['BackupStoreUnreachable:warning']);

@@ -6,7 +6,7 @@
 import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { MonitorActivities } from '../activities/monitor';
 import type { NotifyActivities } from '../activities/notify';
-import { MonitorInput, evaluate, type MonitorFacts, type Problem } from '../common/monitor';
+import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
 
@@ -56,13 +56,16 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
 
   for (let run = 0; run < input.checksPerRun; run++) {
     let problems: Problem[];
+    let unknown: (key: string) => boolean = () => false;
     try {
       state.facts = await collectMonitorFacts({ expectedRaftPeers: input.expectedRaftPeers });
       problems = evaluate(state.facts, input, Date.now() / 1000);
+      unknown = undecidable(state.facts);
       state.lastCheckError = undefined;
     } catch (err) {
       // The check itself failed (worker lost, bug): that is a problem to report, not a reason to stop.
       state.lastCheckError = (err as Error).message;
+      unknown = (key) => key !== 'HealthCheckFailed'; // nothing could be judged
       problems = [{ key: 'HealthCheckFailed', severity: 'warning', summary: `the health check could not run: ${state.lastCheckError}` }];
     }
     state.checks++;
@@ -92,6 +95,7 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
         }
         continue;
       }
+      if (unknown(key)) continue; // cannot tell whether it is over: keep it open
       a.cleanChecks++;
       if (a.cleanChecks < input.clearAfterChecks) continue;
       if (a.delivered) {
