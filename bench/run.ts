@@ -11,7 +11,7 @@
 // Uses the shared stack's Temporal and S3 with its own task queue and bucket, and cleans up both.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+import { freePort } from '../infra/stagingVault';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -83,17 +83,6 @@ function sharedStack(): { temporalAddress: string; s3: { endpoint?: string; regi
     temporalAddress: raw.temporal?.address ?? '127.0.0.1:7233',
     s3: { endpoint: raw.s3?.endpoint, region: raw.s3?.region ?? 'us-east-1', credentialsFile: cred ? path.resolve(path.dirname(file), cred) : undefined },
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function requireTool(name: string): string {

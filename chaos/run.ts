@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { prng } from '../common/prng';
 import { backupObjectKeys, planRetention, type BackupManifest, type BackupResult } from '../common/backup';
 import type { RestoreRecord } from '../common/restore';
 import { connectClient } from '../client/connect';
@@ -28,17 +29,6 @@ import { PORTS, PROJECT_ROOT, rootToken, stackDir, stackUp, startServer, stopSer
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** mulberry32: a small seeded PRNG, so a campaign can be replayed with --seed. Not for security. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Trial {
   trial: string;
@@ -268,6 +258,16 @@ class Campaign {
     return this.client.workflow.start('restoreVault', { taskQueue: this.cfg.temporal.taskQueue, workflowId: id, args: [{ backupId, target: 'staging', reason: 'chaos trial' }] });
   }
 
+  /** Polls the progress query until the run reaches `want` (or 30 s pass); returns the step seen last. */
+  async waitForStep(h: WorkflowHandle, want: string): Promise<string> {
+    let step = '?';
+    for (let i = 0; i < 600 && step !== want; i++) {
+      step = await this.step(h);
+      if (step !== want) await sleep(50);
+    }
+    return step;
+  }
+
   async step(h: WorkflowHandle): Promise<string> {
     const q = h.query<{ step: string }>('progress').then((p) => p.step);
     return Promise.race([q, sleep(3000).then(() => '?')]).catch(() => '?');
@@ -325,11 +325,7 @@ class Campaign {
     const id = `chaos-s3-outage-${Date.now()}`;
     const t0 = Date.now();
     const h = await this.startBackup(id);
-    let step = '?';
-    for (let i = 0; i < 600 && step !== 'snapshotToStore'; i++) {
-      step = await this.step(h);
-      if (step !== 'snapshotToStore') await sleep(50);
-    }
+    const step = await this.waitForStep(h, 'snapshotToStore');
     await sleep(300);
     await stopServer('seaweedfs');
     await sleep(30_000);
@@ -346,11 +342,7 @@ class Campaign {
     const id = `chaos-seal-${Date.now()}`;
     const t0 = Date.now();
     const h = await this.startBackup(id);
-    let step = '?';
-    for (let i = 0; i < 600 && step !== 'snapshotToStore'; i++) {
-      step = await this.step(h);
-      if (step !== 'snapshotToStore') await sleep(50);
-    }
+    const step = await this.waitForStep(h, 'snapshotToStore');
     const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/sys/seal`, { method: 'PUT', headers: { 'X-Vault-Token': rootToken() } });
     if (res.status !== 204) throw new Error(`seal: HTTP ${res.status}`);
     let out: RunOutcome;

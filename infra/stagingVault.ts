@@ -21,7 +21,8 @@ export function stagingRoot(configured?: string): string {
   return configured ?? path.join(os.tmpdir(), 'vault-dr-staging');
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);

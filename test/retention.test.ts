@@ -4,6 +4,7 @@
 // and a plan never names a backup that is not in the bucket. Also the backup id scheme, whose
 // ids must sort by time.
 import assert from 'node:assert/strict';
+import { prng } from '../common/prng';
 import { backupIdFor, manifestProblem, planRetention, shortHash, type RetentionCandidate, type RetentionPlan } from '../common/backup';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -35,17 +36,6 @@ function assertPartition(input: RetentionCandidate[], plan: RetentionPlan): void
   assert.equal(kept.size + plan.delete.length, ids.size, 'some backup is neither kept nor deleted');
 }
 
-/** A small deterministic PRNG (mulberry32) so the mixed-input test is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('retention (planRetention)', () => {
   it('an empty bucket gives an empty plan', () => {
