@@ -8,3 +8,13 @@ export function keepHeartbeating(details: () => unknown, everyMs = 5000): () => 
   const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
   return () => clearInterval(timer);
 }
+
+/** Runs `run` with periodic heartbeats, so a worker that dies during it is noticed in one heartbeat timeout. */
+export async function heartbeating<T>(stage: string, run: () => Promise<T>): Promise<T> {
+  const stop = keepHeartbeating(() => ({ stage }));
+  try {
+    return await run();
+  } finally {
+    stop();
+  }
+}

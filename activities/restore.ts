@@ -20,7 +20,7 @@ import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
 import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
-import { keepHeartbeating } from './heartbeat';
+import { heartbeating, keepHeartbeating } from './heartbeat';
 
 export interface SelectedBackup {
   backupId: string;
@@ -177,8 +177,10 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
 
     /** Starts a fresh throwaway OpenBao (raft) on loopback; idempotent per stagingId. */
     async startStagingVault(req: { stagingId: string }): Promise<{ stagingId: string; address: string }> {
-      const info = await startStaging({ root, stagingId: req.stagingId, baoBinary: cfg.restore.baoBinary });
-      return { stagingId: info.stagingId, address: info.address };
+      return heartbeating('startStagingVault', async () => {
+        const info = await startStaging({ root, stagingId: req.stagingId, baoBinary: cfg.restore.baoBinary });
+        return { stagingId: info.stagingId, address: info.address };
+      });
     },
 
     /** Streams S3 → decrypt → POST sys/storage/raft/snapshot-force into staging. Memory bounded by the chunk size. */
@@ -229,62 +231,66 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
 
     /** The restored snapshot is sealed with its source cluster's keys: unseal with those shares. */
     async unsealTarget(req: { stagingId: string }): Promise<{ threshold: number }> {
-      const info = readStaging(root, req.stagingId);
-      if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
-      const file = cfg.restore.unsealSharesFile;
-      if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.unsealSharesFile is not set: the restored cluster cannot be unsealed automatically');
-      let shares: string[];
-      try {
-        // `sys/init` answers keys_base64; `bao operator init -format=json` prints unseal_keys_b64.
-        const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[]; unseal_keys_b64?: string[] };
-        shares = json.keys_base64 ?? json.unseal_keys_b64 ?? [];
-      } catch (err) {
-        throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-      try {
-        const restarted = await restartStaging(info);
-        return { threshold: await unsealWithShares(restarted.address, shares) };
-      } catch (err) {
-        throw fail('UnsealFailed', `cannot unseal the restored staging cluster: ${(err as Error).message}`);
-      }
+      return heartbeating('unsealTarget', async () => {
+        const info = readStaging(root, req.stagingId);
+        if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
+        const file = cfg.restore.unsealSharesFile;
+        if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.unsealSharesFile is not set: the restored cluster cannot be unsealed automatically');
+        let shares: string[];
+        try {
+          // `sys/init` answers keys_base64; `bao operator init -format=json` prints unseal_keys_b64.
+          const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[]; unseal_keys_b64?: string[] };
+          shares = json.keys_base64 ?? json.unseal_keys_b64 ?? [];
+        } catch (err) {
+          throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        try {
+          const restarted = await restartStaging(info);
+          return { threshold: await unsealWithShares(restarted.address, shares) };
+        } catch (err) {
+          throw fail('UnsealFailed', `cannot unseal the restored staging cluster: ${(err as Error).message}`);
+        }
+      });
     },
 
     /** Reads the canary and every configured path with the restore-validator's credentials. */
     async verifyRestoredSecrets(req: { target: RestoreTarget; canary: { path: string; marker: string }; kv?: BackupManifest['kv'] }): Promise<SecretCheck> {
-      const info = targetOf(req.target);
-      if (!cfg.restore.validatorRoleIdFile || !cfg.restore.validatorSecretIdFile) throw fail(ErrorType.KeyMaterialMissing, 'restore.validatorRoleIdFile/validatorSecretIdFile are not set');
-      const login = await stagingApi(info.address, 'POST', 'auth/approle/login', undefined, {
-        role_id: readSecretFile(cfg.restore.validatorRoleIdFile, 'restore.validatorRoleIdFile'),
-        secret_id: readSecretFile(cfg.restore.validatorSecretIdFile, 'restore.validatorSecretIdFile'),
+      return heartbeating('verifyRestoredSecrets', async () => {
+        const info = targetOf(req.target);
+        if (!cfg.restore.validatorRoleIdFile || !cfg.restore.validatorSecretIdFile) throw fail(ErrorType.KeyMaterialMissing, 'restore.validatorRoleIdFile/validatorSecretIdFile are not set');
+        const login = await stagingApi(info.address, 'POST', 'auth/approle/login', undefined, {
+          role_id: readSecretFile(cfg.restore.validatorRoleIdFile, 'restore.validatorRoleIdFile'),
+          secret_id: readSecretFile(cfg.restore.validatorSecretIdFile, 'restore.validatorSecretIdFile'),
+        });
+        if (login.status !== 200) throw fail(ErrorType.VaultAuthFailed, `restore-validator login on the restored cluster failed: HTTP ${login.status} ${(login.json.errors ?? []).join('; ')}`);
+        const token = login.json.auth.client_token as string;
+        const canaryRes = await stagingApi(info.address, 'GET', req.canary.path, token);
+        const found = (canaryRes.json?.data?.data?.marker as string | undefined) ?? `(HTTP ${canaryRes.status})`;
+        const check: SecretCheck = { canary: { path: req.canary.path, expected: req.canary.marker, found, matches: found === req.canary.marker }, readable: [], unreadable: [] };
+        for (const p of cfg.restore.checkPaths) {
+          const r = await stagingApi(info.address, 'GET', p, token);
+          // Only whether it is readable is recorded, never the value.
+          if (r.status === 200 && r.json?.data?.data) check.readable.push(p);
+          else check.unreadable.push({ path: p, error: `HTTP ${r.status}${r.json.errors?.length ? `: ${r.json.errors.join('; ')}` : ''}` });
+        }
+        if (req.kv) {
+          // Compare the restored KV inventory with the range counted around the snapshot.
+          const access = {
+            list: async (p: string) => {
+              const r = await stagingApi(info.address, 'GET', `${p}?list=true`, token);
+              return r.status === 404 ? [] : ((r.json?.data?.keys as string[] | undefined) ?? []);
+            },
+            currentVersion: async (p: string) => Number((await stagingApi(info.address, 'GET', p, token)).json?.data?.current_version ?? 0),
+          };
+          const inv = await kvInventory(req.kv.mount, access);
+          const paths: [number, number] = [Math.min(req.kv.pathsBefore, req.kv.pathsAfter), Math.max(req.kv.pathsBefore, req.kv.pathsAfter)];
+          const versions: [number, number] = [Math.min(req.kv.versionsBefore, req.kv.versionsAfter), Math.max(req.kv.versionsBefore, req.kv.versionsAfter)];
+          const within = (n: number, [lo, hi]: [number, number]) => n >= lo && n <= hi;
+          check.kv = { mount: req.kv.mount, paths: inv.paths, versions: inv.versions, expected: { paths, versions }, matches: within(inv.paths, paths) && within(inv.versions, versions) };
+        }
+        await stagingApi(info.address, 'POST', 'auth/token/revoke-self', token).catch(() => undefined);
+        return check;
       });
-      if (login.status !== 200) throw fail(ErrorType.VaultAuthFailed, `restore-validator login on the restored cluster failed: HTTP ${login.status} ${(login.json.errors ?? []).join('; ')}`);
-      const token = login.json.auth.client_token as string;
-      const canaryRes = await stagingApi(info.address, 'GET', req.canary.path, token);
-      const found = (canaryRes.json?.data?.data?.marker as string | undefined) ?? `(HTTP ${canaryRes.status})`;
-      const check: SecretCheck = { canary: { path: req.canary.path, expected: req.canary.marker, found, matches: found === req.canary.marker }, readable: [], unreadable: [] };
-      for (const p of cfg.restore.checkPaths) {
-        const r = await stagingApi(info.address, 'GET', p, token);
-        // Only whether it is readable is recorded, never the value.
-        if (r.status === 200 && r.json?.data?.data) check.readable.push(p);
-        else check.unreadable.push({ path: p, error: `HTTP ${r.status}${r.json.errors?.length ? `: ${r.json.errors.join('; ')}` : ''}` });
-      }
-      if (req.kv) {
-        // Compare the restored KV inventory with the range counted around the snapshot.
-        const access = {
-          list: async (p: string) => {
-            const r = await stagingApi(info.address, 'GET', `${p}?list=true`, token);
-            return r.status === 404 ? [] : ((r.json?.data?.keys as string[] | undefined) ?? []);
-          },
-          currentVersion: async (p: string) => Number((await stagingApi(info.address, 'GET', p, token)).json?.data?.current_version ?? 0),
-        };
-        const inv = await kvInventory(req.kv.mount, access);
-        const paths: [number, number] = [Math.min(req.kv.pathsBefore, req.kv.pathsAfter), Math.max(req.kv.pathsBefore, req.kv.pathsAfter)];
-        const versions: [number, number] = [Math.min(req.kv.versionsBefore, req.kv.versionsAfter), Math.max(req.kv.versionsBefore, req.kv.versionsAfter)];
-        const within = (n: number, [lo, hi]: [number, number]) => n >= lo && n <= hi;
-        check.kv = { mount: req.kv.mount, paths: inv.paths, versions: inv.versions, expected: { paths, versions }, matches: within(inv.paths, paths) && within(inv.versions, versions) };
-      }
-      await stagingApi(info.address, 'POST', 'auth/token/revoke-self', token).catch(() => undefined);
-      return check;
     },
 
     /** Opens this worker's share intake for a restore: custodians then submit shares directly. */
@@ -302,7 +308,9 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
 
     /** Stops the staging server and removes its data (runs on success and on failure). */
     async teardownStaging(req: { stagingId: string }): Promise<{ result: 'stopped' | 'absent' }> {
-      return { result: await stopStaging(root, req.stagingId) };
+      return heartbeating('teardownStaging', async () => {
+        return { result: await stopStaging(root, req.stagingId) };
+      });
     },
 
     /** Appends the restore (with RTO/RPO) to the restore history in S3. */

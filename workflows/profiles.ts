@@ -25,3 +25,10 @@ export const ALERT: ActivityOptions = {
   startToCloseTimeout: '1m',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
 };
+
+/** Staging server steps (start, unseal, check, tear down): heartbeat, so a killed worker costs 20 s, not the 5 min timeout. */
+export const STAGING: ActivityOptions = {
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+};

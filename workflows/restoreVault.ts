@@ -11,10 +11,11 @@ import { shortHash } from '../common/backup';
 import { Approval, RestoreInput, type RestoreRecord, type SecretCheck } from '../common/restore';
 import { describeIssues } from '../common/validate';
 import { parseWorkflowInput } from '../common/validate';
-import { ALERT, STORE_IO, TRANSFER } from './profiles';
+import { ALERT, STAGING, STORE_IO, TRANSFER } from './profiles';
 
 const store = proxyActivities<RestoreActivities>(STORE_IO);
 const transfer = proxyActivities<RestoreActivities>(TRANSFER);
+const stagingOps = proxyActivities<RestoreActivities>(STAGING);
 const { sendAlert } = proxyActivities<NotifyActivities>(ALERT);
 
 export type RestoreStep =
@@ -190,21 +191,21 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
         }
         await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
         await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
-        checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
+        checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
         verifiedAtMs = Date.now();
       } else {
         const target = { kind: 'staging' as const, stagingId };
         try {
           stagingStarted = true;
-          const staging = await step('startStagingVault', () => store.startStagingVault({ stagingId }));
+          const staging = await step('startStagingVault', () => stagingOps.startStagingVault({ stagingId }));
           state.stagingAddress = staging.address;
           await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
-          await step('unsealTarget', () => store.unsealTarget({ stagingId }));
-          checks = await step('verifyRestoredSecrets', () => store.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
+          await step('unsealTarget', () => stagingOps.unsealTarget({ stagingId }));
+          checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
           verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
         } finally {
           // Staging goes away on success, failure and cancellation alike.
-          await CancellationScope.nonCancellable(() => step('teardownStaging', () => store.teardownStaging({ stagingId })));
+          await CancellationScope.nonCancellable(() => step('teardownStaging', () => stagingOps.teardownStaging({ stagingId })));
         }
       }
     } finally {
