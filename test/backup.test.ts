@@ -252,7 +252,9 @@ describe('backupVault workflow (real stack)', function () {
     for (let day = 1; day <= 6; day++) {
       const id = `202501${String(day).padStart(2, '0')}T020000Z-${crypto.randomBytes(4).toString('hex')}`;
       const keys = backupObjectKeys(id);
-      const manifest = { ...(await manifestOf(first.backupId)), backupId: id, status: day === 6 ? 'uploaded' : 'verified', createdAt: `2025-01-${String(day).padStart(2, '0')}T02:00:00.000Z` };
+      const source = await manifestOf(first.backupId);
+      // A manifest describes its own backup (id and object), or listing treats it as a mismatch.
+      const manifest = { ...source, backupId: id, object: { ...source.object, key: keys.snapshot, versionId: undefined }, status: day === 6 ? 'uploaded' : 'verified', createdAt: `2025-01-${String(day).padStart(2, '0')}T02:00:00.000Z` };
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.snapshot, Body: tiny }));
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.manifest, Body: JSON.stringify(manifest) }));
       seeded.push(id);
