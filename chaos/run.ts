@@ -418,7 +418,10 @@ class Campaign {
       else if (!c.expect.test(out.type)) problems.push(`expected ${c.expect.source}, got ${out.type}`);
       if (!out.ok && !/target was not touched|refusing to restore|not found/.test(out.message)) problems.push('the failure does not say the target was left untouched');
       // A backup run right after must not prune what the fault left unverified or unlisted.
-      const after = await outcomeOf(await this.startBackup(`chaos-${c.name}-prune-${Date.now()}`), 300_000);
+      // Only a backup the fault made unverified (no manifest) must survive retention; a corrupted one whose
+      // manifest still says verified is an ordinary old backup to retention, so the others run without pruning
+      // (and keep the two sources for the next case); the invariants still check any deletion against the policy.
+      const after = await outcomeOf(await this.startBackup(`chaos-${c.name}-prune-${Date.now()}`, c.name === 'corrupt-delete'), 300_000);
       if (!after.ok) problems.push(`the backup after the fault failed: ${after.message}`);
       const inv = await this.invariants(before, { newBackupVerified: after.ok });
       const stillThere = await listAllKeys(this.s3, this.bucket, `backups/${c.target}/`);
