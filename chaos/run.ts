@@ -213,7 +213,7 @@ class Campaign {
     }
   }
 
-  /** The checks every trial ends with; `newIds` are backups the trial created. */
+  /** The checks every trial ends with: backups that appeared since `before` are re-verified, and deletions are checked against the retention policy. */
   async invariants(before: StoreState, opts: { newBackupVerified: boolean; deliberatelyRemoved?: string[] }): Promise<{ checks: string[]; problems: string[] }> {
     const checks: string[] = [];
     const problems: string[] = [];
