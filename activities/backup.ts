@@ -42,7 +42,7 @@ import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
 import { getJsonObject, listAllKeys, putJsonObject, statusOf } from '../infra/objects';
 import { keepHeartbeating } from './heartbeat';
-import { kvInventory } from '../infra/kvInventory';
+import { kvInventory, type KvInventory } from '../infra/kvInventory';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
 
@@ -312,9 +312,9 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         throw fail(ErrorType.VaultStandby, `OpenBao at ${deps.bao.address} is a standby; the active node is ${leader.leaderAddress || 'unknown'}: point vault.address at the active node or a load balancer that routes to it`, false);
       }
 
-      const baoKv = { list: (p: string) => deps.bao.list(p), currentVersion: async (p: string) => Number(((await deps.bao.read(p)) as { data?: { current_version?: number } }).data?.current_version ?? 0) };
-      // The inventory reads one metadata record per secret: minutes on a large mount, so it
-      // heartbeats like the transfer does (else the heartbeat timeout fails every attempt).
+      const baoKv = { get: (p: string) => deps.bao.apiGet(p) };
+      // The inventory takes seconds on a large mount (minutes where it falls back to one metadata
+      // read per secret), so it heartbeats like the transfer does.
       const inventory = async () => {
         const stop = keepHeartbeating(() => ({ stage: 'kv inventory' }), 2000);
         try {
@@ -335,7 +335,11 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       } catch (err) {
         throw vaultFailure(err, 'snapshot');
       }
-      const plain = new Digest();
+      // The after-count starts with the first snapshot byte (the snapshot's point in time is fixed
+      // by then) and runs alongside the transfer instead of after it.
+      let kvAfterPass: Promise<KvInventory> | undefined;
+      const countAfter = () => (kvAfterPass ??= inventory());
+      const plain = new Digest(() => void countAfter().catch(() => undefined));
       const inspector = createSnapshotInspector();
       const { stream: encryptor, header } = createEncryptor({ backupId: req.backupId, createdAt: req.createdAt, recipients, chunkSize: bcfg.chunkSize });
       const cipher = new Digest();
@@ -360,13 +364,14 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         versionId = (done as { VersionId?: string }).VersionId;
       } catch (err) {
         await abortStaleUploads(keys.snapshot).catch(() => undefined);
+        await kvAfterPass?.catch(() => undefined);
         if (err instanceof BaoError) throw vaultFailure(err, 'snapshot');
         throw err;
       } finally {
         stopBeats();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
-      const kvAfter = await inventory();
+      const kvAfter = await countAfter();
       let meta;
       try {
         meta = await inspector.result;

@@ -275,13 +275,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
         }
         if (req.kv) {
           // Compare the restored KV inventory with the range counted around the snapshot.
-          const access = {
-            list: async (p: string) => {
-              const r = await stagingApi(info.address, 'GET', `${p}?list=true`, token);
-              return r.status === 404 ? [] : ((r.json?.data?.keys as string[] | undefined) ?? []);
-            },
-            currentVersion: async (p: string) => Number((await stagingApi(info.address, 'GET', p, token)).json?.data?.current_version ?? 0),
-          };
+          const access = { get: async (p: string) => stagingApi(info.address, 'GET', p, token).then((r) => ({ status: r.status, body: r.json as unknown })) };
           const inv = await kvInventory(req.kv.mount, access);
           const paths: [number, number] = [Math.min(req.kv.pathsBefore, req.kv.pathsAfter), Math.max(req.kv.pathsBefore, req.kv.pathsAfter)];
           const versions: [number, number] = [Math.min(req.kv.versionsBefore, req.kv.versionsAfter), Math.max(req.kv.versionsBefore, req.kv.versionsAfter)];

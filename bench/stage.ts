@@ -52,18 +52,17 @@ function fileAsVault(file: string): BaoClient {
     address: `file://${file}`,
     health: async () => ({ initialized: true, sealed: false, standby: false, version: 'synthetic', cluster_id: 'bench', cluster_name: 'bench' }),
     leader: async () => ({ isSelf: true, leaderAddress: '', haEnabled: true }),
-    list: async () => [],
-    read: async () => ({}),
+    apiGet: async () => ({ status: 404, body: { errors: [] } }),
     snapshotStream: async () => Readable.toWeb(fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) as ReadableStream<Uint8Array>,
   };
   return fake as unknown as BaoClient;
 }
 
-/** The real client, with the KV listing answered empty so the stage is timed without the KV inventory. */
+/** The real client, with the KV listing answered empty (404) so the stage is timed without the KV inventory. */
 function withoutInventory(bao: BaoClient): BaoClient {
   return new Proxy(bao, {
     get(target, prop, receiver) {
-      if (prop === 'list') return async () => [];
+      if (prop === 'apiGet') return async () => ({ status: 404, body: { errors: [] } });
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -136,6 +136,21 @@ export class BaoClient {
     }
   }
 
+  /**
+   * An authenticated GET over keep-alive fetch that answers every HTTP status with its body
+   * (errors as { errors: [...] }); only a network failure throws. For callers that branch on the
+   * status, like the KV inventory.
+   */
+  async apiGet(apiPath: string): Promise<{ status: number; body: unknown }> {
+    try {
+      const res = await this.raw('GET', apiPath, true);
+      return { status: res.status, body: (await res.json()) as unknown };
+    } catch (err) {
+      if (err instanceof BaoError && err.status >= 400) return { status: err.status, body: { errors: [err.message] } };
+      throw err;
+    }
+  }
+
   /** Any authenticated read, for activities that need an endpoint without a helper yet. */
   async read(path: string): Promise<unknown> {
     return this.authed(() => this.vault.read(path));

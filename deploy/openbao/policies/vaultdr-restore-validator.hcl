@@ -12,3 +12,8 @@ path "secret/data/app/*" {
 path "secret/metadata/*" {
   capabilities = ["read", "list"]
 }
+# OpenBao's detailed LIST: a page of keys with their metadata per request (the fast path of the
+# inventory; without it the inventory falls back to one metadata read per secret).
+path "secret/detailed-metadata/*" {
+  capabilities = ["list"]
+}

@@ -18,6 +18,11 @@ path "secret/data/vault-dr/*" {
 path "secret/metadata/*" {
   capabilities = ["read", "list"]
 }
+# OpenBao's detailed LIST: a page of keys with their metadata per request (the fast path of the
+# inventory; without it the inventory falls back to one metadata read per secret).
+path "secret/detailed-metadata/*" {
+  capabilities = ["list"]
+}
 
 # snapshotToStore: stream the raft snapshot of the active node.
 path "sys/storage/raft/snapshot" {
