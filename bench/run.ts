@@ -374,7 +374,7 @@ async function main(): Promise<void> {
     const targets = evaluateTargets(rows, workloads);
     notes.push(
       'Every node process (uploader, stage, worker) is a fresh child; its peak RSS is its VmHWM. `bao` and `age` are sampled every 50 ms.',
-      'The pipeline stage runs the product activities snapshotToStore + verifyUploadedBackup in process (MockActivityEnvironment, no Temporal server). On OpenBao workloads the KV inventory that snapshotToStore takes before and after the snapshot (a metadata read per secret) is answered empty there; the workflow row includes it, so workflow snapshotToStore − stage snapshotToStore ≈ the inventory.',
+      'The pipeline stage runs the product activities snapshotToStore + verifyUploadedBackup in process (MockActivityEnvironment, no Temporal server). On OpenBao workloads the KV inventory that snapshotToStore takes before and alongside the snapshot (one detailed-metadata LIST page per 1000 secrets) is answered empty there; the workflow row includes it, so workflow snapshotToStore − stage snapshotToStore ≈ the inventory.',
       'Worker peak RSS includes the Temporal worker runtime itself; the "from" figure is the idle worker before the workflow started.',
       'Baselines upload with the same part size and parallelism as the product. All uploads go to the same SeaweedFS bucket with SSE-S3 default encryption and versioning (what backupVault requires).',
       'The synthetic workload is a raft-snapshot-shaped gzip (level 0) tar whose state.bin is a seeded AES-CTR keystream, written to disk first so every method reads the same bytes.',

@@ -72,13 +72,34 @@ export function createEncryptor(opts: { backupId: string; createdAt: string; rec
   let index = 0;
   let started = false;
 
-  const seal = (plain: Buffer, final: boolean): Buffer => {
+  /**
+   * Seals the next `n` pending bytes as one frame. The cipher reads the pending pieces in place
+   * (a frame may span pieces) and its output is pushed as it comes: no chunk is copied to be
+   * joined, which at 1 GiB saved a full copy of the stream and most of the GC work.
+   */
+  const sealPending = (push: (b: Buffer) => void, n: number, final: boolean) => {
     const c = crypto.createCipheriv('aes-256-gcm', dataKey, nonce(prefix, index++, final));
     c.setAAD(aad);
-    const ct = Buffer.concat([c.update(plain), c.final()]);
     const l = Buffer.alloc(4);
-    l.writeUInt32BE(plain.length);
-    return Buffer.concat([l, ct, c.getAuthTag()]);
+    l.writeUInt32BE(n);
+    push(l);
+    let need = n;
+    while (need > 0) {
+      const head = pending[0]!;
+      if (head.length <= need) {
+        pending.shift();
+        need -= head.length;
+        push(c.update(head));
+      } else {
+        pending[0] = head.subarray(need);
+        push(c.update(head.subarray(0, need)));
+        need = 0;
+      }
+    }
+    pendingLen -= n;
+    const rest = c.final();
+    if (rest.length) push(rest);
+    push(c.getAuthTag());
   };
 
   const stream = new Transform({
@@ -90,21 +111,12 @@ export function createEncryptor(opts: { backupId: string; createdAt: string; rec
       pending.push(piece);
       pendingLen += piece.length;
       // Emit full chunks only while more data follows, so the last chunk can carry the final flag.
-      if (pendingLen > chunkSize) {
-        const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-        let off = 0;
-        while (all.length - off > chunkSize) {
-          this.push(seal(all.subarray(off, off + chunkSize), false));
-          off += chunkSize;
-        }
-        pending = [all.subarray(off)];
-        pendingLen = all.length - off;
-      }
+      while (pendingLen > chunkSize) sealPending((b) => this.push(b), chunkSize, false);
       cb();
     },
     flush(cb: TransformCallback) {
       if (!started) this.push(preamble);
-      this.push(seal(Buffer.concat(pending), true));
+      sealPending((b) => this.push(b), pendingLen, true);
       pending = [];
       dataKey.fill(0);
       cb();
