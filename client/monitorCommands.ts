@@ -40,7 +40,7 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
 
   monitor
     .command('start')
-    .description('start vaultHealthMonitor as workflow <task queue>-health-monitor (no-op when it already runs)')
+    .description('start vaultHealthMonitor as workflow <task queue>-health-monitor; on a running monitor, options given are applied to it (its open alerts are kept)')
     .option('--interval <seconds>', 'seconds between checks', positive('--interval'))
     .option('--expected-peers <n>', 'raft voters expected', positive('--expected-peers'))
     .option('--backup-max-age-hours <h>', 'newest verified backup older than this alerts', positive('--backup-max-age-hours'))
@@ -59,9 +59,15 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
         const running = await isRunning(client.workflow.getHandle(workflowId));
         // USE_EXISTING: two operators starting it at once still get one monitor.
         const handle = await client.workflow.start('vaultHealthMonitor', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input], workflowIdConflictPolicy: 'USE_EXISTING' });
+        // Already running: the options go to it as a configure signal rather than being ignored.
+        const reconfigured = running && Object.keys(input).length > 0;
+        if (reconfigured) await handle.signal('configure', input);
         const desc = await handle.describe();
-        const value = { workflowId, runId: desc.runId, status: desc.status.name, startedNow: !running };
-        ctx.out(ctx.json(cmd), value, () => `vaultHealthMonitor ${workflowId}: ${value.startedNow ? 'started' : 'already running'} (run ${value.runId})`);
+        const value = { workflowId, runId: desc.runId, status: desc.status.name, startedNow: !running, ...(reconfigured ? { settingsSent: input } : {}) };
+        ctx.out(ctx.json(cmd), value, () =>
+          `vaultHealthMonitor ${workflowId}: ${value.startedNow ? 'started' : 'already running'} (run ${value.runId})` +
+          (reconfigured ? `\nsettings sent: ${Object.entries(input).map(([k, v]) => `${k}=${String(v)}`).join(' ')} (see "vaultdr monitor status")` : ''),
+        );
       } finally {
         await client.connection.close();
       }
@@ -81,6 +87,8 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
         ctx.out(ctx.json(cmd), s, () => {
           const open = Object.entries(s.open);
           const lines = [`checks: ${s.checks}, last at ${s.lastCheckAt ?? 'never'}${s.lastCheckError ? ` (check failed: ${s.lastCheckError})` : ''}`];
+          if (s.settings) lines.push(`settings: every ${s.settings.intervalSeconds} s, ${s.settings.expectedRaftPeers} raft voter(s), backup max age ${s.settings.backupMaxAgeHours} h, validation max age ${s.settings.validationMaxAgeDays} d`);
+          for (const l of s.log.filter((x) => x.key === 'configure').slice(-3)) lines.push(`  ${l.at} ${l.event}: ${l.detail}`);
           lines.push(open.length ? `open alerts (${open.length}):` : 'no open alerts');
           for (const [k, a] of open) lines.push(`  ${a.severity.padEnd(8)} ${k.padEnd(32)} since ${a.since}${a.delivered ? '' : '  (NOT YET DELIVERED)'}  ${a.summary}`);
           return lines.join('\n');

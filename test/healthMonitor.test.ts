@@ -16,6 +16,7 @@ import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
 import { bao, failureOf, mailpitMessages, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
+import type { Activities } from '../workers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sinkReceived = async (): Promise<Received[]> => (await (await fetch(`http://127.0.0.1:${PORTS.saasSink}/api/received`)).json()) as Received[];
@@ -152,6 +153,47 @@ describe('vaultHealthMonitor and alertDeliveryTest workflows (real stack)', func
     });
   });
 
+  it('a checkNow that arrives while a check runs gets a check of its own, without waiting the interval', async () => {
+    const workflowId = `monitor-checknow-${Date.now()}`;
+    let hold = false;
+    let entered!: () => void;
+    let release!: () => void;
+    const inCheck = new Promise<void>((r) => (entered = r));
+    const gate = new Promise<void>((r) => (release = r));
+    const wrap = (a: Activities): Activities => ({
+      ...a,
+      collectMonitorFacts: async (req) => {
+        if (hold) {
+          hold = false;
+          entered();
+          await gate;
+        }
+        return a.collectMonitorFacts(req);
+      },
+    });
+    await withWorker(
+      cfg,
+      async () => {
+        const h = await client.workflow.start('vaultHealthMonitor', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ intervalSeconds: 3600, checksPerRun: 10 }] });
+        const checks = async () => (await h.query<MonitorStatus>('status')).checks;
+        try {
+          await waitFor('the first check', async () => ((await checks()) >= 1 ? true : undefined));
+          hold = true;
+          await h.signal('checkNow'); // starts check 2, which the wrapper holds
+          await inCheck;
+          await h.signal('checkNow'); // arrives during check 2
+          release();
+          await waitFor('check 3, long before the hour-long interval', async () => ((await checks()) >= 3 ? true : undefined));
+          assert.equal(await checks(), 3, 'exactly one more check per signal');
+        } finally {
+          release();
+          await h.terminate('test done').catch(() => undefined);
+        }
+      },
+      wrap,
+    );
+  });
+
   it('alertDeliveryTest confirms every severity on every channel from the real inboxes', async () => {
     const r = (await withWorker(cfg, () =>
       client.workflow.execute('alertDeliveryTest', { taskQueue: cfg.temporal.taskQueue, workflowId: `adt-inbox-${Date.now()}`, args: [{ confirm: 'inbox', ackTimeoutSeconds: 30 }] }),
@@ -212,7 +254,29 @@ describe('vaultdr monitor / alerts commands (real stack)', function () {
         const again = await vaultdrAsync(['monitor', 'start', '--json'], env());
         assert.equal(JSON.parse(again.stdout).startedNow, false);
         assert.equal(JSON.parse(again.stdout).workflowId, `${cfg.temporal.taskQueue}-health-monitor`);
-        await waitFor('a check', async () => ((await client.workflow.getHandle(`${cfg.temporal.taskQueue}-health-monitor`).query<MonitorStatus>('status')).checks > 0 ? true : undefined));
+        assert.equal(JSON.parse(again.stdout).settingsSent, undefined, 'no options: nothing to change');
+        const mon = client.workflow.getHandle(`${cfg.temporal.taskQueue}-health-monitor`);
+        await waitFor('a check', async () => ((await mon.query<MonitorStatus>('status')).checks > 0 ? true : undefined));
+        // Options on a running monitor change it in place (same run, open alerts kept), not silently ignored.
+        const runBefore = (await mon.describe()).runId;
+        const openBefore = Object.keys((await mon.query<MonitorStatus>('status')).open).sort();
+        const tuned = await vaultdrAsync(['monitor', 'start', '--interval', '2', '--backup-max-age-hours', '30'], env());
+        assert.equal(tuned.code, 0, tuned.stderr);
+        assert.match(tuned.stdout, /already running .*\nsettings sent: intervalSeconds=2 backupMaxAgeHours=30/);
+        const applied = await waitFor('the new settings in force', async () => {
+          const s = await mon.query<MonitorStatus>('status');
+          return s.settings.intervalSeconds === 2 ? s : undefined;
+        });
+        assert.equal(applied.settings.backupMaxAgeHours, 30);
+        assert.equal(applied.settings.expectedRaftPeers, 1, 'settings not given are kept');
+        assert.match(applied.log.find((l) => l.event === 'settings changed')?.detail ?? '', /intervalSeconds 1 → 2, backupMaxAgeHours 26 → 30/);
+        assert.equal((await mon.describe()).runId, runBefore);
+        assert.deepEqual(Object.keys(applied.open).sort(), openBefore, 'open alerts kept');
+        // A value the input schema refuses is logged and ignored.
+        await mon.signal('configure', { intervalSeconds: 0 });
+        const rejected = await waitFor('the refusal logged', async () => (await mon.query<MonitorStatus>('status')).log.find((l) => l.event === 'settings rejected'));
+        assert.match(rejected.detail, /field "intervalSeconds"/);
+        assert.equal((await mon.query<MonitorStatus>('status')).settings.intervalSeconds, 2);
         const st = await vaultdrAsync(['monitor', 'status', '--json'], env());
         assert.ok(st.code === 0 || st.code === 3, st.stderr);
         assert.ok(JSON.parse(st.stdout).checks >= 1);

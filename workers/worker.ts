@@ -33,7 +33,13 @@ export function workflowsPath(): string {
   return path.join(__dirname, '..', 'workflows', 'index.js');
 }
 
-export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions> = {}): Promise<BuiltWorker> {
+export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * `wrapActivities` lets a test wrap the real activities (e.g. hold one at a known point); the
+ * production entry point never passes it.
+ */
+export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions> = {}, wrapActivities: (a: Activities) => Activities = (a) => a): Promise<BuiltWorker> {
   const clients = buildClients(cfg);
   const intake = new ShareIntake(signalSharesReady(cfg));
   const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
@@ -46,7 +52,7 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }),
-    activities: createActivities(cfg, clients, intake, channelSecrets),
+    activities: wrapActivities(createActivities(cfg, clients, intake, channelSecrets)),
     dataConverter: { payloadCodecs: [codec] },
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     ...overrides,

@@ -22,27 +22,53 @@ export interface MonitorStatus {
   lastCheckError?: string;
   open: Record<string, OpenAlert>;
   /** Alerts raised and resolved by this run (most recent last, at most 50). */
-  log: { at: string; key: string; event: 'raised' | 'resolved' | 'delivery failed'; detail: string }[];
+  log: { at: string; key: string; event: 'raised' | 'resolved' | 'delivery failed' | 'settings changed' | 'settings rejected'; detail: string }[];
   facts?: MonitorFacts;
+  /** The settings in force (after any `configure` signal). */
+  settings: MonitorSettings;
 }
+
+/** What an operator may change on a running monitor (`vaultdr monitor start` with options on a running one). */
+export type MonitorSettings = Omit<ReturnType<typeof MonitorInput.parse>, 'carried'>;
 
 export const status = defineQuery<MonitorStatus>('status');
 /** Run a check now instead of waiting for the interval (e.g. right after fixing something). */
 export const checkNow = defineSignal('checkNow');
+/**
+ * Change settings of the running monitor without losing its open alerts (a restart would raise
+ * them again). Validated like the input; a bad value is logged as "settings rejected" and ignored.
+ * Takes effect from the next check, and is carried over by continue-as-new.
+ */
+export const configure = defineSignal<[Partial<MonitorSettings>]>('configure');
 
 export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never> {
   const input = parseWorkflowInput('vaultHealthMonitor', MonitorInput, rawInput);
   const info = workflowInfo();
-  const state: MonitorStatus = { checks: input.carried?.checks ?? 0, open: { ...(input.carried?.open ?? {}) }, log: [] };
+  const { carried, ...initial } = input;
+  const state: MonitorStatus = { checks: carried?.checks ?? 0, open: { ...(carried?.open ?? {}) }, log: [], settings: initial };
   let wake = false;
-  setHandler(status, () => state);
-  setHandler(checkNow, () => {
-    wake = true;
-  });
   const note = (key: string, event: MonitorStatus['log'][number]['event'], detail: string) => {
     state.log.push({ at: new Date().toISOString(), key, event, detail });
     if (state.log.length > 50) state.log.shift();
   };
+  setHandler(status, () => state);
+  setHandler(checkNow, () => {
+    wake = true;
+  });
+  setHandler(configure, (patch) => {
+    const parsed = MonitorInput.safeParse({ ...state.settings, ...(patch ?? {}), carried: undefined });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      note('configure', 'settings rejected', `field "${issue.path.join('.')}": ${issue.message}`);
+      return;
+    }
+    const { carried: _none, ...next } = parsed.data;
+    const changed = (Object.keys(next) as (keyof MonitorSettings)[]).filter((k) => next[k] !== state.settings[k]);
+    if (!changed.length) return;
+    note('configure', 'settings changed', changed.map((k) => `${k} ${state.settings[k]} → ${next[k]}`).join(', '));
+    state.settings = next;
+    wake = true; // the new interval and thresholds apply from a check now
+  });
   const alert = (a: OpenAlert, action: 'trigger' | 'resolve', key: string) =>
     sendAlert({
       action,
@@ -54,12 +80,15 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
       details: { alert: key, since: a.since, runbook: 'docs/runbooks/monitoring.md' },
     });
 
-  for (let run = 0; run < input.checksPerRun; run++) {
+  for (let run = 0; run < state.settings.checksPerRun; run++) {
+    // Cleared when a check starts, not when it ends: a checkNow that arrives during a check (the
+    // operator fixed something while it ran) gets a check of its own right after.
+    wake = false;
     let problems: Problem[];
     let unknown: (key: string) => boolean = () => false;
     try {
-      state.facts = await collectMonitorFacts({ expectedRaftPeers: input.expectedRaftPeers });
-      problems = evaluate(state.facts, input, Date.now() / 1000);
+      state.facts = await collectMonitorFacts({ expectedRaftPeers: state.settings.expectedRaftPeers });
+      problems = evaluate(state.facts, state.settings, Date.now() / 1000);
       unknown = undecidable(state.facts);
       state.lastCheckError = undefined;
     } catch (err) {
@@ -97,7 +126,7 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
       }
       if (unknown(key)) continue; // cannot tell whether it is over: keep it open
       a.cleanChecks++;
-      if (a.cleanChecks < input.clearAfterChecks) continue;
+      if (a.cleanChecks < state.settings.clearAfterChecks) continue;
       if (a.delivered) {
         try {
           await alert(a, 'resolve', key);
@@ -111,8 +140,7 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
     }
 
     if (workflowInfo().continueAsNewSuggested) break;
-    wake = false;
-    await condition(() => wake, input.intervalSeconds * 1000);
+    await condition(() => wake, state.settings.intervalSeconds * 1000);
   }
-  return continueAsNew<typeof vaultHealthMonitor>({ ...input, carried: { open: state.open, checks: state.checks } });
+  return continueAsNew<typeof vaultHealthMonitor>({ ...state.settings, carried: { open: state.open, checks: state.checks } });
 }

@@ -2,19 +2,19 @@
 // The workflow bundle is built once per mocha run (bundling takes about a second).
 import { Runtime, DefaultLogger, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Config } from '../../infra/config';
-import { buildWorker, workflowsPath, type BuiltWorker } from '../../workers/worker';
+import { buildWorker, workflowsPath, type Activities, type BuiltWorker } from '../../workers/worker';
 
 let runtimeInstalled = false;
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
-export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Promise<T>): Promise<T> {
+export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Promise<T>, wrapActivities?: (a: Activities) => Activities): Promise<T> {
   if (!runtimeInstalled) {
     // Quiet logs in tests (expected workflow failures log at WARN); failures surface through assertions.
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
-  const built = await buildWorker(cfg, { workflowBundle: await bundle });
+  const built = await buildWorker(cfg, { workflowBundle: await bundle }, wrapActivities);
   const { worker, connection } = built;
   try {
     return await worker.runUntil(fn(built));
