@@ -41,7 +41,7 @@ import type { Config } from '../infra/config';
 import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
 import { getJsonObject, listAllKeys, putJsonObject, statusOf } from '../infra/objects';
-import { keepHeartbeating } from './heartbeat';
+import { keepHeartbeating, withHeartbeats } from './heartbeat';
 import { kvInventory, type KvInventory } from '../infra/kvInventory';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
@@ -128,6 +128,9 @@ function throttle(bytesPerSecond: number): Transform {
   });
 }
 
+/** The activities the workflows call with the STORE_IO profile (heartbeat timeout 20 s): each heartbeats while it runs. */
+export const BACKUP_STORE_IO = ['ensureBackupBucket', 'writeCanary', 'pruneBackups'] as const;
+
 export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {
   const { s3 } = deps;
   const bucket = deps.cfg.s3.bucket;
@@ -174,7 +177,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
     return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
   }
 
-  return {
+  return withHeartbeats({
     /** Creates the backup bucket if missing and enforces encryption, versioning, public-access block and object lock; refuses a bucket that lacks a required one. */
     async ensureBackupBucket(): Promise<BucketReport> {
       const required = new Set<BucketSetting>(bcfg.bucketRequirements);
@@ -488,7 +491,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
     async listBackups(): Promise<BackupSummary[]> {
       return readBackups();
     },
-  };
+  }, BACKUP_STORE_IO);
 };
 
 export function vaultFailure(err: unknown, what: string): ApplicationFailure {

@@ -18,3 +18,27 @@ export async function heartbeating<T>(stage: string, run: () => Promise<T>): Pro
     stop();
   }
 }
+
+/**
+ * Wraps the named activities of a group with `heartbeating`, so they can run under a heartbeat
+ * timeout: a worker killed during a short S3 or Vault step costs one heartbeat timeout (20 s)
+ * instead of the step's whole start-to-close timeout (2 min).
+ */
+export function withHeartbeats<T extends Record<string, (...args: never[]) => Promise<unknown>>>(group: T, names: readonly (keyof T & string)[]): T {
+  const out = { ...group };
+  for (const name of names) {
+    const fn = group[name];
+    // The CLI and the bench call some of these directly, outside any activity: no heartbeats there.
+    out[name] = ((...args: Parameters<typeof fn>) => (inActivity() ? heartbeating(name, () => fn(...args)) : fn(...args))) as T[typeof name];
+  }
+  return out;
+}
+
+function inActivity(): boolean {
+  try {
+    Context.current();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -20,7 +20,7 @@ import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
 import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
-import { heartbeating, keepHeartbeating } from './heartbeat';
+import { heartbeating, keepHeartbeating, withHeartbeats } from './heartbeat';
 
 export interface SelectedBackup {
   backupId: string;
@@ -56,6 +56,9 @@ export interface ProductionPlan {
   older: boolean;
   sameCluster: boolean;
 }
+
+/** The activities the workflows call with the STORE_IO profile (heartbeat timeout 20 s): each heartbeats while it runs. */
+export const RESTORE_STORE_IO = ['planProductionRestore', 'checkTargetUnsealed', 'selectBackup', 'openShareIntake', 'closeShareIntake', 'recordRestore'] as const;
 
 export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: ShareIntake }) => {
   const { s3, cfg } = deps;
@@ -98,7 +101,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
     return { address: info.address, token: () => stagingToken(info), label: `staging ${info.address}` };
   };
 
-  return {
+  return withHeartbeats({
     /** What a production restore would replace: shown to the approver before anything is touched. */
     async planProductionRestore(req: { backupId: string }): Promise<ProductionPlan> {
       const m = await manifestOf(req.backupId);
@@ -325,7 +328,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       }
       return out;
     },
-  };
+  }, RESTORE_STORE_IO);
 };
 
 export type RestoreActivities = ReturnType<typeof restoreActivities>;

@@ -9,10 +9,11 @@
 // (a flipped byte, a truncation, two manifests swapped, a manifest deleted).
 // Results: a table on stdout and bench/results/chaos-latest.{json,md}. Exit 1 when a trial fails.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { prng } from '../common/prng';
@@ -79,6 +80,11 @@ class WorkerProcess {
       await sleep(100);
     }
     throw new Error('worker did not come up in 20 s');
+  }
+
+  /** Another worker process for the same queue with some settings changed (not started). */
+  variant(env: NodeJS.ProcessEnv): WorkerProcess {
+    return new WorkerProcess({ ...this.env, ...env });
   }
 
   async kill(): Promise<void> {
@@ -319,18 +325,50 @@ class Campaign {
     await this.record({ trial: `${kind}-kill-${n}`, fault: `SIGKILL worker at ${(at / 1000).toFixed(1)} s`, injectedAt: step, outcome: j.outcome, seconds: (Date.now() - t0) / 1000, checks: inv.checks, problems: [...j.problems, ...inv.problems] });
   }
 
+  /**
+   * SeaweedFS stopped for 30 s while a multipart upload is really in flight: the KV holds enough
+   * incompressible data for a snapshot of more than two 5 MiB parts, a worker of its own uploads
+   * at 1 MB/s, and S3 goes down once it holds the first part and more are to come.
+   */
   async s3Outage(): Promise<void> {
     await this.clearDedup();
+    for (let i = 0; i < 90; i++) {
+      const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/secret/data/bulk/item-${i}`, { method: 'POST', headers: { 'X-Vault-Token': rootToken() }, body: JSON.stringify({ data: { blob: crypto.randomBytes(75_000).toString('base64') } }) });
+      if (res.status !== 200) throw new Error(`padding the KV: HTTP ${res.status}`);
+    }
+    const cfgFile = path.join(stackDir(), `chaos-s3-outage-${process.pid}.json`);
+    const stackCfg = JSON.parse(fs.readFileSync(path.join(stackDir(), 'vaultdr.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    stackCfg.backup = { ...stackCfg.backup, partSize: 5 * 1024 * 1024, maxUploadBytesPerSecond: 1_000_000 };
+    fs.writeFileSync(cfgFile, JSON.stringify(stackCfg));
+    await this.worker.stop();
+    const slow = this.worker.variant({ VAULTDR_CONFIG: cfgFile });
+    await slow.start();
     const before = await storeState(this.s3, this.bucket);
     const id = `chaos-s3-outage-${Date.now()}`;
     const t0 = Date.now();
-    const h = await this.startBackup(id);
-    const step = await this.waitForStep(h, 'snapshotToStore');
-    await sleep(300);
-    await stopServer('seaweedfs');
-    await sleep(30_000);
-    await startServer('seaweedfs');
-    const out = await outcomeOf(h, 10 * 60_000);
+    let step = '?';
+    let out: RunOutcome;
+    try {
+      const h = await this.startBackup(id);
+      const deadline = Date.now() + 120_000;
+      while (step === '?') {
+        if (Date.now() > deadline) throw new Error('s3-outage: the upload never held a finished part');
+        const backupId = await h.query<{ backupId?: string }>('progress').then((p) => p.backupId, () => undefined);
+        const u = backupId ? (await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: `backups/${backupId}/` }))).Uploads?.[0] : undefined;
+        const parts = u ? ((await this.s3.send(new ListPartsCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))).Parts ?? []).length : 0;
+        if (parts >= 1) step = `upload in flight (${parts} part${parts > 1 ? 's' : ''} stored)`;
+        else await sleep(100);
+      }
+      await stopServer('seaweedfs');
+      await sleep(30_000);
+      await startServer('seaweedfs');
+      out = await outcomeOf(h, 10 * 60_000);
+    } finally {
+      await startServer('seaweedfs');
+      await slow.stop();
+      fs.rmSync(cfgFile, { force: true });
+      await this.worker.start();
+    }
     const j = await this.judge(id, out, 'backup');
     const inv = await this.invariants(before, { newBackupVerified: j.verified });
     await this.record({ trial: 's3-outage', fault: 'SeaweedFS stopped 30 s mid-upload', injectedAt: step, outcome: j.outcome, seconds: (Date.now() - t0) / 1000, checks: inv.checks, problems: [...j.problems, ...inv.problems] });

@@ -14,9 +14,14 @@ export const TRANSFER: ActivityOptions = {
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 };
 
-/** S3 metadata and small objects; rides out a store restart of a few minutes. */
+/**
+ * S3 metadata and small objects; rides out a store restart of a few minutes. The activities
+ * heartbeat (withHeartbeats), so a killed worker costs 20 s, not the 2 min timeout: the chaos
+ * campaign found a backup killed during ensureBackupBucket taking 123 s.
+ */
 export const STORE_IO: ActivityOptions = {
   startToCloseTimeout: '2m',
+  heartbeatTimeout: '20s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 };
 

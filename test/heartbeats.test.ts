@@ -1,0 +1,38 @@
+// Activities under the STORE_IO profile run with a 20 s heartbeat timeout, so each must heartbeat
+// while it runs (else every attempt would time out), and a killed worker costs 20 s, not 2 min.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { BACKUP_STORE_IO, backupActivities } from '../activities/backup';
+import { RESTORE_STORE_IO } from '../activities/restore';
+import { buildClients } from '../infra/clients';
+import { STORE_IO } from '../workflows/profiles';
+import { ensureStack, PROJECT_ROOT } from './helpers/stack';
+
+describe('STORE_IO activities heartbeat', function () {
+  it('every activity a workflow calls through its STORE_IO proxy is one that heartbeats', () => {
+    assert.equal(STORE_IO.heartbeatTimeout, '20s');
+    const heartbeating = new Set<string>([...BACKUP_STORE_IO, ...RESTORE_STORE_IO]);
+    const called = new Set<string>();
+    for (const f of ['backupVault.ts', 'restoreVault.ts']) {
+      const src = fs.readFileSync(path.join(PROJECT_ROOT, 'workflows', f), 'utf8');
+      assert.match(src, /const store = proxyActivities<\w+>\(STORE_IO\)/, f);
+      for (const m of src.matchAll(/\bstore\.(\w+)\(/g)) called.add(m[1]!);
+    }
+    assert.ok(called.size >= 9, [...called].join(', '));
+    assert.deepEqual([...called].filter((n) => !heartbeating.has(n)), []);
+  });
+
+  it('ensureBackupBucket heartbeats inside an activity and runs plainly outside one (CLI, bench)', async () => {
+    const cfg = await ensureStack();
+    const acts = backupActivities({ ...buildClients(cfg), cfg });
+    const env = new MockActivityEnvironment({ activityType: 'ensureBackupBucket' });
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const report = (await env.run(acts.ensureBackupBucket)) as Awaited<ReturnType<typeof acts.ensureBackupBucket>>;
+    assert.equal(report.bucket, cfg.s3.bucket);
+    assert.deepEqual(beats[0], { stage: 'ensureBackupBucket' });
+    assert.equal((await acts.ensureBackupBucket()).bucket, cfg.s3.bucket);
+  });
+});
