@@ -1,0 +1,107 @@
+// Records the workflow histories that test/replay.test.ts replays: `npm run build && node
+// lib/test/saveHistories.js` against the running local stack. Run it (and commit the files) when
+// a workflow changes on purpose, from the code that is already deployed, so the replay test
+// checks that the new code can still replay what is running. Payloads are stored decoded (the
+// codec key is per stack); workflow payloads carry ids and paths, never secret values.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Payload } from '@temporalio/common';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { connectClient } from '../client/connect';
+import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import type { Config } from '../infra/config';
+import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
+import { stackSecrets } from './helpers/inspect';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+import { withWorker } from './helpers/worker';
+
+export const HISTORY_DIR = path.join(PROJECT_ROOT, 'test', 'histories');
+
+/**
+ * Saves one run's history as binary protobuf (what the replayer reads without a JSON
+ * conversion; the SDK's JSON path trips over duplicate protobufjs copies in node_modules), with
+ * its payloads decoded, plus a readable event list next to it for review.
+ */
+async function saveDecoded(client: Client, cfg: Config, h: WorkflowHandle, name: string, runId?: string): Promise<void> {
+  const history = await client.workflow.getHandle(h.workflowId, runId).fetchHistory();
+  const payloads: Payload[] = [];
+  const walk = (node: unknown) => {
+    if (!node || typeof node !== 'object' || node instanceof Uint8Array) return;
+    if (Array.isArray(node)) return node.forEach(walk);
+    const o = node as Record<string, unknown>;
+    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(history.events);
+  const decoded = await new EncryptionCodec(loadKeyring(cfg.codec.keysFile)).decode(payloads);
+  payloads.forEach((p, i) => {
+    p.metadata = decoded[i]!.metadata;
+    p.data = decoded[i]!.data;
+  });
+  const texts = payloads.map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'));
+  for (const secret of stackSecrets()) {
+    if (texts.some((t) => t.includes(secret.value))) throw new Error(`${name}: the history holds the stack secret ${secret.name}; not saved`);
+  }
+  fs.mkdirSync(HISTORY_DIR, { recursive: true });
+  fs.writeFileSync(path.join(HISTORY_DIR, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
+  const lines = (history.events ?? []).map((e) => {
+    const type = temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
+    const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.workflowExecutionSignaledEventAttributes?.signalName ?? e.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
+    return `${String(e.eventId)} ${type}${what ? ` ${what}` : ''}`;
+  });
+  fs.writeFileSync(path.join(HISTORY_DIR, `${name}.events.txt`), lines.join('\n') + '\n');
+  process.stdout.write(`saved ${name} (${lines.length} events, ${payloads.length} payloads decoded)\n`);
+}
+
+async function main(): Promise<void> {
+  const cfg = withQueue(await ensureStack(), uniqueQueue('histories'));
+  const client = await connectClient(cfg);
+  const tq = cfg.temporal.taskQueue;
+  const stamp = Date.now();
+  try {
+    await withWorker(cfg, async () => {
+      const health = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-${stamp}`, args: [{}] });
+      await health.result();
+      await saveDecoded(client, cfg, health, 'vaultHealthCheck');
+
+      const backup = await client.workflow.start('backupVault', { taskQueue: tq, workflowId: `history-backup-${stamp}`, args: [{ trigger: 'manual', prune: false }] });
+      await backup.result();
+      await saveDecoded(client, cfg, backup, 'backupVault');
+
+      const restore = await client.workflow.start('restoreVault', { taskQueue: tq, workflowId: `history-restore-${stamp}`, args: [{ backupId: 'latest', target: 'staging', reason: 'replay fixture' }] });
+      await restore.result();
+      await saveDecoded(client, cfg, restore, 'restoreVault-staging');
+
+      const bad = await client.workflow.start('backupVault', { taskQueue: tq, workflowId: `history-backup-bad-${stamp}`, args: [{ trigger: 'nonsense' } as never] });
+      await bad.result().catch(() => undefined);
+      await saveDecoded(client, cfg, bad, 'backupVault-invalid-input');
+
+      const adt = await client.workflow.start('alertDeliveryTest', { taskQueue: tq, workflowId: `history-adt-${stamp}`, args: [{ confirm: 'inbox', severities: ['warning'], channels: ['email', 'slack'], ackTimeoutSeconds: 60 }] });
+      await adt.result();
+      await saveDecoded(client, cfg, adt, 'alertDeliveryTest');
+
+      // A monitor run with both signals and a continue-as-new: the first run's history ends in it.
+      const mon = await client.workflow.start('vaultHealthMonitor', { taskQueue: tq, workflowId: `history-monitor-${stamp}`, args: [{ intervalSeconds: 1, checksPerRun: 4 }] });
+      const status = () => client.workflow.getHandle(mon.workflowId).query<MonitorStatus>('status');
+      await mon.signal('checkNow');
+      await mon.signal('configure', { backupMaxAgeHours: 30 });
+      const deadline = Date.now() + 60_000;
+      while ((await status()).checks < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      await saveDecoded(client, cfg, mon, 'vaultHealthMonitor-continued', mon.firstExecutionRunId);
+      await client.workflow.getHandle(mon.workflowId).terminate('fixture recorded');
+    });
+  } finally {
+    await client.connection.close();
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: Error) => {
+      process.stderr.write(`${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
