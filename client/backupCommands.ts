@@ -1,4 +1,5 @@
 // `vaultdr backup ...`, `vaultdr keys ...` and `vaultdr schedules ...`.
+import type { IntakeStatus } from '../infra/shareIntake';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
@@ -207,7 +208,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       if (!tokenFile) return ctx.fail('no token: give --token-file or set codec.tokensFile', 2);
       const token = readTokensFile(tokenFile)[0];
       if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
-      let status: { received: number; threshold: number; ready: boolean; keyId: string } | undefined;
+      let status: IntakeStatus | undefined;
       for (const file of files) {
         const share = readShareFile(file);
         let res: Response;
@@ -220,7 +221,12 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
         if (res.status !== 200) return ctx.fail(`share ${path.basename(file)} not accepted: ${body?.error ?? `HTTP ${res.status}`}`);
         status = body;
       }
-      ctx.out(ctx.json(cmd), status, () => `${workflowId}: ${status!.received} share(s) of ${status!.threshold} received for ${status!.keyId}${status!.ready ? ' — threshold reached, the restore continues' : ''}`);
+      ctx.out(ctx.json(cmd), status, () =>
+        [
+          `${workflowId}: ${status!.received} share(s) of ${status!.threshold} received for ${status!.keyId}${status!.ready ? ' — threshold reached, the restore continues' : ''}`,
+          ...(status!.rejected ?? []).map((r) => `rejected: ${r.reason}`),
+        ].join('\n'),
+      );
     });
 
   const schedules = program.command('schedules').description('Temporal Schedules owned by vault-dr');

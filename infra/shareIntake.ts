@@ -11,6 +11,21 @@ export interface IntakeStatus {
   threshold: number;
   keyId: string;
   ready: boolean;
+  /** Whether the waiting restore has been told (the signal is re-sent on the next submission if not). */
+  signalled?: boolean;
+  /** Shares found corrupt once the key was rebuilt without them (by the index printed on the share file). */
+  rejected?: { index: number; reason: string }[];
+}
+
+/** Threshold-sized subsets tried when the shares received do not rebuild the key together. */
+const MAX_SUBSETS = 2000;
+
+function* subsets<T>(items: T[], k: number, start = 0, prefix: T[] = []): Generator<T[]> {
+  if (prefix.length === k) {
+    yield prefix;
+    return;
+  }
+  for (let i = start; i <= items.length - (k - prefix.length); i++) yield* subsets(items, k, i + 1, [...prefix, items[i]!]);
 }
 
 export class ShareIntake {
@@ -18,6 +33,8 @@ export class ShareIntake {
   private readonly keys = new Map<string, Buffer>();
   /** Key ids a share may belong to, per workflow (the backup's recipients). */
   private readonly expected = new Map<string, string[]>();
+  private readonly signalled = new Set<string>();
+  private readonly rejected = new Map<string, { index: number; reason: string }[]>();
 
   constructor(private readonly onReady: (workflowId: string, status: IntakeStatus) => Promise<void>) {}
 
@@ -28,7 +45,16 @@ export class ShareIntake {
 
   status(workflowId: string): IntakeStatus {
     const list = this.shares.get(workflowId) ?? [];
-    return { workflowId, received: list.length, threshold: list[0]?.threshold ?? 0, keyId: list[0]?.keyId ?? '', ready: this.keys.has(workflowId) };
+    const rejected = this.rejected.get(workflowId) ?? [];
+    return {
+      workflowId,
+      received: list.length,
+      threshold: list[0]?.threshold ?? 0,
+      keyId: list[0]?.keyId ?? '',
+      ready: this.keys.has(workflowId),
+      signalled: this.signalled.has(workflowId),
+      ...(rejected.length ? { rejected } : {}),
+    };
   }
 
   async submit(workflowId: string, share: ShareFile): Promise<IntakeStatus> {
@@ -39,16 +65,63 @@ export class ShareIntake {
     const first = this.shares.get(workflowId)?.[0];
     if (first && first.keyId !== share.keyId) throw new Error(`this share belongs to key ${share.keyId}, earlier shares to ${first.keyId}`);
     const list = this.shares.get(workflowId) ?? [];
-    if (!list.some((s) => s.share === share.share)) list.push(share);
+    if (!this.keys.has(workflowId) && !list.some((s) => s.share === share.share)) list.push(share);
     this.shares.set(workflowId, list);
     if (!this.keys.has(workflowId) && list.length >= share.threshold) {
-      const { privateKey } = await reconstructFromSharesData(list);
-      this.keys.set(workflowId, privateKey);
-      const st = this.status(workflowId);
-      await this.onReady(workflowId, st);
-      return st;
+      const key = await this.rebuild(workflowId, list, share.threshold);
+      if (!key) {
+        throw new Error(
+          `the ${list.length} shares received do not rebuild key ${share.keyId}: at least one is corrupt or from another split; ` +
+            `they are kept, and the key is rebuilt from any ${share.threshold} good ones as soon as enough good shares are in: submit another custodian's share`,
+        );
+      }
+    }
+    // Ready but the restore was never told (Temporal was unreachable): tell it now.
+    if (this.keys.has(workflowId) && !this.signalled.has(workflowId)) {
+      try {
+        await this.onReady(workflowId, this.status(workflowId));
+        this.signalled.add(workflowId);
+      } catch (err) {
+        throw new Error(`key rebuilt, but the restore could not be told (${(err as Error).message}); submit any share again to retry`);
+      }
     }
     return this.status(workflowId);
+  }
+
+  /**
+   * Rebuilds the key from the shares received: all of them first, else every threshold-sized
+   * subset (bounded) until one rebuilds the right fingerprint. Shares that do not rebuild it with
+   * good ones are then dropped as corrupt and reported.
+   */
+  private async rebuild(workflowId: string, list: ShareFile[], threshold: number): Promise<Buffer | undefined> {
+    const attempt = async (shares: ShareFile[]) => (await reconstructFromSharesData(shares).catch(() => undefined))?.privateKey;
+    let key = await attempt(list);
+    let good: ShareFile[] = list;
+    if (!key) {
+      let tried = 0;
+      for (const subset of subsets(list, threshold)) {
+        if (++tried > MAX_SUBSETS) break;
+        key = await attempt(subset);
+        if (key) {
+          good = subset;
+          break;
+        }
+      }
+    }
+    if (!key) return undefined;
+    this.keys.set(workflowId, key);
+    const base = good.slice(0, threshold - 1);
+    const bad: ShareFile[] = [];
+    for (const s of list.filter((x) => !good.includes(x))) {
+      const k = await attempt([...base, s]);
+      if (k) k.fill(0);
+      else bad.push(s);
+    }
+    if (bad.length) {
+      this.shares.set(workflowId, list.filter((s) => !bad.includes(s)));
+      this.rejected.set(workflowId, bad.map((s) => ({ index: s.index, reason: `share ${s.index} of ${s.shares} does not rebuild key ${s.keyId} with the others: corrupt or from another split` })));
+    }
+    return key;
   }
 
   /** The rebuilt key for a workflow (a copy the caller zeroes), or undefined. */
@@ -63,5 +136,7 @@ export class ShareIntake {
     this.keys.delete(workflowId);
     this.shares.delete(workflowId);
     this.expected.delete(workflowId);
+    this.signalled.delete(workflowId);
+    this.rejected.delete(workflowId);
   }
 }
