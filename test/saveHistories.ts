@@ -5,14 +5,13 @@
 // codec key is per stack); workflow payloads carry ids and paths, never secret values.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Payload } from '@temporalio/common';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/connect';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import type { Config } from '../infra/config';
 import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
-import { stackSecrets } from './helpers/inspect';
+import { historyPayloads, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -25,15 +24,7 @@ export const HISTORY_DIR = path.join(PROJECT_ROOT, 'test', 'histories');
  */
 async function saveDecoded(client: Client, cfg: Config, h: WorkflowHandle, name: string, runId?: string): Promise<void> {
   const history = await client.workflow.getHandle(h.workflowId, runId).fetchHistory();
-  const payloads: Payload[] = [];
-  const walk = (node: unknown) => {
-    if (!node || typeof node !== 'object' || node instanceof Uint8Array) return;
-    if (Array.isArray(node)) return node.forEach(walk);
-    const o = node as Record<string, unknown>;
-    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
-    for (const v of Object.values(o)) walk(v);
-  };
-  walk(history.events);
+  const payloads = historyPayloads(history.events);
   const decoded = await new EncryptionCodec(loadKeyring(cfg.codec.keysFile)).decode(payloads);
   payloads.forEach((p, i) => {
     p.metadata = decoded[i]!.metadata;

@@ -48,17 +48,23 @@ export async function multipartUploads(s3: S3Client, bucket: string, prefix: str
 }
 
 /** Every payload anywhere in a history, decoded to text, plus the raw stored history as JSON. */
-export async function historyTexts(client: Client, cfg: Config, workflowId: string): Promise<{ decoded: string[]; raw: string; activityTypes: string[] }> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+/** Every payload object in a fetched history (the objects themselves, so a caller may rewrite them). */
+export function historyPayloads(events: unknown): Payload[] {
   const payloads: Payload[] = [];
   const walk = (node: unknown) => {
-    if (!node || typeof node !== 'object') return;
+    if (!node || typeof node !== 'object' || node instanceof Uint8Array) return;
     if (Array.isArray(node)) return node.forEach(walk);
     const o = node as Record<string, unknown>;
     if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
     for (const v of Object.values(o)) walk(v);
   };
-  walk(history.events);
+  walk(events);
+  return payloads;
+}
+
+export async function historyTexts(client: Client, cfg: Config, workflowId: string): Promise<{ decoded: string[]; raw: string; activityTypes: string[] }> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const payloads = historyPayloads(history.events);
   const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
   const decoded = await codec.decode(payloads);
   const activityTypes = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
