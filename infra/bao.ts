@@ -125,17 +125,6 @@ export class BaoClient {
     return auth ? this.authed(call) : call();
   }
 
-  /** LIST keys under a path; [] when the path does not exist. */
-  async list(path: string): Promise<string[]> {
-    try {
-      const body = (await this.authed(() => this.vault.list(path))) as { data?: { keys?: string[] } };
-      return body.data?.keys ?? [];
-    } catch (err) {
-      if (err instanceof BaoError && err.status === 404) return [];
-      throw err;
-    }
-  }
-
   /**
    * An authenticated GET over keep-alive fetch that answers every HTTP status with its body
    * (errors as { errors: [...] }); only a network failure throws. For callers that branch on the

@@ -50,7 +50,7 @@ export async function kvInventory(mount: string, access: KvAccess, concurrency =
 
   let paths = 0;
   let versions = 0;
-  const folders = [''];
+  const folders: string[] = [];
 
   /** Every page of one folder; leaves are counted, subfolders queued. */
   const walkDetailed = async (folder: string, first?: ApiAnswer) => {
@@ -92,17 +92,11 @@ export async function kvInventory(mount: string, access: KvAccess, concurrency =
     }
   };
 
-  let root: ApiAnswer | undefined = detailed ? probe : undefined;
+  // The probe is the root's first page when the detailed LIST is there.
+  await (detailed ? walkDetailed('', probe) : walkPerSecret(''));
   while (folders.length) {
     const batch = folders.splice(0, concurrency);
-    await Promise.all(
-      batch.map((f) => {
-        if (!detailed) return walkPerSecret(f);
-        const first = f === '' ? root : undefined;
-        root = undefined;
-        return walkDetailed(f, first);
-      }),
-    );
+    await Promise.all(batch.map((f) => (detailed ? walkDetailed(f) : walkPerSecret(f))));
   }
   return { mount, paths, versions, method: detailed ? 'detailed-list' : 'per-secret' };
 }

@@ -97,7 +97,8 @@ export class ShareIntake {
     const attempt = async (shares: ShareFile[]) => (await reconstructFromSharesData(shares).catch(() => undefined))?.privateKey;
     let key = await attempt(list);
     let good: ShareFile[] = list;
-    if (!key) {
+    // With exactly `threshold` shares the only subset is the list just tried.
+    if (!key && list.length > threshold) {
       let tried = 0;
       for (const subset of subsets(list, threshold)) {
         if (++tried > MAX_SUBSETS) break;
