@@ -4,7 +4,6 @@
 // Key material (validation key, unseal shares, validator credentials) is read from files on this
 // worker's host at the point of use; none of it enters workflow history.
 import { Readable, Transform } from 'node:stream';
-import * as fs from 'node:fs';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { backupObjectKeys, manifestProblem, type BackupManifest } from '../common/backup';
@@ -15,6 +14,7 @@ import { kvInventory } from '../infra/kvInventory';
 import { BackupFormatError, createDecryptor } from '../infra/backupFormat';
 import type { Config } from '../infra/config';
 import { readSecretFile } from '../infra/config';
+import { readSecretJson } from '../infra/secretFile';
 import { loadPrivateKeyFile } from '../infra/keys';
 import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
 import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
@@ -239,14 +239,10 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
         if (!info) throw fail('StagingMissing', `staging ${req.stagingId} is gone`, false);
         const file = cfg.restore.unsealSharesFile;
         if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.unsealSharesFile is not set: the restored cluster cannot be unsealed automatically');
-        let shares: string[];
-        try {
-          // `sys/init` answers keys_base64; `bao operator init -format=json` prints unseal_keys_b64.
-          const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys_base64?: string[]; unseal_keys_b64?: string[] };
-          shares = json.keys_base64 ?? json.unseal_keys_b64 ?? [];
-        } catch (err) {
-          throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        }
+        // `sys/init` answers keys_base64; `bao operator init -format=json` prints unseal_keys_b64.
+        // readSecretJson: the error names the file and the problem, never the shares.
+        const json = readSecretJson(file, (problem) => fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} is ${problem}`)) as { keys_base64?: string[]; unseal_keys_b64?: string[] } | null;
+        const shares = json?.keys_base64 ?? json?.unseal_keys_b64 ?? [];
         try {
           const restarted = await restartStaging(info);
           return { threshold: await unsealWithShares(restarted.address, shares) };

@@ -1,26 +1,59 @@
-// The one enum of failure types vault-dr raises. Workflows catch by `type`, never by message text.
+// The error catalog: every failure type vault-dr raises, whether Temporal retries it, the first
+// thing an operator does about it, and where the runbook explains it. The activity profiles'
+// non-retryable lists (workflows/profiles.ts), the default retryability of `failure()` and the
+// table in docs/runbooks/errors.md are all derived from this one object, so they cannot disagree.
+// Adding a type is one entry here. Workflow-safe: no Node built-ins.
+// Workflows catch by `type`, never by message text.
 import { ApplicationFailure } from '@temporalio/common';
 
-export const ErrorType = {
-  InvalidInput: 'InvalidInput',
-  ConfigInvalid: 'ConfigInvalid',
-  VaultUnreachable: 'VaultUnreachable',
-  VaultSealed: 'VaultSealed',
-  VaultAuthFailed: 'VaultAuthFailed',
-  StoreUnreachable: 'StoreUnreachable',
-  MailUnreachable: 'MailUnreachable',
-  VaultStandby: 'VaultStandby',
-  VaultRequestRejected: 'VaultRequestRejected',
-  BucketNotCompliant: 'BucketNotCompliant',
-  KeyMaterialMissing: 'KeyMaterialMissing',
-  SnapshotInvalid: 'SnapshotInvalid',
-  BackupCorrupt: 'BackupCorrupt',
-  BackupNotFound: 'BackupNotFound',
-  VerificationFailed: 'VerificationFailed',
-} as const;
-export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+export interface ErrorInfo {
+  /** Temporal retries the activity (within its profile's attempts). */
+  retryable: boolean;
+  /** One line for the operator: what to do first. */
+  firstResponse: string;
+  /** Where the runbook explains it: `<file in docs/runbooks>#<heading anchor>`. */
+  runbook: string;
+}
 
-/** A typed failure for activities to throw; non-retryable unless said otherwise. */
-export function failure(type: string, message: string, nonRetryable = true): ApplicationFailure {
+export const ERROR_CATALOG = {
+  InvalidInput: { retryable: false, firstResponse: 'fix the field the message names and start the workflow again', runbook: 'errors.md#invalidinput' },
+  ConfigInvalid: { retryable: false, firstResponse: 'fix the worker setting or secret file the message names (path and field), then run the workflow again', runbook: 'errors.md#configinvalid' },
+  VaultUnreachable: { retryable: true, firstResponse: '`bao status` against `vault.address`; OpenBao logs; network between worker and OpenBao', runbook: 'backup.md#writecanary' },
+  VaultSealed: { retryable: false, firstResponse: 'unseal (health-check runbook); if sealed on purpose, not without the incident lead', runbook: 'backup.md#writecanary' },
+  VaultAuthFailed: { retryable: false, firstResponse: 're-issue the AppRole secret-id or re-apply the worker policy', runbook: 'backup.md#writecanary' },
+  VaultRequestRejected: { retryable: false, firstResponse: "read OpenBao's answer in the message; check `backup.kvMount` and `backup.canaryPath`", runbook: 'backup.md#writecanary' },
+  VaultStandby: { retryable: true, firstResponse: 'point `vault.address` at the active node or a load balancer that routes only to it', runbook: 'backup.md#snapshottostore' },
+  StoreUnreachable: { retryable: true, firstResponse: '`npx vaultdr health` (object store check), then run again', runbook: 'restore.md#verifybackupbeforerestore' },
+  MailUnreachable: { retryable: true, firstResponse: '`npx vaultdr health` (mail relay check); check `smtp.host`/`smtp.port`', runbook: 'health-check.md#checking-mail-relay' },
+  BucketNotCompliant: { retryable: false, firstResponse: 'enable the setting the message names on the bucket, or remove the requirement only if the store cannot do it', runbook: 'backup.md#ensurebackupbucket' },
+  KeyMaterialMissing: { retryable: false, firstResponse: "fix the worker's key or share configuration; never make new keys while old backups need the old shares", runbook: 'backup.md#snapshottostore' },
+  SnapshotInvalid: { retryable: true, firstResponse: 'OpenBao logs and disk; take and inspect a snapshot by hand', runbook: 'backup.md#snapshottostore' },
+  BackupCorrupt: { retryable: false, firstResponse: 'treat as a storage fault or tampering; keep the object; validate the previous backup', runbook: 'backup.md#verifyuploadedbackup' },
+  BackupNotFound: { retryable: false, firstResponse: '`npx vaultdr backup list`; check that backups run and nothing else deletes in `backups/`', runbook: 'restore.md#selectbackup' },
+  VerificationFailed: { retryable: false, firstResponse: 'do not trust this backup until the difference named in the message is explained', runbook: 'restore.md#verifyrestoredsecrets' },
+  StagingMissing: { retryable: true, firstResponse: 'run the restore again; keep restore steps on one host', runbook: 'restore.md#restoresnapshot' },
+  RestoreRejected: { retryable: true, firstResponse: "read OpenBao's reason in the message; compare `restore.baoBinary`'s version with the manifest", runbook: 'restore.md#restoresnapshot' },
+  UnsealFailed: { retryable: false, firstResponse: "make `restore.unsealSharesFile` hold the backed-up cluster's shares as of the backup", runbook: 'restore.md#unsealtarget' },
+  RestoreRefused: { retryable: false, firstResponse: 'nothing for the target; start a new restore if the reason allows', runbook: 'restore.md#awaitapproval' },
+  ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
+} as const satisfies Record<string, ErrorInfo>;
+
+export type ErrorType = keyof typeof ERROR_CATALOG;
+
+/** `ErrorType.BackupCorrupt === 'BackupCorrupt'`, for each catalog entry. */
+export const ErrorType = Object.fromEntries(Object.keys(ERROR_CATALOG).map((k) => [k, k])) as { readonly [K in ErrorType]: K };
+
+export function isErrorType(type: string): type is ErrorType {
+  return Object.prototype.hasOwnProperty.call(ERROR_CATALOG, type);
+}
+
+/** The types Temporal must never retry: every activity profile lists them. */
+export const NON_RETRYABLE_ERROR_TYPES: readonly ErrorType[] = (Object.keys(ERROR_CATALOG) as ErrorType[]).filter((t) => !ERROR_CATALOG[t].retryable);
+
+/**
+ * A typed failure for activities to throw. Retryability comes from the catalog; pass
+ * `nonRetryable` only where it agrees with it (test/errorCatalog.test.ts checks every call).
+ */
+export function failure(type: ErrorType, message: string, nonRetryable: boolean = !ERROR_CATALOG[type].retryable): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable });
 }

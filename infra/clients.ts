@@ -1,21 +1,18 @@
 // Builds the real clients from a parsed Config. Only workers/ and client/ call these;
 // activities receive the built clients through their factories.
-import * as fs from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
 import nodemailer from 'nodemailer';
 import { BaoClient } from './bao';
 import { ConfigError, type Config } from './config';
+import { asObject, readSecretJson } from './secretFile';
 
 export function buildS3Client(cfg: Config['s3']): S3Client {
   let credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
   if (cfg.credentialsFile) {
-    try {
-      const json = JSON.parse(fs.readFileSync(cfg.credentialsFile, 'utf8')) as Record<string, unknown>;
-      if (typeof json.accessKeyId !== 'string' || typeof json.secretAccessKey !== 'string') throw new Error('expected accessKeyId and secretAccessKey');
-      credentials = { accessKeyId: json.accessKeyId, secretAccessKey: json.secretAccessKey };
-    } catch (err) {
-      throw new ConfigError(`config: s3.credentialsFile ${cfg.credentialsFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const file = cfg.credentialsFile;
+    const json = asObject(readSecretJson(file, (problem) => new ConfigError(`config: s3.credentialsFile ${file} is ${problem}`)));
+    if (typeof json?.accessKeyId !== 'string' || typeof json.secretAccessKey !== 'string') throw new ConfigError(`config: s3.credentialsFile ${file}: expected "accessKeyId" and "secretAccessKey" strings`);
+    credentials = { accessKeyId: json.accessKeyId, secretAccessKey: json.secretAccessKey };
   }
   return new S3Client({
     endpoint: cfg.endpoint,

@@ -3,9 +3,10 @@
 // a new key and making it current; old keys stay in the keyring until no history needs them.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
+import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ConfigError } from './config';
+import { asObject, readSecretJson } from './secretFile';
 
 export const ENCODING = 'binary/encrypted';
 const KEY_ID_KEY = 'encryption-key-id';
@@ -18,24 +19,21 @@ export interface Keyring {
   keys: Map<string, Buffer>;
 }
 
-/** Parses a keyring file: {"current": "k1", "keys": {"k1": "<base64 of 32 bytes>"}}. */
+/** Parses a keyring file: {"current": "k1", "keys": {"k1": "<base64 of 32 bytes>"}}. Errors never quote the file. */
 export function loadKeyring(file: string): Keyring {
-  let json: { current?: unknown; keys?: unknown };
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof json;
-  } catch (err) {
-    throw new ConfigError(`config: codec keyring ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (typeof json.current !== 'string' || typeof json.keys !== 'object' || json.keys === null) {
+  const json = asObject(readSecretJson(file, (problem) => new ConfigError(`config: codec keyring ${file} is ${problem}`)));
+  const entries = asObject(json?.keys);
+  if (!json || typeof json.current !== 'string' || !entries) {
     throw new ConfigError(`config: codec keyring ${file}: expected {"current": string, "keys": {id: base64}}`);
   }
   const keys = new Map<string, Buffer>();
-  for (const [id, b64] of Object.entries(json.keys as Record<string, unknown>)) {
+  Object.entries(entries).forEach(([id, b64], i) => {
     const key = typeof b64 === 'string' ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
-    if (key.length !== 32) throw new ConfigError(`config: codec keyring ${file}: key "${id}" must be 32 bytes of base64`);
+    // Entries are named by position: a mistake could have put key material where an id belongs.
+    if (key.length !== 32) throw new ConfigError(`config: codec keyring ${file}: key #${i + 1} in "keys" must be 32 bytes of base64`);
     keys.set(id, key);
-  }
-  if (!keys.has(json.current)) throw new ConfigError(`config: codec keyring ${file}: current key "${json.current}" is not in keys`);
+  });
+  if (!keys.has(json.current)) throw new ConfigError(`config: codec keyring ${file}: "current" names no key in "keys"`);
   return { current: json.current, keys };
 }
 
@@ -87,4 +85,15 @@ export class EncryptionCodec implements PayloadCodec {
       return temporal.api.common.v1.Payload.decode(plain);
     });
   }
+}
+
+/** The compiled common/failureConverter.js: bundleWorkflowCode needs it too when a bundle is built ahead. */
+export const FAILURE_CONVERTER_PATH = require.resolve('../common/failureConverter');
+
+/**
+ * The data converter for every worker and client: payloads through the codec, and failures'
+ * messages and stack traces encoded (then encrypted by the same codec) instead of stored in plaintext.
+ */
+export function dataConverter(codec: PayloadCodec): DataConverter {
+  return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
 }

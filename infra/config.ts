@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { ErrorType, failure } from '../common/errors';
+import { jsonProblem, readProblem } from './secretFile';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 // Mail addresses as SMTP accepts them (local hosts such as ops@localhost included).
@@ -242,10 +244,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     }
     try {
       const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('top level must be an object');
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object at the top level');
       raw = parsed as Record<string, unknown>;
     } catch (err) {
-      throw new ConfigError(`config: ${file} is not valid JSON: ${(err as Error).message}`);
+      // jsonProblem: JSON.parse would quote the file's first characters, and a mistake can put a secret there.
+      throw new ConfigError(`config: ${file} is ${err instanceof SyntaxError ? jsonProblem(err) : (err as Error).message}`);
     }
     // Relative paths inside the file are relative to the file, so the stack's file works from anywhere.
     resolveFilePaths(raw, path.dirname(file));
@@ -285,14 +288,18 @@ function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   }
 }
 
-/** Reads a one-value secret file (trimmed); error names the file, never the content. */
+/**
+ * Reads a one-value secret file (trimmed) at the point of use, inside an activity. A missing,
+ * unreadable or empty file is a configuration fault that a retry cannot mend, so it is a
+ * non-retryable `ConfigInvalid` naming the setting and the path; never the content.
+ */
 export function readSecretFile(file: string, what: string): string {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(`config: cannot read ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw failure(ErrorType.ConfigInvalid, `config: ${what} file ${file} is ${readProblem(err)}`);
   }
-  if (!text) throw new ConfigError(`config: ${what} file ${file} is empty`);
+  if (!text) throw failure(ErrorType.ConfigInvalid, `config: ${what} file ${file} is empty`);
   return text;
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { combine, split } from 'shamir-secret-sharing';
 import { generateKeyPair, keyIdOfPrivate, type Recipient } from './keys';
+import { asObject, readSecretJson } from './secretFile';
 
 export interface ShareFile {
   format: 'vault-dr-share/1';
@@ -63,14 +64,22 @@ export async function initKeys(opts: { outDir: string; shares: number; threshold
   return { recipientsFile, shareFiles, validationKeyFile: opts.validationKeyFile, escrowKeyId: escrow.keyId, validationKeyId };
 }
 
+/**
+ * The shape of a share file. Checking that `keyId` is a key id (a public fingerprint) makes it safe
+ * to name in errors: a share pasted into the wrong field never reaches a message.
+ */
+export function isShareFile(v: unknown): v is ShareFile {
+  const s = asObject(v);
+  return (
+    s !== undefined && s.format === 'vault-dr-share/1' && typeof s.share === 'string' && typeof s.keyId === 'string' && /^x25519:[0-9a-f]{24}$/.test(s.keyId) &&
+    Number.isInteger(s.threshold) && (s.threshold as number) >= 2
+  );
+}
+
+/** Reads a custodian share file; errors name the file and the problem, never its content. */
 export function readShareFile(file: string): ShareFile {
-  let json: ShareFile;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as ShareFile;
-  } catch (err) {
-    throw new Error(`share file ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (json.format !== 'vault-dr-share/1' || typeof json.share !== 'string') throw new Error(`${file} is not a vault-dr share file`);
+  const json = readSecretJson(file, (problem) => new Error(`share file ${file} is ${problem}`));
+  if (!isShareFile(json)) throw new Error(`${file} is not a vault-dr share file`);
   return json;
 }
 

@@ -5,7 +5,7 @@
 // (shamir-secret-sharing, independently audited), the validation private key on the host that
 // runs restore validation.
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
+import { asObject, readSecretJson } from './secretFile';
 
 export const WRAP_ALG = 'X25519-HKDF-SHA256-A256GCM';
 const WRAP_INFO = Buffer.from('vault-dr backup data key wrap v1');
@@ -119,31 +119,30 @@ export function unwrapDataKey(stanzas: WrappedKey[], privateKey: Buffer): Buffer
 
 /** Recipients file: {"recipients": [{"keyId", "role", "publicKey"}]} — public keys only. */
 export function loadRecipients(file: string): Recipient[] {
-  let json: { recipients?: Recipient[] };
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof json;
-  } catch (err) {
-    throw new KeyError(`recipients file ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const list = json.recipients ?? [];
-  if (list.length === 0) throw new KeyError(`recipients file ${file} lists no recipients`);
-  for (const r of list) {
-    if (keyIdOf(Buffer.from(r.publicKey ?? '', 'base64')) !== r.keyId) throw new KeyError(`recipients file ${file}: ${r.keyId}: key id does not match its public key`);
-  }
-  if (!list.some((r) => r.role === 'escrow')) throw new KeyError(`recipients file ${file} has no escrow recipient: backups would not be recoverable without the validation host`);
-  return list;
+  const json = asObject(readSecretJson(file, (problem) => new KeyError(`recipients file ${file} is ${problem}`)));
+  const list = json?.recipients;
+  if (json === undefined || (list !== undefined && !Array.isArray(list))) throw new KeyError(`recipients file ${file}: expected {"recipients": [{"keyId", "role", "publicKey"}]}`);
+  const recipients = (list ?? []) as Recipient[];
+  if (recipients.length === 0) throw new KeyError(`recipients file ${file} lists no recipients`);
+  recipients.forEach((r, i) => {
+    if (typeof r?.keyId !== 'string' || typeof r.publicKey !== 'string') throw new KeyError(`recipients file ${file}: recipient #${i + 1} needs a "keyId" and a "publicKey" string`);
+    // Key ids are fingerprints of public keys, safe to name; the file's other content is not echoed.
+    if (keyIdOf(Buffer.from(r.publicKey, 'base64')) !== r.keyId) throw new KeyError(`recipients file ${file}: recipient #${i + 1}: key id does not match its public key`);
+  });
+  if (!recipients.some((r) => r.role === 'escrow')) throw new KeyError(`recipients file ${file} has no escrow recipient: backups would not be recoverable without the validation host`);
+  return recipients;
 }
 
-/** A private key file (validation key): {"keyId", "privateKey": base64}. */
+/** A private key file (validation key): {"keyId", "privateKey": base64}. Errors never quote the file. */
 export function loadPrivateKeyFile(file: string): Buffer {
-  let json: { keyId?: string; privateKey?: string };
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof json;
-  } catch (err) {
-    throw new KeyError(`private key file ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  const json = asObject(readSecretJson(file, (problem) => new KeyError(`private key file ${file} is ${problem}`)));
+  if (!json) throw new KeyError(`private key file ${file}: expected {"keyId", "privateKey"}`);
+  if (typeof json.privateKey !== 'string') throw new KeyError(`private key file ${file}: "privateKey" is missing or not a string`);
+  const raw = Buffer.from(json.privateKey, 'base64');
+  if (raw.length !== 32) throw new KeyError(`private key file ${file}: "privateKey" is not a 32-byte X25519 key in base64`);
+  if (json.keyId !== undefined && keyIdOfPrivate(raw) !== json.keyId) {
+    raw.fill(0);
+    throw new KeyError(`private key file ${file}: "privateKey" does not match "keyId"`);
   }
-  const raw = Buffer.from(json.privateKey ?? '', 'base64');
-  if (raw.length !== 32) throw new KeyError(`private key file ${file}: expected a 32-byte X25519 key`);
-  if (json.keyId && keyIdOfPrivate(raw) !== json.keyId) throw new KeyError(`private key file ${file}: key does not match its key id ${json.keyId}`);
   return raw;
 }

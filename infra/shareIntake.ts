@@ -3,7 +3,7 @@
 // through Temporal. When the threshold is reached the worker rebuilds the key in memory, checks its
 // fingerprint against the backup's recipients, and signals the workflow — with counts only.
 import type { ShareFile } from './escrow';
-import { reconstructFromSharesData } from './escrow';
+import { isShareFile, reconstructFromSharesData } from './escrow';
 
 export interface IntakeStatus {
   workflowId: string;
@@ -60,7 +60,8 @@ export class ShareIntake {
   async submit(workflowId: string, share: ShareFile): Promise<IntakeStatus> {
     const expected = this.expected.get(workflowId);
     if (!expected) throw new Error(`no restore ${workflowId} is waiting for custodian shares on this worker`);
-    if (share.format !== 'vault-dr-share/1' || typeof share.share !== 'string') throw new Error('not a vault-dr share file');
+    // isShareFile also checks keyId is a fingerprint, so the messages below never echo other content.
+    if (!isShareFile(share)) throw new Error('not a vault-dr share file');
     if (!expected.includes(share.keyId)) throw new Error(`this share belongs to key ${share.keyId}; the backup is encrypted for ${expected.join(', ')}`);
     const first = this.shares.get(workflowId)?.[0];
     if (first && first.keyId !== share.keyId) throw new Error(`this share belongs to key ${share.keyId}, earlier shares to ${first.keyId}`);

@@ -50,10 +50,10 @@ describe('payload codec', () => {
     assert.deepEqual(out, payload);
   });
 
-  it('rejects a keyring whose key is not 32 bytes, naming the key', () => {
+  it('rejects a keyring whose key is not 32 bytes, naming the key by position', () => {
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-kr-')), 'keys.json');
     fs.writeFileSync(f, JSON.stringify({ current: 'a', keys: { a: Buffer.alloc(16).toString('base64') } }));
-    assert.throws(() => loadKeyring(f), /key "a" must be 32 bytes/);
+    assert.throws(() => loadKeyring(f), /key #1 in "keys" must be 32 bytes/);
   });
 });
 

@@ -1,17 +1,22 @@
 // Named timeout/retry profiles for activities. Workflow-safe.
+// Every profile lists the catalog's non-retryable types (common/errors.ts), so a failure of such a
+// type is never retried, whichever way the code that raised it set its own flag.
 import type { ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE_ERROR_TYPES } from '../common/errors';
+
+const nonRetryableErrorTypes = [...NON_RETRYABLE_ERROR_TYPES];
 
 /** Quick probes and metadata calls. */
 export const SHORT_IO: ActivityOptions = {
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidInput', 'ConfigInvalid'] },
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3, nonRetryableErrorTypes },
 };
 
 /** Streaming transfers (snapshot → S3, S3 → verify): heartbeat so a dead worker is noticed fast. */
 export const TRANSFER: ActivityOptions = {
   startToCloseTimeout: '4h',
   heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8, nonRetryableErrorTypes },
 };
 
 /**
@@ -22,18 +27,18 @@ export const TRANSFER: ActivityOptions = {
 export const STORE_IO: ActivityOptions = {
   startToCloseTimeout: '2m',
   heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
 };
 
 /** Alerts: keep trying for a while, each attempt bounded. */
 export const ALERT: ActivityOptions = {
   startToCloseTimeout: '1m',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 },
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6, nonRetryableErrorTypes },
 };
 
 /** Staging server steps (start, unseal, check, tear down): heartbeat, so a killed worker costs 20 s, not the 5 min timeout. */
 export const STAGING: ActivityOptions = {
   startToCloseTimeout: '5m',
   heartbeatTimeout: '20s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
 };
