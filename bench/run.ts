@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { backupActivities } from '../activities/backup';
-import { EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/codec';
 import { buildClients } from '../infra/clients';
 import { loadConfig, type Config } from '../infra/config';
 import { initKeys } from '../infra/escrow';
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
     const baoEnv = { ...process.env, BAO_ADDR: vault.address, BAO_TOKEN: fs.readFileSync(vault.tokenFile, 'utf8').trim() };
 
     const connection = await Connection.connect({ address: cfg.temporal.address });
-    const client = new Client({ connection, namespace: cfg.temporal.namespace, dataConverter: { payloadCodecs: [new EncryptionCodec(loadKeyring(cfg.codec.keysFile))] } });
+    const client = new Client({ connection, namespace: cfg.temporal.namespace, dataConverter: dataConverter(new EncryptionCodec(loadKeyring(cfg.codec.keysFile))) });
     let seq = 0;
     const backupId = () => `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-bench${String(++seq).padStart(3, '0')}`;
 

@@ -2,7 +2,7 @@
 // input the CLI sends is encrypted before it reaches the server.
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../infra/config';
-import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/codec';
 
 export async function connectClient(cfg: Config): Promise<Client> {
   let connection: Connection;
@@ -14,6 +14,6 @@ export async function connectClient(cfg: Config): Promise<Client> {
   return new Client({
     connection,
     namespace: cfg.temporal.namespace,
-    dataConverter: { payloadCodecs: [new EncryptionCodec(loadKeyring(cfg.codec.keysFile))] },
+    dataConverter: dataConverter(new EncryptionCodec(loadKeyring(cfg.codec.keysFile))),
   });
 }

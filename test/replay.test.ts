@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../infra/codec';
 import { workflowsPath } from '../workers/worker';
 import { PROJECT_ROOT } from './helpers/stack';
 
@@ -16,7 +17,7 @@ describe('workflow replay of recorded histories', function () {
   this.timeout(120_000);
   let workflowBundle: WorkflowBundleWithSourceMap;
   before(async () => {
-    workflowBundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+    workflowBundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('ERROR') });
   });
   const load = (f: string) => temporal.api.history.v1.History.decode(fs.readFileSync(path.join(HISTORY_DIR, f)));
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../infra/config';
 import { buildClients, type Clients } from '../infra/clients';
-import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/codec';
 import { channelSecretStore, createActivities } from '../activities';
 import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
 import { connectClient } from '../client/connect';
@@ -53,7 +53,7 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
     taskQueue: cfg.temporal.taskQueue,
     ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }),
     activities: wrapActivities(createActivities(cfg, clients, intake, channelSecrets)),
-    dataConverter: { payloadCodecs: [codec] },
+    dataConverter: dataConverter(codec),
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     ...overrides,
   });

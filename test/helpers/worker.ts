@@ -1,6 +1,7 @@
 // Test support: a real in-process vault-dr worker against the local stack, for one test's duration.
 // The workflow bundle is built once per mocha run (bundling takes about a second).
 import { Runtime, DefaultLogger, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../../infra/codec';
 import type { Config } from '../../infra/config';
 import { buildWorker, workflowsPath, type Activities, type BuiltWorker } from '../../workers/worker';
 
@@ -13,7 +14,7 @@ export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Pro
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
-  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('ERROR') });
   const built = await buildWorker(cfg, { workflowBundle: await bundle }, wrapActivities);
   const { worker, connection } = built;
   try {
