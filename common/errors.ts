@@ -24,7 +24,6 @@ export const ERROR_CATALOG = {
   VaultRequestRejected: { retryable: false, firstResponse: "read OpenBao's answer in the message; check `backup.kvMount` and `backup.canaryPath`", runbook: 'backup.md#writecanary' },
   VaultStandby: { retryable: true, firstResponse: 'point `vault.address` at the active node or a load balancer that routes only to it', runbook: 'backup.md#snapshottostore' },
   StoreUnreachable: { retryable: true, firstResponse: '`npx vaultdr health` (object store check), then run again', runbook: 'restore.md#verifybackupbeforerestore' },
-  MailUnreachable: { retryable: true, firstResponse: '`npx vaultdr health` (mail relay check); check `smtp.host`/`smtp.port`', runbook: 'health-check.md#checking-mail-relay' },
   BucketNotCompliant: { retryable: false, firstResponse: 'enable the setting the message names on the bucket, or remove the requirement only if the store cannot do it', runbook: 'backup.md#ensurebackupbucket' },
   KeyMaterialMissing: { retryable: false, firstResponse: "fix the worker's key or share configuration; never make new keys while old backups need the old shares", runbook: 'backup.md#snapshottostore' },
   SnapshotInvalid: { retryable: true, firstResponse: 'OpenBao logs and disk; take and inspect a snapshot by hand', runbook: 'backup.md#snapshottostore' },
