@@ -20,13 +20,21 @@ import { createCodecServer, readTokensFile } from '../infra/codecServer';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { initKeys } from '../infra/escrow';
 import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
-import { rootToken, stackDir } from '../stack/stack';
+import { stackDir } from '../stack/stack';
 import { toolPaths } from '../stack/tools';
 import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, vaultdrAsync, listKeys, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A section of docs/runbooks/restore.md, from its heading to the next one given. */
+function runbookSection(from: string, to: string): string {
+  const doc = fs.readFileSync(path.join(PROJECT_ROOT, 'docs', 'runbooks', 'restore.md'), 'utf8');
+  const a = doc.indexOf(from);
+  assert.ok(a >= 0, `restore.md has no "${from}"`);
+  return doc.slice(a, doc.indexOf(to, a));
+}
 
 describe('restoreVault workflow (real stack)', function () {
   this.timeout(600_000);
@@ -319,7 +327,7 @@ describe('restoreVault workflow (real stack)', function () {
     }
   });
 
-  it('follows the offline runbook: decrypt with 3 custodian shares, no Temporal, restore with plain bao, unseal, read the canary', async () => {
+  it('follows the offline runbook: decrypt with 3 custodian shares, no Temporal, restore with plain bao, unseal, generate a root token from the unseal shares, read the canary', async () => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-offline-'));
     const m = await manifestOf(backup.backupId);
     fs.writeFileSync(path.join(work, 'manifest.json'), JSON.stringify(m));
@@ -342,11 +350,31 @@ describe('restoreVault workflow (real stack)', function () {
       const token = (JSON.parse(fs.readFileSync(path.join(staging.dir, 'init.json'), 'utf8')) as { root_token: string }).root_token;
       const restored = spawnSync(toolPaths().bao, ['operator', 'raft', 'snapshot', 'restore', '-force', out], { env: { PATH: process.env.PATH, BAO_ADDR: staging.address, BAO_TOKEN: token }, encoding: 'utf8' });
       assert.equal(restored.status, 0, restored.stderr);
+      // Step 8 of the runbook, exactly as written there: its listener line, then its shell blocks.
+      const step8 = runbookSection('### 8. Verify', '### 9.');
+      const listenerLine = /```hcl\n([^\n]+)\n```/.exec(step8)![1]!;
+      const [ceremony, verify] = [...step8.matchAll(/```sh\n([\s\S]*?)```/g)].map((b) => b[1]!);
+      assert.ok(ceremony && verify, 'step 8 must have the root-token block and the verify block');
+      // "add the line before the restart of step 6": into the target's listener "tcp" stanza.
+      const hcl = path.join(staging.dir, 'staging.hcl');
+      fs.writeFileSync(hcl, fs.readFileSync(hcl, 'utf8').replace(/listener "tcp" \{\n/, (l) => `${l}${listenerLine}\n`));
       const again = await restartStaging(staging);
       const shares = (JSON.parse(fs.readFileSync(path.join(stackDir(), 'openbao', 'init.json'), 'utf8')) as { keys_base64: string[] }).keys_base64;
       assert.equal(await unsealWithShares(again.address, shares.slice(2)), 3);
-      const canary = await stagingApi(again.address, 'GET', 'secret/data/vault-dr/canary', rootToken());
-      assert.equal(canary.json.data.data.marker, m.canary.marker);
+      // No token from anywhere: BAO_TOKEN unset; three key holders type their shares at the prompt.
+      const run = spawnSync('bash', ['-e', '-o', 'pipefail', '-c', `${ceremony}\n${verify}\nbao token revoke -self`], {
+        cwd: work,
+        input: shares.slice(0, 3).join('\n') + '\n',
+        env: { PATH: `${path.dirname(toolPaths().bao)}:${path.dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME, BAO_ADDR: again.address },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(run.status, 0, `step 8 failed: ${run.stderr}`);
+      // `bao kv get -field=marker` and `jq -r .canary.marker manifest.json`: the same marker twice.
+      assert.equal(run.stdout.split(m.canary.marker).length - 1, 2, run.stdout);
+      for (const share of shares) assert.ok(!run.stdout.includes(share) && !run.stderr.includes(share), 'a share was echoed');
+      // The generated token was revoked at the end, as the runbook says.
+      assert.match(run.stdout, /Success! Revoked token/);
     } finally {
       await stopStaging(root, stagingId);
       fs.rmSync(work, { recursive: true, force: true });
