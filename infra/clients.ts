@@ -2,7 +2,7 @@
 // activities receive the built clients through their factories.
 import * as fs from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { BaoClient } from './bao';
 import { ConfigError, type Config } from './config';
 
@@ -27,7 +27,7 @@ export function buildS3Client(cfg: Config['s3']): S3Client {
   });
 }
 
-export type MailTransport = nodemailer.Transporter;
+export type MailTransport = Transporter;
 
 export function buildMailTransport(cfg: Config['smtp']): MailTransport {
   return nodemailer.createTransport({
