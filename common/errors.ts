@@ -6,6 +6,7 @@ export const ErrorType = {
   ConfigInvalid: 'ConfigInvalid',
   VaultUnreachable: 'VaultUnreachable',
   VaultSealed: 'VaultSealed',
+  VaultUnavailable: 'VaultUnavailable',
   VaultAuthFailed: 'VaultAuthFailed',
   StoreUnreachable: 'StoreUnreachable',
   MailUnreachable: 'MailUnreachable',
