@@ -497,7 +497,10 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
 export function vaultFailure(err: unknown, what: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = err as BaoError;
-  if (e instanceof BaoError && e.status === 503) return fail(ErrorType.VaultSealed, `${what}: OpenBao is sealed or unavailable: ${e.message}`, true);
+  // 503 is also a load balancer with no server behind it (a failover in progress): only what
+  // sys/seal-status says (the client asks on every 503) makes it a sealed Vault nobody can retry past.
+  if (e instanceof BaoError && e.status === 503 && e.sealed === true) return fail(ErrorType.VaultSealed, `${what}: OpenBao is sealed: ${e.message}`, true);
+  if (e instanceof BaoError && e.status === 503) return fail(ErrorType.VaultUnavailable, `${what}: OpenBao is unavailable (not sealed): ${e.message}`, false);
   if (e instanceof BaoError && e.status === 403) return fail(ErrorType.VaultAuthFailed, `${what}: permission denied: ${e.message}`, true);
   if (e instanceof BaoError && e.status === 0) return fail(ErrorType.VaultUnreachable, `${what}: ${e.message}`, false);
   // 4xx other than 403: the request itself is wrong (missing mount, bad path); retrying cannot help.

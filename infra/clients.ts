@@ -1,7 +1,7 @@
 // Builds the real clients from a parsed Config. Only workers/ and client/ call these;
 // activities receive the built clients through their factories.
 import { S3Client } from '@aws-sdk/client-s3';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { BaoClient } from './bao';
 import { ConfigError, type Config } from './config';
 import { asObject, readSecretJson } from './secretFile';
@@ -24,7 +24,7 @@ export function buildS3Client(cfg: Config['s3']): S3Client {
   });
 }
 
-export type MailTransport = nodemailer.Transporter;
+export type MailTransport = Transporter;
 
 export function buildMailTransport(cfg: Config['smtp']): MailTransport {
   return nodemailer.createTransport({

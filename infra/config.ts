@@ -33,6 +33,8 @@ export const ConfigSchema = z
         tokenFile: z.string().optional(),
         approleMount: z.string().default('approle'),
         requestTimeoutMs: z.number().int().positive().default(10_000),
+        /** PEM file of the CA that signed OpenBao's TLS certificate (replaces the system roots for OpenBao). */
+        caFile: z.string().optional(),
       })
       .strict()
       .default({})
@@ -165,6 +167,7 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_VAULT_ROLE_ID_FILE: { path: ['vault', 'roleIdFile'], kind: 'string' },
   VAULTDR_VAULT_SECRET_ID_FILE: { path: ['vault', 'secretIdFile'], kind: 'string' },
   VAULTDR_VAULT_TOKEN_FILE: { path: ['vault', 'tokenFile'], kind: 'string' },
+  VAULTDR_VAULT_CA_FILE: { path: ['vault', 'caFile'], kind: 'string' },
   VAULTDR_S3_ENDPOINT: { path: ['s3', 'endpoint'], kind: 'string' },
   VAULTDR_S3_REGION: { path: ['s3', 'region'], kind: 'string' },
   VAULTDR_S3_BUCKET: { path: ['s3', 'bucket'], kind: 'string' },

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what vault-dr needs on this machine and builds it; each step is skipped when done.
+# Node.js 22+ (scripts/node.sh), the
 # Node packages (npm ci when node_modules is missing or older than package-lock.json), the
 # TypeScript build, and Debian's docker-compose (used only to validate docker-compose.yml).
 # The servers themselves (Temporal, OpenBao, SeaweedFS, Mailpit) are installed by `stack up`
 # into ~/.cache/vault-dr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Node.js 22+ (installed into ~/.cache/vault-dr when the machine's node is older).
+. scripts/node.sh
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "deps: npm ci"

@@ -4,7 +4,8 @@
 # the local OpenBao into S3 through Temporal, verified after upload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+# Node.js 22+ first on PATH for everything below (installed into ~/.cache/vault-dr when missing).
+. scripts/node.sh
 bash scripts/ensure-deps.sh --monitoring
 node bin/stack.js up
 node bin/stack.js worker-start

@@ -3,7 +3,8 @@
 # bring the real local stack up, run every mocha test against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+# Node.js 22+ first on PATH for everything below (installed into ~/.cache/vault-dr when missing).
+. scripts/node.sh
 start=$(date +%s)
 bash scripts/ensure-deps.sh --test-tools --bench-tools
 echo "test: lint"
