@@ -248,7 +248,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
           throw fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
         try {
-          const restarted = await restartStaging(info);
+          const restarted = await restartStaging(info, cfg.restore.baoBinary);
           return { threshold: await unsealWithShares(restarted.address, shares) };
         } catch (err) {
           throw fail('UnsealFailed', `cannot unseal the restored staging cluster: ${(err as Error).message}`);
@@ -295,7 +295,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       if (!deps.intake) throw fail(ErrorType.KeyMaterialMissing, 'this worker has no share intake');
       const m = await manifestOf(req.backupId);
       deps.intake.open(currentWorkflowId(), m.encryption.recipients);
-      return { recipients: m.encryption.recipients, endpoint: `http://${cfg.codec.listen}/shares/` };
+      return { recipients: m.encryption.recipients, endpoint: `http://${cfg.restore.shareIntakeListen}/shares/` };
     },
 
     /** Forgets the shares and the rebuilt key of a restore (runs on success and on failure). */
