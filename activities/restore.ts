@@ -244,7 +244,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
         const json = readSecretJson(file, (problem) => fail(ErrorType.KeyMaterialMissing, `restore.unsealSharesFile ${file} is ${problem}`)) as { keys_base64?: string[]; unseal_keys_b64?: string[] } | null;
         const shares = json?.keys_base64 ?? json?.unseal_keys_b64 ?? [];
         try {
-          const restarted = await restartStaging(info);
+          const restarted = await restartStaging(info, cfg.restore.baoBinary);
           return { threshold: await unsealWithShares(restarted.address, shares) };
         } catch (err) {
           throw fail('UnsealFailed', `cannot unseal the restored staging cluster: ${(err as Error).message}`);
@@ -291,7 +291,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       if (!deps.intake) throw fail(ErrorType.KeyMaterialMissing, 'this worker has no share intake');
       const m = await manifestOf(req.backupId);
       deps.intake.open(currentWorkflowId(), m.encryption.recipients);
-      return { recipients: m.encryption.recipients, endpoint: `http://${cfg.codec.listen}/shares/` };
+      return { recipients: m.encryption.recipients, endpoint: `http://${cfg.restore.shareIntakeListen}/shares/` };
     },
 
     /** Forgets the shares and the rebuilt key of a restore (runs on success and on failure). */

@@ -198,14 +198,14 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .command('submit-share')
     .argument('<workflowId>', 'the restore waiting for custodian shares')
     .argument('<files...>', 'your share file(s)')
-    .option('--endpoint <url>', 'the restore worker (default: http://<codec.listen>)')
-    .option('--token-file <file>', 'bearer token file (default: codec.tokensFile)')
+    .option('--endpoint <url>', 'the restore worker\'s share intake (default: http://<restore.shareIntakeListen>)')
+    .option('--token-file <file>', 'share intake bearer token file (default: restore.shareIntakeTokensFile)')
     .description('hand custodian shares to the restore worker directly (never through Temporal)')
     .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string }, cmd: Command) => {
       const cfg = ctx.cfgOf(cmd);
-      const endpoint = opts.endpoint ?? `http://${cfg.codec.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
-      const tokenFile = opts.tokenFile ?? cfg.codec.tokensFile;
-      if (!tokenFile) return ctx.fail('no token: give --token-file or set codec.tokensFile', 2);
+      const endpoint = opts.endpoint ?? `http://${cfg.restore.shareIntakeListen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
+      const tokenFile = opts.tokenFile ?? cfg.restore.shareIntakeTokensFile;
+      if (!tokenFile) return ctx.fail('no token: give --token-file or set restore.shareIntakeTokensFile', 2);
       const token = readTokensFile(tokenFile)[0];
       if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
       let status: IntakeStatus | undefined;

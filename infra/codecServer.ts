@@ -1,12 +1,11 @@
 // The codec HTTP endpoint the Temporal Web UI (and `temporal` CLI) call to show decoded payloads
 // to authorised operators. Protocol: POST /encode and /decode with {"payloads": [{metadata, data}]}
-// (base64 fields), as the Temporal UI's "codec endpoint" setting expects.
+// (base64 fields), as the Temporal UI's "codec endpoint" setting expects. Custodian shares are
+// not taken here (infra/shareIntake.ts has its own listener and tokens on the restore worker).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import type { ShareIntake } from './shareIntake';
-import type { ShareFile } from './escrow';
 
 interface JsonPayload {
   metadata?: Record<string, string>;
@@ -21,8 +20,6 @@ export interface CodecServerOptions {
   /** Dev only: origins served without a token when the peer is on loopback. */
   anonymousLoopbackOrigins: string[];
   maxBodyBytes?: number;
-  /** Custodian share intake for restores (POST/GET /shares/<workflowId>); bearer token only. */
-  intake?: ShareIntake;
 }
 
 export function readTokensFile(file: string | undefined): string[] {
@@ -48,7 +45,7 @@ function toJson(p: Payload): JsonPayload {
   };
 }
 
-function tokenMatches(presented: string, tokens: string[]): boolean {
+export function tokenMatches(presented: string, tokens: string[]): boolean {
   const a = crypto.createHash('sha256').update(presented).digest();
   // Constant-time compare over digests so length and content do not leak through timing.
   return tokens.some((t) => crypto.timingSafeEqual(a, crypto.createHash('sha256').update(t).digest()));
@@ -79,31 +76,6 @@ export function createCodecServer(opts: CodecServerOptions): http.Server {
       return;
     }
     const route = req.url?.split('?')[0] ?? '';
-    const shareRoute = /^\/shares\/([A-Za-z0-9_.:-]{1,200})$/.exec(route);
-    if (shareRoute && opts.intake) {
-      // Shares never use the browser exemption: a token is always required.
-      const auth = req.headers.authorization ?? '';
-      const bearer = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-      if (!(bearer && tokenMatches(bearer, opts.tokens))) return reply(401, { error: 'a valid bearer token is required' });
-      const workflowId = shareRoute[1]!;
-      if (req.method === 'GET') return reply(200, opts.intake.status(workflowId));
-      if (req.method !== 'POST') return reply(405, { error: 'GET or POST' });
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        let share: ShareFile;
-        try {
-          share = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ShareFile;
-        } catch {
-          return reply(400, { error: 'body must be a share file (JSON)' });
-        }
-        opts.intake!.submit(workflowId, share).then(
-          (status) => reply(200, status),
-          (err: Error) => reply(400, { error: err.message }),
-        );
-      });
-      return;
-    }
     if (req.method !== 'POST' || (route !== '/encode' && route !== '/decode')) {
       reply(404, { error: 'POST /encode or /decode' });
       return;

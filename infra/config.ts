@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { ErrorType, failure } from '../common/errors';
 import { jsonProblem, readProblem } from './secretFile';
+import { WORKER_ROLES } from '../common/roles';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 // Mail addresses as SMTP accepts them (local hosts such as ops@localhost included).
@@ -37,10 +38,7 @@ export const ConfigSchema = z
         caFile: z.string().optional(),
       })
       .strict()
-      .default({})
-      .refine((v) => (v.roleIdFile && v.secretIdFile) || v.tokenFile, {
-        message: 'set roleIdFile and secretIdFile (AppRole) or tokenFile',
-      }),
+      .default({}),
     s3: z
       .object({
         endpoint: httpUrl.optional(),
@@ -117,6 +115,10 @@ export const ConfigSchema = z
         productionTokenFile: z.string().optional(),
         rtoTargetSeconds: z.number().int().positive().default(900),
         rpoTargetSeconds: z.number().int().positive().default(26 * 3600),
+        /** Where the restore role's process takes custodian shares (its own listener, not the codec endpoint's). */
+        shareIntakeListen: hostPort.default('127.0.0.1:8090'),
+        /** Bearer tokens accepted by the share intake, one per line; unset turns the intake off. Never the codec's tokens. */
+        shareIntakeTokensFile: z.string().optional(),
       })
       .strict()
       .default({}),
@@ -145,11 +147,18 @@ export const ConfigSchema = z
       .object({
         logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
         shutdownGraceMs: z.number().int().min(0).default(10_000),
+        /** The roles this process runs (docs/worker-roles.md); each holds only its own secrets. */
+        roles: z.array(z.enum(WORKER_ROLES)).min(1).default([...WORKER_ROLES]),
       })
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  // Only the roles that call Vault with the worker's own identity need its credentials.
+  .refine((c) => !c.worker.roles.some((r) => r === 'backup' || r === 'notify') || (c.vault.roleIdFile && c.vault.secretIdFile) || c.vault.tokenFile, {
+    path: ['vault'],
+    message: 'set roleIdFile and secretIdFile (AppRole) or tokenFile',
+  });
 
 export type Config = z.output<typeof ConfigSchema>;
 
@@ -181,6 +190,9 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_LISTEN: { path: ['codec', 'listen'], kind: 'string' },
   VAULTDR_CODEC_TOKENS_FILE: { path: ['codec', 'tokensFile'], kind: 'string' },
   VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
+  VAULTDR_WORKER_ROLES: { path: ['worker', 'roles'], kind: 'list' },
+  VAULTDR_SHARE_INTAKE_LISTEN: { path: ['restore', 'shareIntakeListen'], kind: 'string' },
+  VAULTDR_SHARE_INTAKE_TOKENS_FILE: { path: ['restore', 'shareIntakeTokensFile'], kind: 'string' },
   VAULTDR_METRICS_LISTEN: { path: ['metrics', 'listen'], kind: 'string' },
   VAULTDR_BACKUP_RECIPIENTS_FILE: { path: ['backup', 'recipientsFile'], kind: 'string' },
   VAULTDR_BACKUP_VALIDATION_KEY_FILE: { path: ['backup', 'validationKeyFile'], kind: 'string' },
@@ -283,7 +295,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

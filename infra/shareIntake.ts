@@ -2,7 +2,11 @@
 // files to the restore worker directly (`vaultdr keys submit-share`, HTTP with a bearer token), never
 // through Temporal. When the threshold is reached the worker rebuilds the key in memory, checks its
 // fingerprint against the backup's recipients, and signals the workflow — with counts only.
+// The intake listens on its own address (restore.shareIntakeListen) in the restore role's process,
+// with its own tokens: a custodian's token cannot decode workflow history at the codec endpoint.
+import * as http from 'node:http';
 import type { ShareFile } from './escrow';
+import { tokenMatches } from './codecServer';
 import { isShareFile, reconstructFromSharesData } from './escrow';
 
 export interface IntakeStatus {
@@ -141,4 +145,55 @@ export class ShareIntake {
     this.signalled.delete(workflowId);
     this.rejected.delete(workflowId);
   }
+}
+
+/** A share file is a few hundred bytes; anything much larger is not one. */
+const MAX_SHARE_BODY = 64 * 1024;
+
+/**
+ * The HTTP face of the intake: POST /shares/<workflowId> (a share file) and GET /shares/<workflowId>
+ * (counts), bearer token always required, nothing else served (GET /health answers for probes).
+ */
+export function createShareIntakeServer(opts: { intake: ShareIntake; tokens: string[] }): http.Server {
+  return http.createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      if (res.headersSent) return;
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const route = req.url?.split('?')[0] ?? '';
+    if (route === '/health') return reply(200, { ok: true });
+    const shareRoute = /^\/shares\/([A-Za-z0-9_.:-]{1,200})$/.exec(route);
+    if (!shareRoute) return reply(404, { error: 'POST or GET /shares/<workflowId>' });
+    const auth = req.headers.authorization ?? '';
+    const bearer = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+    if (!(bearer && tokenMatches(bearer, opts.tokens))) return reply(401, { error: 'a valid bearer token is required' });
+    const workflowId = shareRoute[1]!;
+    if (req.method === 'GET') return reply(200, opts.intake.status(workflowId));
+    if (req.method !== 'POST') return reply(405, { error: 'GET or POST' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_SHARE_BODY) {
+        reply(413, { error: 'body too large for a share file' });
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      let share: ShareFile;
+      try {
+        share = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ShareFile;
+      } catch {
+        return reply(400, { error: 'body must be a share file (JSON)' });
+      }
+      opts.intake.submit(workflowId, share).then(
+        (status) => reply(200, status),
+        (err: Error) => reply(400, { error: err.message }),
+      );
+    });
+  });
 }

@@ -1,12 +1,16 @@
 // Throwaway staging OpenBao servers for restore validation: a fresh raft node on free loopback
 // ports with its own data folder, initialised and unsealed, torn down afterwards. State lives in
 // the folder (pid, address, a 0600 init file), so a retried activity or a restarted worker on the
-// same host finds and removes what an earlier attempt started.
+// same host finds and removes what an earlier attempt started. That state decides where the
+// decrypted snapshot and the unseal shares are sent, so the parent folder must be the worker's own:
+// created 0700, and on every use refused when it is a symlink, owned by another user, or open to
+// group/others. The OpenBao binary always comes from config, never from the state file.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ErrorType, failure } from '../common/errors';
 
 export interface StagingInfo {
   stagingId: string;
@@ -19,6 +23,42 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function stagingRoot(configured?: string): string {
   return configured ?? path.join(os.tmpdir(), 'vault-dr-staging');
+}
+
+/** Refuses a staging folder another user could have prepared or can change (non-retryable: a person must fix it). */
+function unsafe(root: string, why: string): Error {
+  return failure(ErrorType.ConfigInvalid, `staging folder ${root} (restore.stagingDir) ${why}; refusing to use it: remove it or point restore.stagingDir at a folder only this worker's user can use (mode 0700)`);
+}
+
+/** Checks the staging parent folder (creating it 0700 when `create` and absent); throws when it is unsafe. */
+export function checkStagingRoot(root: string, create = false): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unsafe(root, `cannot be inspected (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if (!create) return false;
+    fs.mkdirSync(path.dirname(root), { recursive: true });
+    // Not recursive for the folder itself: EEXIST here means someone raced us to it, and it is checked below.
+    try {
+      fs.mkdirSync(root, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    st = fs.lstatSync(root);
+  }
+  if (st.isSymbolicLink()) throw unsafe(root, 'is a symbolic link');
+  if (!st.isDirectory()) throw unsafe(root, 'is not a directory');
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) throw unsafe(root, `is owned by uid ${st.uid}, not by this worker's uid ${uid}`);
+  if (st.mode & 0o077) throw unsafe(root, `has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, which lets group or others in (want 0700)`);
+  return true;
+}
+
+/** A staging id names a folder under the root: no separators, no dot-dot. */
+function stagingDir(root: string, stagingId: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/.test(stagingId) || stagingId.includes('..')) throw failure(ErrorType.InvalidInput, 'staging id must be letters, digits, dot, dash or underscore');
+  return path.join(root, stagingId);
 }
 
 /** A free TCP port on 127.0.0.1 (closed again before it is returned). */
@@ -60,9 +100,21 @@ async function api(address: string, method: string, p: string, token?: string, b
 }
 
 export function readStaging(root: string, stagingId: string): StagingInfo | undefined {
-  const file = path.join(root, stagingId, 'staging.json');
+  if (!checkStagingRoot(root)) return undefined;
+  const dir = stagingDir(root, stagingId);
+  const file = path.join(dir, 'staging.json');
   if (!fs.existsSync(file)) return undefined;
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as StagingInfo;
+  let state: { address?: unknown; pid?: unknown };
+  try {
+    state = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof state;
+  } catch {
+    throw failure(ErrorType.ConfigInvalid, `staging state ${file} is not valid JSON: remove ${dir}`);
+  }
+  // Only what this worker wrote is taken: a loopback address and a pid; the folder comes from the id.
+  if (typeof state.address !== 'string' || !/^http:\/\/127\.0\.0\.1:\d{1,5}$/.test(state.address) || !Number.isInteger(state.pid) || (state.pid as number) <= 0) {
+    throw failure(ErrorType.ConfigInvalid, `staging state ${file} is not one this worker wrote (address must be http://127.0.0.1:<port>): remove ${dir}`);
+  }
+  return { stagingId, address: state.address, pid: state.pid as number, dir };
 }
 
 /** The staging server's own root token (valid until a snapshot replaces its data). */
@@ -71,13 +123,14 @@ export function stagingToken(info: StagingInfo): string {
 }
 
 export async function startStaging(opts: { root: string; stagingId: string; baoBinary: string }): Promise<StagingInfo> {
+  checkStagingRoot(opts.root, true);
   const existing = readStaging(opts.root, opts.stagingId);
   if (existing && alive(existing.pid)) {
     const h = await api(existing.address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch(() => undefined);
-    if (h?.json.initialized && !h.json.sealed) return existing;
+    if (h?.json.initialized && !h.json.sealed) return { ...existing, baoBinary: opts.baoBinary } as StagingInfo;
   }
   if (existing) await stopStaging(opts.root, opts.stagingId);
-  const dir = path.join(opts.root, opts.stagingId);
+  const dir = stagingDir(opts.root, opts.stagingId);
   fs.mkdirSync(path.join(dir, 'raft'), { recursive: true, mode: 0o700 });
   const [apiPort, clusterPort] = [await freePort(), await freePort()];
   const address = `http://127.0.0.1:${apiPort}`;
@@ -120,7 +173,8 @@ async function spawnServer(state: StagingState): Promise<StagingInfo> {
   });
   child.unref();
   const info: StagingState = { ...state, pid: child.pid! };
-  fs.writeFileSync(path.join(state.dir, 'staging.json'), JSON.stringify(info));
+  // The binary is not part of the state: a restart takes it from config again.
+  fs.writeFileSync(path.join(state.dir, 'staging.json'), JSON.stringify({ stagingId: info.stagingId, address: info.address, pid: info.pid, dir: info.dir }), { mode: 0o600 });
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (!alive(info.pid)) throw new Error(`staging OpenBao exited during start-up: ${fs.readFileSync(path.join(state.dir, 'bao.log'), 'utf8').trim().split('\n').slice(-3).join(' | ')}`);
@@ -145,12 +199,14 @@ async function killServer(pid: number): Promise<void> {
 
 /**
  * Restarts staging after a snapshot-force restore: a running node keeps its old seal settings in
- * memory, a restarted one reads the restored cluster's (e.g. 5 shares, threshold 3).
+ * memory, a restarted one reads the restored cluster's (e.g. 5 shares, threshold 3). The binary is
+ * the configured one (`baoBinary`), or the one this process started it with; never the state file's.
  */
-export async function restartStaging(info: StagingInfo): Promise<StagingInfo> {
-  const state = info as StagingState;
-  await killServer(state.pid);
-  return spawnServer(state);
+export async function restartStaging(info: StagingInfo, baoBinary?: string): Promise<StagingInfo> {
+  const binary = baoBinary ?? (info as Partial<StagingState>).baoBinary;
+  if (!binary) throw new Error('restartStaging: no OpenBao binary given (restore.baoBinary)');
+  await killServer(info.pid);
+  return spawnServer({ stagingId: info.stagingId, address: info.address, pid: info.pid, dir: info.dir, baoBinary: binary });
 }
 
 export async function waitActive(address: string, ms: number): Promise<void> {
@@ -179,7 +235,7 @@ export async function unsealWithShares(address: string, shares: string[]): Promi
 
 export async function stopStaging(root: string, stagingId: string): Promise<'stopped' | 'absent'> {
   const info = readStaging(root, stagingId);
-  const dir = path.join(root, stagingId);
+  const dir = stagingDir(root, stagingId);
   if (!info && !fs.existsSync(dir)) return 'absent';
   if (info) await killServer(info.pid);
   fs.rmSync(dir, { recursive: true, force: true });

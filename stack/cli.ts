@@ -13,19 +13,19 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     case 'worker-start':
-      console.log(`stack: worker: ${await startWorker()}`);
+      console.log(`stack: workers: ${await startWorker()}`);
       return 0;
     case 'worker-stop':
-      console.log(`stack: worker: ${await stopWorker()}`);
+      console.log(`stack: workers: ${await stopWorker()}`);
       return 0;
     case 'down':
       for (const r of await stackDown()) console.log(`stack: ${r.name}: ${r.result}`);
       return 0;
     case 'status': {
       const all = await stackStatus();
-      for (const s of all) console.log(`${s.name.padEnd(10)} ${s.healthy ? 'healthy' : s.running ? 'UNHEALTHY' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`);
-      // The worker is optional (tests run their own); the servers must all be healthy.
-      return all.filter((s) => s.name !== 'worker').every((s) => s.healthy) ? 0 : 3;
+      for (const s of all) console.log(`${s.name.padEnd(16)} ${s.healthy ? 'healthy' : s.running ? 'UNHEALTHY' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`);
+      // The workers are optional (tests run their own); the servers must all be healthy.
+      return all.filter((s) => !s.name.startsWith('worker-')).every((s) => s.healthy) ? 0 : 3;
     }
     default:
       console.error('usage: stack up|down|status|worker-start|worker-stop');

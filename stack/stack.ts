@@ -7,7 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand, HeadBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
+import * as os from 'node:os';
 import { ensureKeyringFile } from '../infra/codec';
+import { WORKER_ROLES, roleQueue, type WorkerRole } from '../common/roles';
+import { scopeConfig } from '../workers/roles';
 import { initKeys } from '../infra/escrow';
 import { ensureTools, toolPaths, type InstallReport } from './tools';
 import { renderAlertmanagerConfig, renderPrometheusConfig } from './monitoring';
@@ -26,6 +29,7 @@ export const PORTS = {
   smtp: 1025,
   mailpitHttp: 8025,
   codec: 8089,
+  shareIntake: 8090,
   saasSink: 8099,
   prometheus: 9090,
   alertmanager: 9093,
@@ -319,18 +323,49 @@ function installed(c: Component): boolean {
   return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, c.requires!)));
 }
 
-/** The vault-dr worker itself, run in the background for the quick start and the Web UI. */
-const worker: Component = {
-  name: 'worker',
-  binary: path.join('lib', 'workers', 'main.js'),
-  startTimeoutMs: 60_000,
-  command: () => ({ cmd: process.execPath, args: [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')] }),
-  async healthy() {
-    // The codec endpoint comes up just before the worker polls; any HTTP answer means it listens.
-    const res = await httpOk(`http://127.0.0.1:${PORTS.codec}/health`);
-    return res !== undefined;
-  },
-};
+const STACK_NAMESPACE = 'default';
+const STACK_TASK_QUEUE = 'vault-dr';
+
+/** Whether the process `pid` polls `role`'s task queue (Temporal lists pollers as `<pid>@<host>`). */
+async function pollsRoleQueue(role: WorkerRole, pid: number | undefined): Promise<boolean> {
+  if (pid === undefined) return false;
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address: `127.0.0.1:${PORTS.temporal}`, connectTimeout: 2000 });
+    const r = await connection.workflowService.describeTaskQueue({
+      namespace: STACK_NAMESPACE,
+      taskQueue: { name: roleQueue(STACK_TASK_QUEUE, role), kind: 1 },
+      taskQueueType: role === 'workflows' ? 1 : 2, // TASK_QUEUE_TYPE_WORKFLOW : TASK_QUEUE_TYPE_ACTIVITY
+    });
+    return (r.pollers ?? []).some((p) => p.identity === `${pid}@${os.hostname()}`);
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The vault-dr workers, one process per role (docs/worker-roles.md), each with its own config file
+ * holding only that role's secrets, its own pid file and log. Healthy = this very pid polls its queue.
+ */
+const workerComponents: Component[] = WORKER_ROLES.map((role) => {
+  const c: Component = {
+    name: `worker-${role}`,
+    binary: path.join('lib', 'workers', 'main.js'),
+    startTimeoutMs: 60_000,
+    command: () => ({ cmd: process.execPath, args: [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')] }),
+    healthy: () => pollsRoleQueue(role, runningPid(c)),
+  };
+  return c;
+});
+
+/** The single all-roles worker of earlier stacks: stopped when found, never started. */
+const legacyWorker: Component = { ...workerComponents[0]!, name: 'worker', healthy: async () => false };
+
+export function roleConfigFile(role: WorkerRole): string {
+  return path.join(stackDir(), `worker-${role}.json`);
+}
 
 /** Stops one server (tests use it to simulate an outage); `startServer` brings it back. */
 export async function stopServer(name: string): Promise<string> {
@@ -347,16 +382,18 @@ function componentNamed(name: string): Component {
   return c;
 }
 
-function workerEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json') };
-}
-
+/** Starts every role's worker process (each from its own config; VAULTDR_WORKER_ROLES would override it, so it is removed). */
 export async function startWorker(): Promise<string> {
-  return startComponent(worker, workerEnv());
+  const { VAULTDR_WORKER_ROLES: _ignored, ...env } = process.env;
+  const results = await Promise.all(
+    WORKER_ROLES.map(async (role, i) => `${role} ${await startComponent(workerComponents[i]!, { ...env, VAULTDR_CONFIG: roleConfigFile(role) })}`),
+  );
+  return results.join(', ');
 }
 
 export async function stopWorker(): Promise<string> {
-  return stopComponent(worker);
+  const results = await Promise.all([legacyWorker, ...workerComponents].map(async (c) => ({ name: c.name, result: await stopComponent(c) })));
+  return results.filter((r) => r.name !== 'worker' || r.result !== 'not running').map((r) => `${r.name.replace(/^worker-/, '')} ${r.result}`).join(', ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,13 +441,17 @@ cluster_addr = "http://127.0.0.1:${PORTS.baoCluster}"
   ensureKeyringFile(path.join(codecDir, 'keys.json'));
   const tokens = path.join(codecDir, 'tokens');
   if (!fs.existsSync(tokens)) writeSecret(tokens, `${crypto.randomBytes(24).toString('base64url')}\n`);
+  // The custodian share intake has tokens of its own: a custodian's token must not decode history.
+  fs.mkdirSync(path.join(dir, 'intake'), { recursive: true, mode: 0o700 });
+  const intakeTokens = path.join(dir, 'intake', 'tokens');
+  if (!fs.existsSync(intakeTokens)) writeSecret(intakeTokens, `${crypto.randomBytes(24).toString('base64url')}\n`);
 }
 
 /** The worker/CLI config for this stack; paths relative to the file. */
 function writeConfig(): string {
   const file = path.join(stackDir(), 'vaultdr.json');
   const cfg = {
-    temporal: { address: `127.0.0.1:${PORTS.temporal}`, namespace: 'default', taskQueue: 'vault-dr' },
+    temporal: { address: `127.0.0.1:${PORTS.temporal}`, namespace: STACK_NAMESPACE, taskQueue: STACK_TASK_QUEUE },
     vault: { address: `http://127.0.0.1:${PORTS.bao}`, roleIdFile: 'openbao/worker-role-id', secretIdFile: 'openbao/worker-secret-id' },
     s3: { endpoint: `http://127.0.0.1:${PORTS.s3}`, region: 'us-east-1', bucket: BACKUP_BUCKET, forcePathStyle: true, credentialsFile: 'seaweedfs/credentials.json' },
     backup: {
@@ -429,6 +470,8 @@ function writeConfig(): string {
       validatorRoleIdFile: 'openbao/validator-role-id',
       validatorSecretIdFile: 'openbao/validator-secret-id',
       checkPaths: ['secret/data/app/db'],
+      shareIntakeListen: `127.0.0.1:${PORTS.shareIntake}`,
+      shareIntakeTokensFile: 'intake/tokens',
     },
     smtp: { host: '127.0.0.1', port: PORTS.smtp, secure: false, from: 'vault-dr@localhost', alertTo: ['ops@localhost'] },
     // alertDeliveryTest with confirm "inbox" reads receipts here: Mailpit's API and the Slack/PagerDuty stand-in.
@@ -441,6 +484,12 @@ function writeConfig(): string {
     },
   };
   fs.writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n');
+  // One config per worker role, as each role's host would have it: only that role's secrets.
+  for (const role of WORKER_ROLES) {
+    const scoped = scopeConfig(cfg, [role]).cfg as typeof cfg & { worker?: { roles: WorkerRole[] } };
+    scoped.worker = { roles: [role] };
+    fs.writeFileSync(roleConfigFile(role), JSON.stringify(scoped, null, 2) + '\n');
+  }
   return file;
 }
 
@@ -679,7 +728,8 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
 }
 
 export async function stackDown(): Promise<{ name: string; result: string }[]> {
-  const out = [{ name: worker.name, result: await stopComponent(worker) }];
+  const out: { name: string; result: string }[] = [];
+  for (const c of [legacyWorker, ...workerComponents]) out.push({ name: c.name, result: await stopComponent(c) });
   for (const c of [...COMPONENTS, ...MONITORING_COMPONENTS].reverse()) out.push({ name: c.name, result: await stopComponent(c) });
   return out;
 }
@@ -694,7 +744,7 @@ export interface ComponentStatus {
 
 export async function stackStatus(): Promise<ComponentStatus[]> {
   return Promise.all(
-    [...COMPONENTS, ...MONITORING_COMPONENTS, worker].map(async (c) => {
+    [...COMPONENTS, ...MONITORING_COMPONENTS, ...workerComponents].map(async (c) => {
       const pid = runningPid(c);
       return { name: c.name, pid, running: pid !== undefined, healthy: pid !== undefined && (await c.healthy()), log: logFile(c.name) };
     }),

@@ -16,8 +16,8 @@ import type { RestoreRecord } from '../common/restore';
 import { connectClient } from '../client/connect';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { createCodecServer, readTokensFile } from '../infra/codecServer';
-import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { readTokensFile } from '../infra/codecServer';
+import { createShareIntakeServer } from '../infra/shareIntake';
 import { initKeys } from '../infra/escrow';
 import { restartStaging, startStaging, stagingApi, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { stackDir } from '../stack/stack';
@@ -296,7 +296,7 @@ describe('restoreVault workflow (real stack)', function () {
     const submit = (file: string) => vaultdrAsync(['keys', 'submit-share', workflowId, file, '--endpoint', endpoint]);
     try {
       const r = (await withWorker(cfg, async ({ intake }) => {
-        const server = createCodecServer({ codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)), tokens: readTokensFile(cfg.codec.tokensFile), corsOrigins: [], anonymousLoopbackOrigins: [], intake });
+        const server = createShareIntakeServer({ intake: intake!, tokens: readTokensFile(cfg.restore.shareIntakeTokensFile) });
         await new Promise<void>((res) => server.listen(18092, '127.0.0.1', res));
         try {
           const h = await restore(workflowId, { backupId: backup.backupId, keySource: 'custodian-shares' });

@@ -16,7 +16,7 @@ describe('worker process (real stack)', function () {
 
   it('runs a workflow, serves the codec endpoint and shuts down cleanly on SIGTERM', async () => {
     const cfg = withQueue(await ensureStack(), uniqueQueue('proc'));
-    const env = { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: '127.0.0.1:18089', VAULTDR_METRICS_LISTEN: '127.0.0.1:19464' };
+    const env = { ...process.env, VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: '127.0.0.1:18089', VAULTDR_METRICS_LISTEN: '127.0.0.1:19464', VAULTDR_SHARE_INTAKE_LISTEN: '127.0.0.1:18090' };
     const child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));

@@ -1,54 +1,77 @@
-// `npm run worker`: the vault-dr worker process. Parses config once, starts the codec endpoint
-// for the Web UI, runs the Temporal worker until SIGTERM/SIGINT, then drains and exits.
+// `npm run worker`: a vault-dr worker process. Parses config once, runs the roles in `worker.roles`
+// (VAULTDR_WORKER_ROLES; default all) — one Temporal Worker per role queue on one connection —
+// and the listeners those roles own: the codec endpoint (workflows role), the custodian share
+// intake (restore role), the metrics endpoint (backup role). Drains and exits on SIGTERM/SIGINT.
 import * as http from 'node:http';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig, type Config } from '../infra/config';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { createCodecServer, readTokensFile } from '../infra/codecServer';
+import { createShareIntakeServer, type ShareIntake } from '../infra/shareIntake';
 import { buildWorker } from './worker';
-import type { ShareIntake } from '../infra/shareIntake';
+import { scopeConfig } from './roles';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
 
-export function startCodecServer(cfg: Config, intake?: ShareIntake): Promise<http.Server> {
-  const server = createCodecServer({
-    intake,
-    codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)),
-    tokens: readTokensFile(cfg.codec.tokensFile),
-    corsOrigins: cfg.codec.corsOrigins,
-    anonymousLoopbackOrigins: cfg.codec.anonymousLoopbackOrigins,
-  });
-  const [host, port] = cfg.codec.listen.split(':') as [string, string];
+/** Listens on a host:port from the config (one place, so every listener gets the same treatment). */
+function listen(server: http.Server, hostPort: string): Promise<http.Server> {
+  const [host, port] = hostPort.split(':') as [string, string];
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(Number(port), host, () => resolve(server));
   });
 }
 
+export function startCodecServer(cfg: Config): Promise<http.Server> {
+  const server = createCodecServer({
+    codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)),
+    tokens: readTokensFile(cfg.codec.tokensFile),
+    corsOrigins: cfg.codec.corsOrigins,
+    anonymousLoopbackOrigins: cfg.codec.anonymousLoopbackOrigins,
+  });
+  return listen(server, cfg.codec.listen);
+}
+
+/** The custodian share intake of the restore role: its own address and tokens (never the codec's). */
+export function startShareIntakeServer(cfg: Config, intake: ShareIntake): Promise<http.Server> {
+  return listen(createShareIntakeServer({ intake, tokens: readTokensFile(cfg.restore.shareIntakeTokensFile) }), cfg.restore.shareIntakeListen);
+}
+
 async function main(): Promise<void> {
-  const cfg = loadConfig();
-  const logger = new DefaultLogger(cfg.worker.logLevel);
+  const loaded = loadConfig();
+  const logger = new DefaultLogger(loaded.worker.logLevel);
   Runtime.install({
     logger,
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
-  const { worker, connection, intake, clients } = await buildWorker(cfg);
-  let metricsServer: http.Server | undefined;
-  if (cfg.metrics.listen) {
-    registerStateGauges({ cfg, s3: clients.s3, bao: clients.bao });
-    metricsServer = await startMetricsServer(cfg.metrics.listen);
-    logger.info('metrics endpoint listening', { listen: cfg.metrics.listen });
-  }
-  const codecServer = await startCodecServer(cfg, intake);
-  logger.info('codec endpoint listening', { listen: cfg.codec.listen });
-  logger.info('worker starting', { taskQueue: cfg.temporal.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
+  const { dropped } = scopeConfig(loaded, loaded.worker.roles);
+  // Field names only: the paths may name where secrets live, and the log is no place for that.
+  if (dropped.length) logger.info('secrets of other roles ignored', { roles: loaded.worker.roles.join(','), ignored: dropped.join(',') });
+  const built = await buildWorker(loaded);
+  const { cfg, roles, connection, intake, clients } = built;
+  const servers: http.Server[] = [];
   try {
-    await worker.run(); // resolves after a shutdown signal once in-flight tasks drained
+    if (roles.includes('backup') && cfg.metrics.listen) {
+      registerStateGauges({ cfg, s3: clients.s3!, bao: clients.bao! });
+      servers.push(await startMetricsServer(cfg.metrics.listen));
+      logger.info('metrics endpoint listening', { listen: cfg.metrics.listen });
+    }
+    if (roles.includes('workflows')) {
+      servers.push(await startCodecServer(cfg));
+      logger.info('codec endpoint listening', { listen: cfg.codec.listen });
+    }
+    if (intake && cfg.restore.shareIntakeTokensFile) {
+      servers.push(await startShareIntakeServer(cfg, intake));
+      logger.info('share intake listening', { listen: cfg.restore.shareIntakeListen });
+    } else if (intake) {
+      logger.warn('share intake off: restore.shareIntakeTokensFile is not set (restores with custodian shares cannot run here)');
+    }
+    for (const w of built.workers) logger.info('worker starting', { role: w.role, taskQueue: w.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
+    await built.run(); // resolves after a shutdown signal once in-flight tasks drained
   } finally {
-    codecServer.close();
-    metricsServer?.close();
+    for (const s of servers) s.close();
     await connection.close();
-    logger.info('worker stopped');
+    logger.info('worker stopped', { roles: roles.join(',') });
   }
 }
 

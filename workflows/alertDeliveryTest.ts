@@ -8,8 +8,9 @@ import type { DeliveryCheckActivities } from '../activities/deliveryCheck';
 import { AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { activityQueue } from './queues';
 
-const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m' });
+const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', taskQueue: activityQueue('notify') });
 
 export const report = defineQuery<DeliveryReport>('report');
 export const ack = defineSignal<[AckSignal]>('ack');
@@ -37,7 +38,7 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
 
   const waiting = () => state.rows.filter((r) => r.sent && !r.confirmed);
   if (input.confirm === 'inbox') {
-    const { confirmTestAlert } = proxyActivities<DeliveryCheckActivities>({ startToCloseTimeout: `${input.ackTimeoutSeconds + 30}s`, heartbeatTimeout: '20s', retry: { maximumAttempts: 3 } });
+    const { confirmTestAlert } = proxyActivities<DeliveryCheckActivities>({ startToCloseTimeout: `${input.ackTimeoutSeconds + 30}s`, heartbeatTimeout: '20s', retry: { maximumAttempts: 3 }, taskQueue: activityQueue('notify') });
     await Promise.all(
       waiting().map(async (r) => {
         const c = await confirmTestAlert({ channel: r.channel, severity: r.severity, token, timeoutSeconds: input.ackTimeoutSeconds });

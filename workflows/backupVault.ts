@@ -7,10 +7,11 @@ import type { NotifyActivities } from '../activities/notify';
 import { BackupInput, backupIdFor, type BackupResult } from '../common/backup';
 import { parseWorkflowInput } from '../common/validate';
 import { ALERT, STORE_IO, TRANSFER } from './profiles';
+import { activityQueue } from './queues';
 
-const store = proxyActivities<BackupActivities>(STORE_IO);
-const transfer = proxyActivities<BackupActivities>(TRANSFER);
-const { sendAlert } = proxyActivities<NotifyActivities>(ALERT);
+const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
+const transfer = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });
+const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type BackupStep = 'validating input' | 'ensureBackupBucket' | 'writeCanary' | 'snapshotToStore' | 'verifyUploadedBackup' | 'pruneBackups' | 'done' | 'failed';
 

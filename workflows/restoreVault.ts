@@ -12,11 +12,12 @@ import { Approval, RestoreInput, type RestoreRecord, type SecretCheck } from '..
 import { describeIssues } from '../common/validate';
 import { parseWorkflowInput } from '../common/validate';
 import { ALERT, STAGING, STORE_IO, TRANSFER } from './profiles';
+import { activityQueue } from './queues';
 
-const store = proxyActivities<RestoreActivities>(STORE_IO);
-const transfer = proxyActivities<RestoreActivities>(TRANSFER);
-const stagingOps = proxyActivities<RestoreActivities>(STAGING);
-const { sendAlert } = proxyActivities<NotifyActivities>(ALERT);
+const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
+const transfer = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
+const stagingOps = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type RestoreStep =
   | 'validating input'

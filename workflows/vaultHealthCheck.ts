@@ -7,8 +7,10 @@ import type { MailActivities } from '../activities/mail';
 import { HealthCheckInput, worstStatus, type HealthReport } from '../common/health';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { activityQueue } from './queues';
 
-const { checkVaultHealth, checkObjectStore, checkMailRelay } = proxyActivities<VaultActivities & ObjectStoreActivities & MailActivities>(SHORT_IO);
+const { checkVaultHealth, checkObjectStore } = proxyActivities<VaultActivities & ObjectStoreActivities>({ ...SHORT_IO, taskQueue: activityQueue('backup') });
+const { checkMailRelay } = proxyActivities<MailActivities>({ ...SHORT_IO, taskQueue: activityQueue('notify') });
 
 export interface HealthCheckProgress {
   step: 'validating input' | 'checking vault' | 'checking object store' | 'checking mail relay' | 'done';

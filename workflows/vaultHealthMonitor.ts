@@ -9,10 +9,11 @@ import type { NotifyActivities } from '../activities/notify';
 import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { activityQueue } from './queues';
 
-const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m' });
+const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m', taskQueue: activityQueue('backup') });
 // Bounded: a channel outage must not stall the checks; an undelivered alert is retried next check.
-const { sendAlert } = proxyActivities<NotifyActivities>({ startToCloseTimeout: '1m', retry: { initialInterval: '2s', maximumAttempts: 2 } });
+const { sendAlert } = proxyActivities<NotifyActivities>({ startToCloseTimeout: '1m', retry: { initialInterval: '2s', maximumAttempts: 2 }, taskQueue: activityQueue('notify') });
 
 type OpenAlert = NonNullable<ReturnType<typeof MonitorInput.parse>['carried']>['open'][string];
 

@@ -1,5 +1,6 @@
 // Test support: a real in-process vault-dr worker against the local stack, for one test's duration.
-// The workflow bundle is built once per mocha run (bundling takes about a second).
+// It runs every role the config names (all by default: one Worker per role queue, derived from the
+// test's unique base queue). The workflow bundle is built once per mocha run (about a second).
 import { Runtime, DefaultLogger, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../../infra/codec';
 import type { Config } from '../../infra/config';
@@ -16,10 +17,9 @@ export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Pro
   }
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('ERROR') });
   const built = await buildWorker(cfg, { workflowBundle: await bundle }, wrapActivities);
-  const { worker, connection } = built;
   try {
-    return await worker.runUntil(fn(built));
+    return await built.runUntil(fn(built));
   } finally {
-    await connection.close();
+    await built.connection.close();
   }
 }
