@@ -17,6 +17,8 @@ export const ErrorType = {
   BackupCorrupt: 'BackupCorrupt',
   BackupNotFound: 'BackupNotFound',
   VerificationFailed: 'VerificationFailed',
+  /** A backup's object no longer matches the version its manifest pins (overwritten or deleted). */
+  BackupOverwritten: 'BackupOverwritten',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
