@@ -7,20 +7,11 @@ import { Readable, Transform, type TransformCallback, type Writable } from 'node
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
-  CreateBucketCommand,
   DeleteObjectsCommand,
-  GetBucketEncryptionCommand,
-  GetBucketVersioningCommand,
   GetObjectCommand,
-  GetObjectLockConfigurationCommand,
-  GetPublicAccessBlockCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  PutBucketEncryptionCommand,
-  PutBucketLifecycleConfigurationCommand,
-  PutBucketVersioningCommand,
-  PutPublicAccessBlockCommand,
+  PutObjectLegalHoldCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -40,18 +31,11 @@ import { BackupFormatError, createEncryptor, parseHeader } from '../infra/backup
 import type { Config } from '../infra/config';
 import { KeyError, loadRecipients } from '../infra/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
-import { getJsonObject, listAllKeys, putJsonObject, statusOf } from '../infra/objects';
+import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from '../infra/objects';
+import { bucketSpec, checkBucket, type BucketCheck } from '../infra/bucketPolicy';
 import { keepHeartbeating, withHeartbeats } from './heartbeat';
 import { kvInventory, type KvInventory } from '../infra/kvInventory';
 
-export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';
-
-export interface BucketReport {
-  bucket: string;
-  created: boolean;
-  settings: Record<BucketSetting, 'enforced' | 'missing' | 'unsupported by store'>;
-  lifecycle: 'enforced' | 'unsupported by store';
-}
 
 export interface UploadResult {
   manifestKey: string;
@@ -65,8 +49,17 @@ export interface UploadResult {
 
 export interface BackupSummary {
   backupId: string;
-  /** 'manifest mismatch': the manifest describes another backup (never treated as verified, never pruned). */
-  status: 'verified' | 'uploaded' | 'no manifest' | 'manifest mismatch';
+  /**
+   * 'manifest mismatch': the manifest describes another backup. 'overwritten': the object's
+   * current version is not the one the manifest pins; 'pinned version missing': the pinned
+   * version is gone; 'snapshot deleted': the current version is a delete marker. None of these
+   * is ever treated as verified (not "latest", not counted by retention) nor pruned.
+   */
+  status: 'verified' | 'uploaded' | 'no manifest' | 'manifest mismatch' | 'overwritten' | 'pinned version missing' | 'snapshot deleted';
+  /** The manifest's status before the object check, when the object check changed it. */
+  manifestStatus?: 'verified' | 'uploaded';
+  /** What the object check found, in words (for `backup list` and alerts). */
+  problem?: string;
   createdAt: string;
   objectKey: string;
   objectBytes: number;
@@ -74,10 +67,22 @@ export interface BackupSummary {
   trigger?: string;
 }
 
-const nameOf = (err: unknown) => (err as { name?: string; Code?: string }).name ?? '';
+/** Statuses of a backup whose stored object no longer matches its manifest (see BackupSummary). */
+export const DAMAGED_STATUSES: readonly BackupSummary['status'][] = ['overwritten', 'pinned version missing', 'snapshot deleted'];
 
-function unsupported(err: unknown): boolean {
-  return statusOf(err) === 501 || nameOf(err) === 'NotImplemented';
+/** The listing status and words for a pinned object that is not intact; undefined when it is. */
+function damageOf(state: PinnedState): { status: BackupSummary['status']; problem: string } | undefined {
+  switch (state.kind) {
+    case 'intact':
+    case 'unpinned':
+      return undefined;
+    case 'overwritten':
+      return { status: 'overwritten', problem: `overwritten: current version ${state.currentVersionId} is not the pinned ${state.pinnedVersionId}` };
+    case 'pinned version missing':
+      return { status: 'pinned version missing', problem: `pinned version ${state.pinnedVersionId} no longer exists` };
+    case 'deleted':
+      return { status: 'snapshot deleted', problem: `the snapshot's current version is a delete marker (pinned ${state.pinnedVersionId} ${state.pinnedExists ? 'still exists' : 'is gone'})` };
+  }
 }
 
 /** Counts and hashes bytes as they pass. */
@@ -129,7 +134,7 @@ function throttle(bytesPerSecond: number): Transform {
 }
 
 /** The activities the workflows call with the STORE_IO profile (heartbeat timeout 20 s): each heartbeats while it runs. */
-export const BACKUP_STORE_IO = ['ensureBackupBucket', 'writeCanary', 'pruneBackups'] as const;
+export const BACKUP_STORE_IO = ['checkBackupBucket', 'writeCanary', 'pruneBackups'] as const;
 
 export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {
   const { s3 } = deps;
@@ -164,97 +169,41 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
     return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id) };
   }
 
-  /** Every backup in the bucket with what its manifest says (one read per manifest), newest first. */
+  /**
+   * Every backup in the bucket with what its manifest says (one read per manifest) and whether
+   * the object version the manifest pins is still there and still current (two HEADs), newest first.
+   */
   async function readBackups(): Promise<BackupSummary[]> {
     const { withManifest, withoutManifest } = await listManifestIds();
     const out: BackupSummary[] = [];
-    for (const id of withManifest) {
+    const read = async (id: string) => {
       const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
       if (m && manifestProblem(id, m)) out.push({ backupId: id, status: 'manifest mismatch', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
-      else if (m) out.push({ backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger });
-    }
+      else if (m) {
+        const row: BackupSummary = { backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger };
+        const state = await pinnedObjectState(s3, bucket, m.object.key, m.object.versionId);
+        const damage = damageOf(state);
+        if (damage) Object.assign(row, { manifestStatus: m.status, status: damage.status, problem: damage.problem });
+        out.push(row);
+      }
+    };
+    // A few at a time: a year of backups is ~40 manifests and 80 HEADs.
+    for (let i = 0; i < withManifest.length; i += 8) await Promise.all(withManifest.slice(i, i + 8).map(read));
     for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
     return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
   }
 
   return withHeartbeats({
-    /** Creates the backup bucket if missing and enforces encryption, versioning, public-access block and object lock; refuses a bucket that lacks a required one. */
-    async ensureBackupBucket(): Promise<BucketReport> {
-      const required = new Set<BucketSetting>(bcfg.bucketRequirements);
-      let created = false;
-      try {
-        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-        await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
-        created = true;
+    /**
+     * Reads the bucket's settings (GetBucket* only, never a Put) and fails when they differ from
+     * what `vaultdr bucket apply` sets: the backup worker holds no bucket-admin rights.
+     */
+    async checkBackupBucket(): Promise<BucketCheck> {
+      const check = await checkBucket(s3, bucketSpec(deps.cfg));
+      if (!check.compliant) {
+        throw fail(ErrorType.BucketNotCompliant, `bucket "${bucket}" is not as \`vaultdr bucket apply\` set it: ${check.differences.join('; ')}; refusing to back up into it`, true);
       }
-      const settings = {} as BucketReport['settings'];
-      const attempt = async (name: BucketSetting, put: () => Promise<unknown>, check: () => Promise<boolean>) => {
-        try {
-          await put();
-          settings[name] = (await check()) ? 'enforced' : 'missing';
-        } catch (err) {
-          if (unsupported(err)) settings[name] = 'unsupported by store';
-          else if (statusOf(err) === 404 || /NotFound|ObjectLockConfiguration/i.test(nameOf(err))) settings[name] = 'missing';
-          else throw err;
-        }
-      };
-      await attempt(
-        'encryption',
-        () => s3.send(new PutBucketEncryptionCommand({ Bucket: bucket, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] } })),
-        async () => {
-          const r = await s3.send(new GetBucketEncryptionCommand({ Bucket: bucket }));
-          return (r.ServerSideEncryptionConfiguration?.Rules ?? []).some((x) => !!x.ApplyServerSideEncryptionByDefault?.SSEAlgorithm);
-        },
-      );
-      await attempt(
-        'versioning',
-        () => s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } })),
-        async () => (await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status === 'Enabled',
-      );
-      await attempt(
-        'publicAccessBlock',
-        () => s3.send(new PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true } })),
-        async () => {
-          const c = (await s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }))).PublicAccessBlockConfiguration;
-          return !!(c?.BlockPublicAcls && c.IgnorePublicAcls && c.BlockPublicPolicy && c.RestrictPublicBuckets);
-        },
-      );
-      // Object lock can only be switched on when a bucket is created: check, never "put".
-      await attempt(
-        'objectLock',
-        async () => undefined,
-        async () => (await s3.send(new GetObjectLockConfigurationCommand({ Bucket: bucket }))).ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
-      );
-      let lifecycle: BucketReport['lifecycle'] = 'enforced';
-      try {
-        // Abandoned multipart uploads and deleted (noncurrent) versions expire on their own.
-        await s3.send(
-          new PutBucketLifecycleConfigurationCommand({
-            Bucket: bucket,
-            LifecycleConfiguration: {
-              Rules: [
-                { ID: 'vault-dr-abort-incomplete-uploads', Status: 'Enabled', Filter: { Prefix: '' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } },
-                { ID: 'vault-dr-expire-deleted-backups', Status: 'Enabled', Filter: { Prefix: BACKUP_PREFIX }, NoncurrentVersionExpiration: { NoncurrentDays: 30 } },
-              ],
-            },
-          }),
-        );
-      } catch (err) {
-        if (!unsupported(err)) throw err;
-        lifecycle = 'unsupported by store';
-      }
-      const missing = [...required].filter((r) => settings[r] !== 'enforced');
-      if (missing.length) {
-        throw fail(
-          ErrorType.BucketNotCompliant,
-          `bucket "${bucket}" does not enforce: ${missing.map((m) => `${m} (${settings[m]})`).join(', ')}; refusing to back up into it` +
-            (missing.includes('objectLock') ? ' (object lock can only be enabled when the bucket is created)' : ''),
-          true,
-        );
-      }
-      return { bucket, created, settings, lifecycle };
+      return check;
     },
 
     /** Writes the canary secret whose value names this backup; a restore must read it back. */
@@ -464,27 +413,70 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       return { verifiedAt, objectSha256: sha };
     },
 
-    /** Applies retention (30 daily + 12 monthly by default) to verified backups; unverified ones are listed, never deleted. */
-    async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<{ deleted: string[]; kept: number; unverified: string[] }> {
-      // A backup without a manifest counts as unverified: retention never deletes it.
-      const candidates = (await readBackups()).map((b) => ({ backupId: b.backupId, status: b.status === 'verified' ? ('verified' as const) : ('uploaded' as const), createdAt: b.createdAt }));
+    /**
+     * Applies retention (30 daily + 12 monthly by default) to verified backups; unverified and
+     * damaged ones (overwritten, pinned version missing) are kept and named, never deleted. Puts a
+     * legal hold on the pinned version of every kept backup (so lifecycle never expires it) and
+     * lifts it from the ones it deletes.
+     */
+    async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<{ deleted: string[]; kept: number; unverified: string[]; damaged: string[]; legalHolds: number | 'unsupported by store' }> {
+      // The floor is configuration only: a run's input (UI, CLI) may keep more, never less.
+      const { minDaily, minMonthly } = bcfg.retention;
+      if (req.retention && (req.retention.daily < minDaily || req.retention.monthly < minMonthly)) {
+        const field = req.retention.daily < minDaily ? `retention.daily ${req.retention.daily}` : `retention.monthly ${req.retention.monthly}`;
+        const floor = req.retention.daily < minDaily ? `backup.retention.minDaily = ${minDaily}` : `backup.retention.minMonthly = ${minMonthly}`;
+        throw fail(ErrorType.InvalidInput, `pruneBackups: field "${field}" is below the configured floor ${floor}; nothing was deleted (lower the floor only in the configuration)`, true);
+      }
+      const listed = await readBackups();
+      // A backup without a manifest, or whose object no longer matches it, counts as unverified: retention never deletes it.
+      const candidates = listed.map((b) => ({ backupId: b.backupId, status: b.status === 'verified' ? ('verified' as const) : ('uploaded' as const), createdAt: b.createdAt }));
       if (!candidates.some((c) => c.backupId === req.justVerified && c.status === 'verified')) {
         // The backup this run verified must be visible; if not, the listing is not trustworthy.
         throw fail(ErrorType.VerificationFailed, `retention refused: the backup just verified (${req.justVerified}) is not listed as verified`, true);
       }
       const plan = planRetention(candidates, req.retention ?? bcfg.retention);
+      const manifests = new Map<string, BackupManifest>();
+      const pinned = async (id: string) => {
+        if (!manifests.has(id)) manifests.set(id, (await getJson<BackupManifest>(backupObjectKeys(id).manifest))!);
+        return manifests.get(id)!.object;
+      };
+      let legalHolds: number | 'unsupported by store' = 0;
+      const hold = async (id: string, on: boolean) => {
+        if (legalHolds === 'unsupported by store') return;
+        const o = await pinned(id);
+        if (!o.versionId) return;
+        try {
+          await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: o.key, VersionId: o.versionId, LegalHold: { Status: on ? 'ON' : 'OFF' } }));
+          if (on) legalHolds = (legalHolds as number) + 1;
+        } catch (err) {
+          // A bucket without object lock (or a store without it) cannot hold versions: say so once.
+          if (statusOf(err) === 501 || statusOf(err) === 400) legalHolds = 'unsupported by store';
+          else throw err;
+        }
+      };
+      const keptVerified = plan.keep.filter((k) => listed.find((b) => b.backupId === k.backupId)?.status === 'verified');
+      for (const k of keptVerified) await hold(k.backupId, true);
       const deleted: string[] = [];
       for (const id of plan.delete) {
         const k = backupObjectKeys(id);
-        // Snapshot first, manifest last: an interrupted prune leaves a manifest that the next prune finishes.
-        const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.snapshot }], Quiet: true } }));
-        if (res.Errors?.length) throw new Error(`cannot delete ${k.snapshot}: ${res.Errors.map((e) => e.Message).join('; ')}`);
-        await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.manifest }], Quiet: true } }));
+        await hold(id, false);
+        // One request for both keys: a crash cannot leave a manifest whose snapshot is gone.
+        const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.snapshot }, { Key: k.manifest }], Quiet: true } }));
+        if (res.Errors?.length) throw new Error(`cannot delete backup ${id}: ${res.Errors.map((e) => `${e.Key}: ${e.Message}`).join('; ')}`);
         deleted.push(id);
         Context.current().heartbeat({ stage: 'prune', deleted: deleted.length });
       }
-      const unverified = candidates.filter((c) => c.status !== 'verified').map((c) => c.backupId);
-      return { deleted, kept: plan.keep.length, unverified };
+      const unverified = listed.filter((c) => c.status !== 'verified' && !DAMAGED_STATUSES.includes(c.status)).map((c) => c.backupId);
+      const damaged = listed.filter((c) => DAMAGED_STATUSES.includes(c.status));
+      if (damaged.length) {
+        // Everything else was done; the damaged backups are kept and the run fails so someone looks.
+        throw fail(
+          ErrorType.BackupOverwritten,
+          `backup object(s) no longer match their manifest: ${damaged.map((d) => `${d.backupId} (${d.problem})`).join('; ')}; they are kept, never counted as verified; retention deleted ${deleted.length ? deleted.join(', ') : 'nothing'}`,
+          true,
+        );
+      }
+      return { deleted, kept: plan.keep.length, unverified, damaged: [], legalHolds };
     },
 
     /** Lists backups newest first (for the CLI and later for restore selection). */

@@ -1,10 +1,12 @@
 // vaultHealthMonitor's one activity: gathers every fact a check needs in one round trip per
 // system — OpenBao seal/leader/raft peers and autopilot, the backup bucket's newest verified
-// backup and the restore validations. Never throws for an unhealthy system: it reports.
+// backup, damaged backups, the bucket's settings (read-only) and the restore validations. Never
+// throws for an unhealthy system: it reports.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { BaoClient } from '../infra/bao';
 import type { Config } from '../infra/config';
 import { loadDrState } from '../infra/drState';
+import { bucketSpec, checkBucket } from '../infra/bucketPolicy';
 import type { AutopilotFacts, MonitorFacts } from '../common/monitor';
 import { vaultActivities } from './vault';
 
@@ -13,6 +15,14 @@ export const monitorActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Con
   return {
     async collectMonitorFacts(req: { expectedRaftPeers: number }): Promise<MonitorFacts> {
       const [vault, dr] = await Promise.all([checkVaultHealth(req), loadDrState(deps.s3, deps.cfg)]);
+      if (dr.storeUp) {
+        try {
+          // GetBucket* only: the monitor, like the backup worker, never writes bucket settings.
+          dr.bucketDifferences = (await checkBucket(deps.s3, bucketSpec(deps.cfg))).differences;
+        } catch (err) {
+          dr.bucketDifferences = [`cannot read the bucket settings: ${(err as Error).message}`];
+        }
+      }
       const autopilot: AutopilotFacts = { unhealthyServers: [] };
       if (vault.reachable && !vault.sealed) {
         try {

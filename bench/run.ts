@@ -27,6 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { backupActivities } from '../activities/backup';
+import { applyBucket, bucketSpec } from '../infra/bucketPolicy';
 import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/codec';
 import { buildClients } from '../infra/clients';
 import { loadConfig, type Config } from '../infra/config';
@@ -240,8 +241,9 @@ async function main(): Promise<void> {
       await s3.send(new CreateBucketCommand({ Bucket: opts.bucket, ObjectLockEnabledForBucket: true }));
     }
     // The bucket as backups need it (SSE, versioning) before any upload, so every method sees the same store.
-    const bucketReport = await backupActivities({ bao: clients.bao, s3, cfg }).ensureBackupBucket();
-    log(`bucket ${opts.bucket}: ${JSON.stringify(bucketReport.settings)}`);
+    // Bench buckets are emptied between runs, so no object-lock default retention here.
+    const bucketReport = await applyBucket(s3, { ...bucketSpec(cfg), objectLock: { mode: 'GOVERNANCE', days: 0 } });
+    log(`bucket ${opts.bucket}: ${JSON.stringify(bucketReport.check.settings)}`);
 
     const ageKey = path.join(workDir, 'age-key.txt');
     execFileSync('age-keygen', ['-o', ageKey], { stdio: 'ignore' });
@@ -378,7 +380,7 @@ async function main(): Promise<void> {
       'Worker peak RSS includes the Temporal worker runtime itself; the "from" figure is the idle worker before the workflow started.',
       'Baselines upload with the same part size and parallelism as the product. All uploads go to the same SeaweedFS bucket with SSE-S3 default encryption and versioning (what backupVault requires).',
       'The synthetic workload is a raft-snapshot-shaped gzip (level 0) tar whose state.bin is a seeded AES-CTR keystream, written to disk first so every method reads the same bytes.',
-      `Orchestration overhead = workflow wall time − (snapshotToStore + verifyUploadedBackup as recorded in the workflow history): ensureBackupBucket, writeCanary, pruneBackups and Temporal scheduling.`,
+      `Orchestration overhead = workflow wall time − (snapshotToStore + verifyUploadedBackup as recorded in the workflow history): checkBackupBucket, writeCanary, pruneBackups and Temporal scheduling.`,
       `Shared machine: Temporal and SeaweedFS are the local stack's and may serve other work during the run.`,
     );
     const results: BenchResults = {

@@ -40,6 +40,7 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
   let backupId = id;
   if (id === 'latest') {
     const list = await backupActivities({ bao: undefined as never, s3, cfg }).listBackups();
+    // Only an intact verified backup: an overwritten one's status is no longer 'verified'.
     const newest = list.find((b) => b.status === 'verified');
     if (!newest) ctx.fail(`no verified backup in bucket ${cfg.s3.bucket}`);
     backupId = newest.backupId;
@@ -92,7 +93,9 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       ctx.out(ctx.json(cmd), list, () =>
         list.length === 0
           ? `no backups in bucket ${cfg.s3.bucket}`
-          : list.map((b) => `${b.backupId}  ${b.status.padEnd(11)} age ${age(b.createdAt).padStart(5)}  ${mib(b.objectBytes).padStart(12)}  raft ${b.raftIndex ?? '?'}  ${b.trigger ?? ''}`).join('\n'),
+          : list
+              .map((b) => `${b.backupId}  ${b.status.padEnd(11)} age ${age(b.createdAt).padStart(5)}  ${mib(b.objectBytes).padStart(12)}  raft ${b.raftIndex ?? '?'}  ${b.trigger ?? ''}${b.problem ? `\n    ! ${b.manifestStatus ?? ''} backup damaged: ${b.problem}` : ''}`)
+              .join('\n'),
       );
     });
 

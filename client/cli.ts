@@ -9,6 +9,7 @@ import { HealthCheckInput, worstStatus, type HealthReport } from '../common/heal
 import { connectClient } from './connect';
 import { startWorkflow } from './workflows';
 import { registerBackupCommands } from './backupCommands';
+import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
 
@@ -132,6 +133,7 @@ export function buildProgram(): Command {
     },
   };
   registerBackupCommands(program, ctx);
+  registerBucketCommands(program, ctx);
   registerRestoreCommands(program, ctx);
   registerMonitorCommands(program, ctx);
   return program;

@@ -53,6 +53,10 @@ export interface DrState {
   lastValidation?: { at: number; ok: boolean; rto?: number; rpo: number; backupId: string; error?: string };
   /** Unix seconds of the newest successful staging validation. */
   lastValidationOkAt?: number;
+  /** Backups whose object is no longer the version their manifest pins (overwritten, deleted). */
+  damagedBackups?: { backupId: string; problem: string }[];
+  /** How the bucket's settings differ from what `vaultdr bucket apply` sets (read-only check). */
+  bucketDifferences?: string[];
 }
 
 export interface AutopilotFacts {
@@ -103,6 +107,8 @@ export function evaluate(f: MonitorFacts, t: Thresholds, nowSeconds: number): Pr
     out.push({ key: 'BackupStoreUnreachable', severity: 'warning', summary: `the backup bucket cannot be listed: ${d.storeError ?? 'unknown error'}` });
     return out;
   }
+  if (d.damagedBackups?.length) out.push({ key: 'BackupObjectOverwritten', severity: 'critical', summary: `backup object(s) no longer the version their manifest pins: ${d.damagedBackups.slice(0, 5).map((b) => `${b.backupId} (${b.problem})`).join('; ')}${d.damagedBackups.length > 5 ? ` and ${d.damagedBackups.length - 5} more` : ''}` });
+  if (d.bucketDifferences?.length) out.push({ key: 'BackupBucketNotCompliant', severity: 'warning', summary: `the backup bucket differs from \`vaultdr bucket apply\`: ${d.bucketDifferences.join('; ')}` });
   if (d.lastVerifiedAt === undefined) out.push({ key: 'BackupMissing', severity: 'critical', summary: 'the backup bucket holds no verified backup' });
   else if (nowSeconds - d.lastVerifiedAt > t.backupMaxAgeHours * 3600) out.push({ key: 'BackupStale', severity: 'critical', summary: `the newest verified backup is ${hours(nowSeconds - d.lastVerifiedAt)} old (limit ${t.backupMaxAgeHours} h)` });
   if (d.lastValidation && !d.lastValidation.ok) out.push({ key: 'RestoreValidationFailed', severity: 'critical', summary: `the last restore validation (backup ${d.lastValidation.backupId}) failed: ${d.lastValidation.error ?? 'see restore history'}` });

@@ -47,6 +47,8 @@ export const ConfigSchema = z
         forcePathStyle: z.boolean().default(true),
         /** JSON file {"accessKeyId": "...", "secretAccessKey": "..."}; else the AWS SDK default chain. */
         credentialsFile: z.string().optional(),
+        /** Credentials with bucket-admin rights, used only by `vaultdr bucket apply` (never by a worker). Same format. */
+        adminCredentialsFile: z.string().optional(),
       })
       .strict()
       .default({}),
@@ -85,7 +87,23 @@ export const ConfigSchema = z
         uploadQueueSize: z.number().int().min(1).max(16).default(2),
         /** Bandwidth cap for uploads (a small VPS link shared with mail); unset means no cap. */
         maxUploadBytesPerSecond: z.number().int().positive().optional(),
-        retention: z.object({ daily: z.number().int().min(1).default(30), monthly: z.number().int().min(0).default(12) }).strict().default({}),
+        retention: z
+          .object({
+            daily: z.number().int().min(1).default(30),
+            monthly: z.number().int().min(0).default(12),
+            /** The floor a run's `retention` input may not go below; lowered only here, never from workflow input. */
+            minDaily: z.number().int().min(1).default(7),
+            minMonthly: z.number().int().min(0).default(3),
+          })
+          .strict()
+          .default({})
+          .refine((r) => r.daily >= r.minDaily && r.monthly >= r.minMonthly, { message: 'daily/monthly must not be below minDaily/minMonthly' }),
+        /**
+         * Object-lock default retention that `vaultdr bucket apply` sets on the bucket (0: none).
+         * Every object version written is then undeletable for this many days.
+         */
+        objectLockDays: z.number().int().min(0).max(36500).default(30),
+        objectLockMode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'),
         /** What the bucket must enforce; drop only what your store cannot do (see README). */
         bucketRequirements: z.array(z.enum(['encryption', 'versioning', 'publicAccessBlock', 'objectLock'])).default(['encryption', 'versioning', 'publicAccessBlock', 'objectLock']),
         kvMount: z.string().default('secret'),
@@ -197,6 +215,36 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_BACKUP_RECIPIENTS_FILE: { path: ['backup', 'recipientsFile'], kind: 'string' },
   VAULTDR_BACKUP_VALIDATION_KEY_FILE: { path: ['backup', 'validationKeyFile'], kind: 'string' },
   VAULTDR_BACKUP_MAX_UPLOAD_BPS: { path: ['backup', 'maxUploadBytesPerSecond'], kind: 'number' },
+  VAULTDR_S3_ADMIN_CREDENTIALS_FILE: { path: ['s3', 'adminCredentialsFile'], kind: 'string' },
+  VAULTDR_S3_FORCE_PATH_STYLE: { path: ['s3', 'forcePathStyle'], kind: 'boolean' },
+  VAULTDR_BACKUP_BUCKET_REQUIREMENTS: { path: ['backup', 'bucketRequirements'], kind: 'list' },
+  VAULTDR_BACKUP_OBJECT_LOCK_DAYS: { path: ['backup', 'objectLockDays'], kind: 'number' },
+  VAULTDR_BACKUP_OBJECT_LOCK_MODE: { path: ['backup', 'objectLockMode'], kind: 'string' },
+  VAULTDR_BACKUP_RETENTION_DAILY: { path: ['backup', 'retention', 'daily'], kind: 'number' },
+  VAULTDR_BACKUP_RETENTION_MONTHLY: { path: ['backup', 'retention', 'monthly'], kind: 'number' },
+  VAULTDR_BACKUP_RETENTION_MIN_DAILY: { path: ['backup', 'retention', 'minDaily'], kind: 'number' },
+  VAULTDR_BACKUP_RETENTION_MIN_MONTHLY: { path: ['backup', 'retention', 'minMonthly'], kind: 'number' },
+  VAULTDR_BACKUP_KV_MOUNT: { path: ['backup', 'kvMount'], kind: 'string' },
+  VAULTDR_BACKUP_CANARY_PATH: { path: ['backup', 'canaryPath'], kind: 'string' },
+  VAULTDR_BACKUP_CHUNK_SIZE: { path: ['backup', 'chunkSize'], kind: 'number' },
+  VAULTDR_BACKUP_PART_SIZE: { path: ['backup', 'partSize'], kind: 'number' },
+  VAULTDR_BACKUP_UPLOAD_QUEUE_SIZE: { path: ['backup', 'uploadQueueSize'], kind: 'number' },
+  VAULTDR_RESTORE_BAO_BINARY: { path: ['restore', 'baoBinary'], kind: 'string' },
+  VAULTDR_RESTORE_STAGING_DIR: { path: ['restore', 'stagingDir'], kind: 'string' },
+  VAULTDR_RESTORE_UNSEAL_SHARES_FILE: { path: ['restore', 'unsealSharesFile'], kind: 'string' },
+  VAULTDR_RESTORE_VALIDATOR_ROLE_ID_FILE: { path: ['restore', 'validatorRoleIdFile'], kind: 'string' },
+  VAULTDR_RESTORE_VALIDATOR_SECRET_ID_FILE: { path: ['restore', 'validatorSecretIdFile'], kind: 'string' },
+  VAULTDR_RESTORE_CHECK_PATHS: { path: ['restore', 'checkPaths'], kind: 'list' },
+  VAULTDR_RESTORE_PRODUCTION_ADDRESS: { path: ['restore', 'productionAddress'], kind: 'string' },
+  VAULTDR_RESTORE_PRODUCTION_TOKEN_FILE: { path: ['restore', 'productionTokenFile'], kind: 'string' },
+  VAULTDR_RESTORE_RTO_TARGET_SECONDS: { path: ['restore', 'rtoTargetSeconds'], kind: 'number' },
+  VAULTDR_RESTORE_RPO_TARGET_SECONDS: { path: ['restore', 'rpoTargetSeconds'], kind: 'number' },
+  VAULTDR_ALERTS_DEDUP_WINDOW_MINUTES: { path: ['alerts', 'dedupWindowMinutes'], kind: 'number' },
+  VAULTDR_ALERTS_CHANNEL_SECRETS_PATH: { path: ['alerts', 'channelSecretsPath'], kind: 'string' },
+  VAULTDR_CODEC_CORS_ORIGINS: { path: ['codec', 'corsOrigins'], kind: 'list' },
+  VAULTDR_VAULT_APPROLE_MOUNT: { path: ['vault', 'approleMount'], kind: 'string' },
+  VAULTDR_VAULT_REQUEST_TIMEOUT_MS: { path: ['vault', 'requestTimeoutMs'], kind: 'number' },
+  VAULTDR_WORKER_SHUTDOWN_GRACE_MS: { path: ['worker', 'shutdownGraceMs'], kind: 'number' },
 };
 
 export const DEFAULT_STACK_CONFIG = path.join('.stack', 'vaultdr.json');
@@ -295,7 +343,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -2,7 +2,7 @@
 // in S3) and the restore history (staging validations and production restores). One loader for
 // the worker's /metrics and the vaultHealthMonitor workflow, so both see the same truth.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { backupActivities } from '../activities/backup';
+import { backupActivities, DAMAGED_STATUSES } from '../activities/backup';
 import { restoreActivities } from '../activities/restore';
 import type { Config } from './config';
 import type { DrState } from '../common/monitor';
@@ -30,6 +30,7 @@ export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
         ? { at: Date.parse(last.finishedAt) / 1000, ok: last.status === 'verified', rto: last.rtoSeconds, rpo: last.rpoSeconds, backupId: last.backupId, error: last.error }
         : undefined,
       lastValidationOkAt: lastOk ? Date.parse(lastOk.finishedAt) / 1000 : undefined,
+      damagedBackups: list.filter((b) => DAMAGED_STATUSES.includes(b.status)).map((b) => ({ backupId: b.backupId, problem: b.problem ?? b.status })),
     };
   } catch (err) {
     return { storeUp: false, storeError: (err as Error).message, verified: 0, unverified: 0 };

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateBucketCommand, HeadBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { applyBucket, type BucketSetting } from '../infra/bucketPolicy';
 import { Connection } from '@temporalio/client';
 import * as os from 'node:os';
 import { ensureKeyringFile } from '../infra/codec';
@@ -37,6 +38,10 @@ export const PORTS = {
 } as const;
 
 export const BACKUP_BUCKET = 'vault-dr-backups';
+/** SeaweedFS 4.48 answers NotImplemented to PutPublicAccessBlock; it has no public ACLs to block. */
+export const STACK_BUCKET_REQUIREMENTS: BucketSetting[] = ['encryption', 'versioning', 'objectLock'];
+/** Object-lock default retention (GOVERNANCE) of the stack's bucket: short, so a dev stack's data dir stays small. */
+export const STACK_OBJECT_LOCK_DAYS = 2;
 
 export function stackDir(): string {
   return path.resolve(process.env.VAULTDR_STACK_DIR ?? path.join(PROJECT_ROOT, '.stack'));
@@ -453,14 +458,15 @@ function writeConfig(): string {
   const cfg = {
     temporal: { address: `127.0.0.1:${PORTS.temporal}`, namespace: STACK_NAMESPACE, taskQueue: STACK_TASK_QUEUE },
     vault: { address: `http://127.0.0.1:${PORTS.bao}`, roleIdFile: 'openbao/worker-role-id', secretIdFile: 'openbao/worker-secret-id' },
-    s3: { endpoint: `http://127.0.0.1:${PORTS.s3}`, region: 'us-east-1', bucket: BACKUP_BUCKET, forcePathStyle: true, credentialsFile: 'seaweedfs/credentials.json' },
+    s3: { endpoint: `http://127.0.0.1:${PORTS.s3}`, region: 'us-east-1', bucket: BACKUP_BUCKET, forcePathStyle: true, credentialsFile: 'seaweedfs/credentials.json', adminCredentialsFile: 'seaweedfs/credentials.json' },
     backup: {
       recipientsFile: 'keys/recipients.json',
       // Dev custody: the validation key sits beside the stack for `vaultdr backup verify`;
       // a production backup worker's config has public keys only.
       validationKeyFile: 'keys/validation-key.json',
       // SeaweedFS does not implement PutPublicAccessBlock (it has no public ACLs to block).
-      bucketRequirements: ['encryption', 'versioning', 'objectLock'],
+      bucketRequirements: STACK_BUCKET_REQUIREMENTS,
+      objectLockDays: STACK_OBJECT_LOCK_DAYS,
     },
     restore: {
       baoBinary: toolPaths().bao,
@@ -666,16 +672,14 @@ async function prepareMonitoring(): Promise<string[]> {
   return done;
 }
 
-async function ensureBucket(): Promise<boolean> {
-  const s3 = s3Client();
-  try {
-    await s3.send(new HeadBucketCommand({ Bucket: BACKUP_BUCKET }));
-    return false;
-  } catch {
-    // Object lock can only be enabled at creation; backupVault's ensureBackupBucket checks it.
-    await s3.send(new CreateBucketCommand({ Bucket: BACKUP_BUCKET, ObjectLockEnabledForBucket: true }));
-    return true;
-  }
+/**
+ * `vaultdr bucket apply` for the local stack: the bucket as a deployment's admin would set it up
+ * (the backup worker only checks it). The stack has one S3 identity, so it doubles as the admin.
+ */
+async function applyBackupBucket(): Promise<string[]> {
+  const r = await applyBucket(s3Client(), { bucket: BACKUP_BUCKET, required: STACK_BUCKET_REQUIREMENTS, objectLock: { mode: 'GOVERNANCE', days: STACK_OBJECT_LOCK_DAYS } });
+  if (!r.check.compliant) throw new Error(`bucket apply left ${BACKUP_BUCKET} not compliant: ${r.check.differences.join('; ')}`);
+  return r.changed.length ? [`bucket apply ${BACKUP_BUCKET}: ${r.changed.join(', ')}`] : [];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -722,7 +726,7 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
     const r = await initKeys({ outDir: keysDir, shares: 5, threshold: 3, validationKeyFile: path.join(keysDir, 'validation-key.json') });
     bootstrap.push(`generated backup keys (escrow ${r.escrowKeyId}, 5 shares / threshold 3; validation ${r.validationKeyId})`);
   }
-  if (await ensureBucket()) bootstrap.push(`created bucket ${BACKUP_BUCKET}`);
+  bootstrap.push(...(await applyBackupBucket()));
   const configFile = writeConfig();
   return { install, components, bootstrap, configFile, seconds: (Date.now() - t0) / 1000 };
 }

@@ -24,15 +24,15 @@ describe('STORE_IO activities heartbeat', function () {
     assert.deepEqual([...called].filter((n) => !heartbeating.has(n)), []);
   });
 
-  it('ensureBackupBucket heartbeats inside an activity and runs plainly outside one (CLI, bench)', async () => {
+  it('checkBackupBucket heartbeats inside an activity and runs plainly outside one (CLI, bench)', async () => {
     const cfg = await ensureStack();
     const acts = backupActivities({ ...buildClients(cfg), cfg });
-    const env = new MockActivityEnvironment({ activityType: 'ensureBackupBucket' });
+    const env = new MockActivityEnvironment({ activityType: 'checkBackupBucket' });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const report = (await env.run(acts.ensureBackupBucket)) as Awaited<ReturnType<typeof acts.ensureBackupBucket>>;
+    const report = (await env.run(acts.checkBackupBucket)) as Awaited<ReturnType<typeof acts.checkBackupBucket>>;
     assert.equal(report.bucket, cfg.s3.bucket);
-    assert.deepEqual(beats[0], { stage: 'ensureBackupBucket' });
-    assert.equal((await acts.ensureBackupBucket()).bucket, cfg.s3.bucket);
+    assert.deepEqual(beats[0], { stage: 'checkBackupBucket' });
+    assert.equal((await acts.checkBackupBucket()).bucket, cfg.s3.bucket);
   });
 });

@@ -1,5 +1,5 @@
 // backupVault — the daily encrypted backup. Reads like docs/runbooks/backup.md:
-// ensureBackupBucket → writeCanary → snapshotToStore → verifyUploadedBackup → pruneBackups.
+// checkBackupBucket → writeCanary → snapshotToStore → verifyUploadedBackup → pruneBackups.
 // Any failure sends an alert naming the failed step, and retention never runs after a failure.
 import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
@@ -13,7 +13,7 @@ const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activi
 const transfer = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });
 const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
-export type BackupStep = 'validating input' | 'ensureBackupBucket' | 'writeCanary' | 'snapshotToStore' | 'verifyUploadedBackup' | 'pruneBackups' | 'done' | 'failed';
+export type BackupStep = 'validating input' | 'checkBackupBucket' | 'writeCanary' | 'snapshotToStore' | 'verifyUploadedBackup' | 'pruneBackups' | 'done' | 'failed';
 
 export interface BackupProgress {
   backupId: string;
@@ -42,7 +42,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   try {
     input = parseWorkflowInput('backupVault', BackupInput, rawInput);
     const { trigger, prune, retention } = input;
-    await step('ensureBackupBucket', () => store.ensureBackupBucket());
+    await step('checkBackupBucket', () => store.checkBackupBucket());
     const canary = await step('writeCanary', () => store.writeCanary({ backupId }));
     const uploaded = await step('snapshotToStore', () =>
       transfer.snapshotToStore({

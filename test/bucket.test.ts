@@ -1,0 +1,248 @@
+// The backup bucket against the real SeaweedFS of the local stack, each test on a bucket of its
+// own: `vaultdr bucket apply` (admin, idempotent, keeps other lifecycle rules), the nightly
+// read-only checkBackupBucket (never writes, names what drifted), backups whose object was
+// overwritten or whose pinned version was deleted (listed, never "latest", alerted, never pruned),
+// legal holds on kept backups, and the configured retention floor.
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import {
+  DeleteObjectCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetObjectLegalHoldCommand,
+  ListObjectVersionsCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutObjectCommand,
+  PutObjectLegalHoldCommand,
+  PutObjectLockConfigurationCommand,
+  type LifecycleRule,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import { backupActivities } from '../activities/backup';
+import { restoreActivities } from '../activities/restore';
+import { backupIdFor, backupObjectKeys, type BackupManifest } from '../common/backup';
+import { evaluate } from '../common/monitor';
+import { applyBucket, bucketSpec, RULE_EXPIRE_DELETED } from '../infra/bucketPolicy';
+import { buildS3Client } from '../infra/clients';
+import type { Config } from '../infra/config';
+import { loadDrState } from '../infra/drState';
+import { stackDir } from '../stack/stack';
+import { vaultdr } from './helpers/inspect';
+import { ensureStack } from './helpers/stack';
+
+const FOREIGN: LifecycleRule = { ID: 'ops-expire-tmp', Status: 'Enabled', Filter: { Prefix: 'tmp/' }, Expiration: { Days: 3 } };
+
+function testBucket(tag: string): string {
+  return `vdr-h4-${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** The stack config pointed at its own bucket, with no default retention so the test can delete versions. */
+function bucketCfg(cfg: Config, bucket: string): Config {
+  return { ...cfg, s3: { ...cfg.s3, bucket }, backup: { ...cfg.backup, objectLockDays: 0 } };
+}
+
+async function lifecycleIds(s3: S3Client, bucket: string): Promise<string[]> {
+  return ((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? []).map((r) => r.ID!).sort();
+}
+
+async function rejection(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ApplicationFailure, String(err));
+  return err;
+}
+
+/** A verified backup as snapshotToStore + verifyUploadedBackup leave it: object version pinned by the manifest. */
+async function putBackup(s3: S3Client, bucket: string, iso: string): Promise<{ id: string; versionId: string }> {
+  const id = backupIdFor(iso, 'bucket-test', iso);
+  const keys = backupObjectKeys(id);
+  const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.snapshot, Body: `snapshot of ${id}` }));
+  const manifest = {
+    manifestVersion: 1,
+    backupId: id,
+    status: 'verified',
+    workflowId: 'bucket-test',
+    runId: iso,
+    trigger: 'manual',
+    createdAt: iso,
+    uploadedAt: iso,
+    verifiedAt: iso,
+    snapshot: { clusterId: 'c', clusterName: 'c', openbaoVersion: '2', raftIndex: 1, raftTerm: 1, snapshotId: 's', node: 'n' },
+    canary: { path: 'secret/data/vault-dr/canary', marker: `vault-dr backup ${id}` },
+    plaintext: { bytes: 1, sha256: '0'.repeat(64) },
+    object: { bucket, key: keys.snapshot, bytes: 1, sha256: '0'.repeat(64), versionId: put.VersionId },
+    encryption: { format: 'vdrbak/1', chunkSize: 4096, recipients: [] },
+  } satisfies BackupManifest;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.manifest, Body: JSON.stringify(manifest) }));
+  return { id, versionId: put.VersionId! };
+}
+
+/** Removes every version (lifting legal holds first) so the test leaves nothing behind. */
+async function dropBucket(s3: S3Client, bucket: string): Promise<void> {
+  const res = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket })).catch(() => undefined);
+  for (const v of [...(res?.Versions ?? []), ...(res?.DeleteMarkers ?? [])]) {
+    await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId!, LegalHold: { Status: 'OFF' } })).catch(() => undefined);
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId!, BypassGovernanceRetention: true })).catch(() => undefined);
+  }
+}
+
+describe('backup bucket: apply with admin rights, check read-only (real SeaweedFS)', function () {
+  this.timeout(120_000);
+  let stackCfg: Config;
+  let s3: S3Client;
+  const made: string[] = [];
+
+  before(async function () {
+    this.timeout(300_000);
+    stackCfg = await ensureStack();
+    s3 = buildS3Client(stackCfg.s3);
+  });
+  after(async () => {
+    for (const b of made) await dropBucket(s3, b);
+  });
+
+  it('`vaultdr bucket apply` creates a compliant bucket, is idempotent, and keeps lifecycle rules it does not own', async () => {
+    const bucket = testBucket('apply');
+    made.push(bucket);
+    const env = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_S3_BUCKET: bucket };
+    const first = vaultdr(['--json', 'bucket', 'apply'], env);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const r1 = JSON.parse(first.stdout) as { created: boolean; changed: string[]; check: { compliant: boolean; differences: string[] } };
+    assert.ok(r1.created);
+    assert.ok(r1.check.compliant, r1.check.differences.join('; '));
+    assert.ok(r1.changed.some((c) => /object lock default retention GOVERNANCE 2 days/.test(c)), r1.changed.join(', '));
+
+    // An operator's own rule, added out of band, survives a second apply.
+    const rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? [];
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [...rules, FOREIGN] } }));
+    const second = vaultdr(['--json', 'bucket', 'apply'], env);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    const r2 = JSON.parse(second.stdout) as typeof r1;
+    assert.deepEqual(r2.changed, [], 'a second apply on a compliant bucket changes nothing');
+    assert.deepEqual(await lifecycleIds(s3, bucket), ['ops-expire-tmp', 'vault-dr-abort-incomplete-uploads', 'vault-dr-expire-deleted-backups']);
+
+    // A drifted vault-dr rule is put back, the foreign rule still kept.
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [FOREIGN] } }));
+    const third = JSON.parse(vaultdr(['--json', 'bucket', 'apply'], env).stdout) as typeof r1;
+    assert.ok(third.check.compliant);
+    assert.deepEqual(await lifecycleIds(s3, bucket), ['ops-expire-tmp', 'vault-dr-abort-incomplete-uploads', 'vault-dr-expire-deleted-backups']);
+
+    // Without admin credentials the command refuses (the worker's own are not for this).
+    const cfgNoAdmin = vaultdr(['bucket', 'apply'], { ...env, VAULTDR_S3_ADMIN_CREDENTIALS_FILE: '' });
+    assert.notEqual(cfgNoAdmin.code, 0);
+  });
+
+  it('checkBackupBucket never writes bucket settings: a foreign rule survives, and drift fails naming each difference', async () => {
+    const bucket = testBucket('check');
+    made.push(bucket);
+    const cfg = { ...stackCfg, s3: { ...stackCfg.s3, bucket } };
+    await applyBucket(s3, bucketSpec(cfg));
+    const acts = backupActivities({ bao: undefined as never, s3, cfg });
+    const ok = await acts.checkBackupBucket();
+    assert.ok(ok.compliant);
+
+    const rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? [];
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [...rules, FOREIGN] } }));
+    await acts.checkBackupBucket();
+    assert.ok((await lifecycleIds(s3, bucket)).includes('ops-expire-tmp'), 'the nightly check removed a rule it does not own');
+
+    // Drift: vault-dr's noncurrent rule shortened to 1 day and the default retention removed.
+    const drifted = rules.map((r) => (r.ID === RULE_EXPIRE_DELETED ? { ...r, NoncurrentVersionExpiration: { NoncurrentDays: 1 } } : r));
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [...drifted, FOREIGN] } }));
+    await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
+    const f = await rejection(acts.checkBackupBucket());
+    assert.equal(f.type, 'BucketNotCompliant');
+    assert.equal(f.nonRetryable, true);
+    assert.match(f.message, /objectLock: default retention none, expected GOVERNANCE 2 days/);
+    assert.match(f.message, /lifecycle: rule vault-dr-expire-deleted-backups is .*"noncurrentDays":1.*expected .*"noncurrentDays":30/);
+    // ...and it left the drift as it was (read-only).
+    const after = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? [];
+    assert.equal(after.find((r) => r.ID === RULE_EXPIRE_DELETED)?.NoncurrentVersionExpiration?.NoncurrentDays, 1);
+
+    // The monitor's check sees the same drift; `bucket check` exits 3 naming it.
+    const cli = vaultdr(['bucket', 'check'], { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_S3_BUCKET: bucket });
+    assert.equal(cli.code, 3, cli.stderr + cli.stdout);
+    assert.match(cli.stdout, /differs: objectLock: default retention none/);
+  });
+
+  it('an overwritten backup object, then its pinned version deleted: listed, never "latest", alerted, never pruned', async () => {
+    const bucket = testBucket('pin');
+    made.push(bucket);
+    const cfg = bucketCfg(stackCfg, bucket);
+    await applyBucket(s3, bucketSpec(cfg));
+    const acts = backupActivities({ bao: undefined as never, s3, cfg });
+    const older = await putBackup(s3, bucket, '2026-01-01T02:00:00.000Z');
+    const newer = await putBackup(s3, bucket, '2026-01-02T02:00:00.000Z');
+    assert.deepEqual((await acts.listBackups()).map((b) => b.status), ['verified', 'verified'], 'control: both intact');
+
+    // Something writes over the newest backup's key.
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: backupObjectKeys(newer.id).snapshot, Body: 'not a backup' }));
+    let list = await acts.listBackups();
+    const hit = list.find((b) => b.backupId === newer.id)!;
+    assert.equal(hit.status, 'overwritten');
+    assert.equal(hit.manifestStatus, 'verified');
+    assert.match(hit.problem!, new RegExp(`not the pinned ${newer.versionId}`));
+
+    const env = { VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'), VAULTDR_S3_BUCKET: bucket };
+    const cli = vaultdr(['backup', 'list'], env);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`${newer.id}  overwritten[\\s\\S]*backup damaged: overwritten`));
+
+    const selected = await restoreActivities({ s3, cfg }).selectBackup({ backupId: 'latest' });
+    assert.equal(selected.backupId, older.id, '"latest" must skip the overwritten backup');
+
+    const dr = await loadDrState(s3, cfg);
+    const problems = evaluate({ vault: { reachable: true, initialized: true, sealed: false, standby: false, raftPeers: [], problems: [] } as never, autopilot: { unhealthyServers: [] }, dr }, { expectedRaftPeers: 1, backupMaxAgeHours: 1e6, validationMaxAgeDays: 90 }, Date.now() / 1000);
+    const alert = problems.find((p) => p.key === 'BackupObjectOverwritten');
+    assert.ok(alert, problems.map((p) => p.key).join(', '));
+    assert.equal(alert.severity, 'critical');
+    assert.match(alert.summary, new RegExp(newer.id));
+
+    // The nightly prune keeps it, fails naming it, and holds the pinned version of the kept one.
+    const f = await rejection(acts.pruneBackups({ justVerified: older.id }));
+    assert.equal(f.type, 'BackupOverwritten');
+    assert.match(f.message, new RegExp(`${newer.id} \\(overwritten`));
+    assert.ok((await acts.listBackups()).some((b) => b.backupId === newer.id), 'prune deleted a damaged backup');
+    const hold = await s3.send(new GetObjectLegalHoldCommand({ Bucket: bucket, Key: backupObjectKeys(older.id).snapshot, VersionId: older.versionId }));
+    assert.equal(hold.LegalHold?.Status, 'ON', 'the kept backup\'s pinned version must carry a legal hold');
+
+    // Then the pinned (now noncurrent) version is deleted, as lifecycle expiry would.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: backupObjectKeys(newer.id).snapshot, VersionId: newer.versionId, BypassGovernanceRetention: true }));
+    list = await acts.listBackups();
+    assert.equal(list.find((b) => b.backupId === newer.id)!.status, 'pinned version missing');
+    assert.equal((await restoreActivities({ s3, cfg }).selectBackup({ backupId: 'latest' })).backupId, older.id);
+    const f2 = await rejection(acts.pruneBackups({ justVerified: older.id }));
+    assert.match(f2.message, new RegExp(`${newer.id} \\(pinned version ${newer.versionId} no longer exists`));
+    const cli2 = vaultdr(['bucket', 'check'], env);
+    assert.equal(cli2.code, 3);
+    assert.match(cli2.stdout, new RegExp(`backup ${newer.id}: pinned version`));
+  });
+
+  it('retention from workflow input cannot go below the configured floor; nothing is deleted', async () => {
+    const bucket = testBucket('floor');
+    made.push(bucket);
+    const cfg = bucketCfg(stackCfg, bucket);
+    await applyBucket(s3, bucketSpec(cfg));
+    const acts = backupActivities({ bao: undefined as never, s3, cfg });
+    const ids: string[] = [];
+    for (let d = 1; d <= 10; d++) ids.push((await putBackup(s3, bucket, `2026-02-${String(d).padStart(2, '0')}T02:00:00.000Z`)).id);
+    const newest = ids.at(-1)!;
+
+    const f = await rejection(acts.pruneBackups({ retention: { daily: 1, monthly: 0 }, justVerified: newest }));
+    assert.equal(f.type, 'InvalidInput');
+    assert.equal(f.nonRetryable, true);
+    assert.match(f.message, /field "retention\.daily 1" is below the configured floor backup\.retention\.minDaily = 7; nothing was deleted/);
+    assert.equal((await acts.listBackups()).length, 10);
+    const m = await rejection(acts.pruneBackups({ retention: { daily: 30, monthly: 1 }, justVerified: newest }));
+    assert.match(m.message, /retention\.monthly 1" is below the configured floor backup\.retention\.minMonthly = 3/);
+
+    // At the floor it runs; the floor is lowered only by configuration.
+    const atFloor = await acts.pruneBackups({ retention: { daily: 7, monthly: 3 }, justVerified: newest });
+    assert.equal(atFloor.deleted.length, 3);
+    const lowered = backupActivities({ bao: undefined as never, s3, cfg: { ...cfg, backup: { ...cfg.backup, retention: { ...cfg.backup.retention, minDaily: 1, minMonthly: 0 } } } });
+    const r = await lowered.pruneBackups({ retention: { daily: 1, monthly: 0 }, justVerified: newest });
+    assert.equal(r.deleted.length, 6);
+  });
+});
