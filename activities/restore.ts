@@ -101,6 +101,21 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
     return { address: info.address, token: () => stagingToken(info), label: `staging ${info.address}` };
   };
 
+  /** One look at the target: unsealed, active and serving the expected cluster's data, 3 times over 2 s. */
+  const probeUnsealed = async (req: { target: RestoreTarget; expectClusterId: string }): Promise<{ unsealed: boolean; detail: string }> => {
+    const { address } = targetOf(req.target);
+    for (let i = 0; i < 3; i++) {
+      const h = await stagingApi(address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch(() => undefined);
+      if (!h) return { unsealed: false, detail: `${address} unreachable (restarting?)` };
+      if (h.json.sealed || h.json.standby) return { unsealed: false, detail: `${address} is ${h.json.sealed ? 'sealed' : 'standby'}` };
+      if (req.expectClusterId && h.json.cluster_id !== req.expectClusterId) {
+        return { unsealed: false, detail: `${address} still serves its pre-restore data (cluster ${h.json.cluster_id}) and should seal itself` };
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return { unsealed: true, detail: `${address} is unsealed and active with the restored data` };
+  };
+
   return withHeartbeats({
     /** What a production restore would replace: shown to the approver before anything is touched. */
     async planProductionRestore(req: { backupId: string }): Promise<ProductionPlan> {
@@ -132,17 +147,23 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
      * its old keyring under its old cluster id for a moment, then seals itself.)
      */
     async checkTargetUnsealed(req: { target: RestoreTarget; expectClusterId: string }): Promise<{ unsealed: boolean; detail: string }> {
-      const { address } = targetOf(req.target);
-      for (let i = 0; i < 3; i++) {
-        const h = await stagingApi(address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch(() => undefined);
-        if (!h) return { unsealed: false, detail: `${address} unreachable (restarting?)` };
-        if (h.json.sealed || h.json.standby) return { unsealed: false, detail: `${address} is ${h.json.sealed ? 'sealed' : 'standby'}` };
-        if (req.expectClusterId && h.json.cluster_id !== req.expectClusterId) {
-          return { unsealed: false, detail: `${address} still serves its pre-restore data (cluster ${h.json.cluster_id}) and should seal itself` };
-        }
-        await new Promise((r) => setTimeout(r, 1000));
+      return probeUnsealed(req);
+    },
+
+    /**
+     * pollUntil's activity for "the restored target is unsealed and serves the backup's data":
+     * probes every 5 s, heartbeating each probe, until it holds or `untilIso` passes. The wait
+     * lives here, not in workflow timers, so a day of waiting is a few dozen history events.
+     */
+    async pollTargetUnsealed(req: { target: RestoreTarget; expectClusterId: string; untilIso: string; everySeconds?: number }): Promise<{ done: boolean; detail: string }> {
+      const until = Date.parse(req.untilIso);
+      const every = Math.max(1, req.everySeconds ?? 5) * 1000;
+      for (;;) {
+        const r = await probeUnsealed(req);
+        Context.current().heartbeat({ detail: r.detail });
+        if (r.unsealed || Date.now() + every > until) return { done: r.unsealed, detail: r.detail };
+        await Context.current().sleep(every); // rejects when the workflow cancels (delivered with the heartbeat)
       }
-      return { unsealed: true, detail: `${address} is unsealed and active with the restored data` };
     },
 
     /** Resolves "latest" to the newest verified backup and returns its (non-secret) facts. */

@@ -26,7 +26,6 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { backupActivities } from '../activities/backup';
 import { applyBucket, bucketSpec } from '../infra/bucketPolicy';
 import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/codec';
 import { buildClients } from '../infra/clients';

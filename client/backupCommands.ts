@@ -58,6 +58,12 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
   return problem ? ctx.fail(`backup ${backupId}: ${problem}`) : manifest;
 }
 
+/** The retention line of `backup run`: what was pruned and kept, or that pruning was skipped. */
+export function renderRetention(r: Pick<BackupResult, 'retention' | 'pruned' | 'keptCount' | 'unverifiedKept'>): string {
+  if (r.retention === 'skipped') return '  retention skipped (--no-prune)';
+  return `  retention deleted ${r.pruned.length ? r.pruned.join(', ') : 'nothing'}; ${r.keptCount} kept${r.unverifiedKept.length ? `; unverified kept: ${r.unverifiedKept.join(', ')}` : ''}`;
+}
+
 export function registerBackupCommands(program: Command, ctx: CliContext): void {
   const backup = program.command('backup').description('encrypted Vault snapshots in S3');
 
@@ -78,7 +84,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
           `  object    s3://${cfg.s3.bucket}/${r.objectKey} (${mib(r.objectBytes)}, snapshot ${mib(r.plaintextBytes)}, raft index ${r.raftIndex})`,
           `  manifest  s3://${cfg.s3.bucket}/${r.manifestKey}`,
           `  sha256    ${r.objectSha256}`,
-          `  retention deleted ${r.pruned.length ? r.pruned.join(', ') : 'nothing'}; ${r.keptCount} kept${r.unverifiedKept.length ? `; unverified kept: ${r.unverifiedKept.join(', ')}` : ''}`,
+          renderRetention(r),
           `  verify    npx ${r.verifyCommand}`,
         ].join('\n'),
       );

@@ -1,5 +1,6 @@
 // `vaultdr restore ...` and the offline `vaultdr backup decrypt`.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
@@ -20,11 +21,21 @@ function renderPlan(workflowId: string, p: RestoreProgress): string {
   const plan = p.plan!;
   return [
     `production restore ${workflowId}: ${p.step}`,
+    ...(p.requestedBy ? [`  started  by ${p.requestedBy} (the approver must be someone else)`] : []),
     `  target   ${plan.targetAddress} (${plan.targetInitialized ? (plan.targetSealed ? 'sealed' : 'unsealed') : 'uninitialised'}, cluster ${plan.targetClusterId || '?'}, raft index ${plan.targetRaftIndex || '?'})`,
     `  backup   ${plan.backupId} of ${plan.backupCreatedAt} (cluster ${plan.backupClusterId}, raft index ${plan.backupRaftIndex})`,
     `  replaces ${plan.sameCluster ? 'the same cluster' : 'ANOTHER cluster'}${plan.older ? ' with OLDER data (approval needs --allow-older)' : ''}`,
     ...(p.waitingFor ? [`  waiting  ${p.waitingFor}`] : []),
   ].join('\n');
+}
+
+/** The OS user running the CLI (an operator claim like any other; see docs/runbooks/restore.md). */
+function osUser(): string | undefined {
+  try {
+    return os.userInfo().username || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function renderRecord(r: RestoreRecord): string {
@@ -45,7 +56,7 @@ async function privateKeyFrom(opts: { shares?: string[]; validationKey?: string 
 
 export function registerRestoreCommands(program: Command, ctx: CliContext): void {
   const restore = program.command('restore').description('restores into staging, restore validation and RTO/RPO history');
-  const runRestore = async (cmd: Command, input: { backupId: string; reason: string }) => {
+  const runRestore = async (cmd: Command, input: { backupId: string; reason: string; requestedBy?: string }) => {
     const cfg = ctx.cfgOf(cmd);
     const workflowId = `restoreVault-cli-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const r = (await startWorkflow(cfg, 'restoreVault', { ...input, target: 'staging' }, { wait: true, workflowId })) as RestoreRecord & { historyKey: string };
@@ -67,12 +78,15 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
     .option('--backup <id>', 'backup id (default: latest verified)', 'latest')
     .option('--target <target>', 'staging | production (production waits for `vaultdr restore approve`)', 'staging')
     .option('--reason <text>', 'why (recorded in the restore history)', 'manual')
-    .action(async (opts: { backup: string; target: string; reason: string }, cmd: Command) => {
-      if (opts.target === 'staging') return runRestore(cmd, { backupId: opts.backup, reason: opts.reason });
+    .option('--requested-by <name>', 'who starts the restore (default: the OS user); a production restore must be approved by someone else')
+    .action(async (opts: { backup: string; target: string; reason: string; requestedBy?: string }, cmd: Command) => {
+      const requestedBy = opts.requestedBy ?? osUser();
+      if (opts.target === 'staging') return runRestore(cmd, { backupId: opts.backup, reason: opts.reason, ...(requestedBy ? { requestedBy } : {}) });
       if (opts.target !== 'production') ctx.fail(`--target: expected staging or production, got "${opts.target}"`, 2);
+      if (!requestedBy) ctx.fail('--requested-by: no OS user name to record; say who starts the restore', 2);
       const cfg = ctx.cfgOf(cmd);
       const workflowId = `restoreVault-production-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      await startWorkflow(cfg, 'restoreVault', { backupId: opts.backup, target: 'production', reason: opts.reason }, { wait: false, workflowId });
+      await startWorkflow(cfg, 'restoreVault', { backupId: opts.backup, target: 'production', reason: opts.reason, requestedBy }, { wait: false, workflowId });
       const client = await connectClient(cfg);
       try {
         const h = client.workflow.getHandle(workflowId);

@@ -142,6 +142,8 @@ export interface BackupResult {
   objectBytes: number;
   objectSha256: string;
   raftIndex: number;
+  /** skipped: the run was started with prune: false (`backup run --no-prune`); the counts below are then empty. */
+  retention: 'applied' | 'skipped';
   pruned: string[];
   keptCount: number;
   unverifiedKept: string[];

@@ -20,8 +20,19 @@ export const RestoreInput = z
     remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(60),
     /** Why: shown in the restore history ("weekly validation", "drill", ...). */
     reason: z.string().max(200).default('manual'),
+    /**
+     * Who starts the restore (an operator claim, recorded). Required for production: the approver
+     * must be someone else (two-person rule). How a deployment binds it to a real identity:
+     * docs/runbooks/restore.md "Who may start and approve".
+     */
+    requestedBy: z.string().trim().min(1, 'say who starts the restore').max(200).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.target === 'production' && !v.requestedBy) {
+      ctx.addIssue({ code: 'custom', path: ['requestedBy'], message: 'required for a production restore: the approver must be someone else (two-person rule)' });
+    }
+  });
 export type RestoreInput = z.input<typeof RestoreInput>;
 
 export interface KvCheck {
@@ -44,10 +55,17 @@ export interface RestoreRecord {
   workflowId: string;
   reason: string;
   target: 'staging' | 'production';
+  /** Who started it (production: required, and never the approver). */
+  requestedBy?: string;
   approval?: Approval;
+  /** Started by a Temporal Schedule (the weekly validation), not by a person. */
+  scheduled?: boolean;
   backupId: string;
-  status: 'verified' | 'failed';
+  /** cancelled: an operator cancelled the run (it says nothing about the backup). */
+  status: 'verified' | 'failed' | 'cancelled';
   failedStep?: string;
+  /** The failure's type (BackupNotFound, VerificationFailed, ...). */
+  errorType?: string;
   error?: string;
   snapshotCreatedAt: string;
   startedAt: string;
@@ -75,3 +93,23 @@ export const Approval = z
   })
   .strict();
 export type Approval = z.output<typeof Approval>;
+
+/** Names compared for the two-person rule: case and surrounding spaces do not make another person. */
+export function samePerson(a: string | undefined, b: string | undefined): boolean {
+  return !!a && !!b && a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
+/**
+ * A person asked for a staging restore of a backup id that does not exist: a typo, answered by
+ * the failure itself and a warning, not a failed restore validation that pages on-call. A
+ * scheduled run, or "latest" finding nothing verified, is a real failure and still pages.
+ */
+export function isMistypedBackupId(r: Pick<RestoreRecord, 'target' | 'backupId' | 'errorType' | 'scheduled'>): boolean {
+  return r.target === 'staging' && r.errorType === 'BackupNotFound' && r.backupId !== 'latest' && !r.scheduled;
+}
+
+/** Whether a restore record says anything about whether backups restore (metrics, monitor). */
+export function countsAsValidation(r: RestoreRecord): boolean {
+  // A run whose input was rejected never tried to restore anything.
+  return r.target === 'staging' && r.status !== 'cancelled' && r.failedStep !== 'validating input' && !isMistypedBackupId(r);
+}

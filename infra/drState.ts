@@ -6,6 +6,7 @@ import { backupActivities, DAMAGED_STATUSES } from '../activities/backup';
 import { restoreActivities } from '../activities/restore';
 import type { Config } from './config';
 import type { DrState } from '../common/monitor';
+import { countsAsValidation } from '../common/restore';
 
 export type { DrState } from '../common/monitor';
 
@@ -15,9 +16,9 @@ export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
   try {
     const list = await backups.listBackups();
     const newest = list.find((b) => b.status === 'verified');
-    // A run whose input was rejected never tried to restore anything: it stays in the history for
-    // the record but says nothing about whether backups restore.
-    const validations = (await restores.listRestoreHistory({ limit: 50 })).filter((r) => r.target === 'staging' && r.failedStep !== 'validating input');
+    // A run whose input was rejected, or a person's mistyped backup id, never tried to restore
+    // anything: it stays in the history for the record but says nothing about whether backups restore.
+    const validations = (await restores.listRestoreHistory({ limit: 50 })).filter(countsAsValidation);
     const last = validations[0];
     const lastOk = validations.find((r) => r.status === 'verified');
     return {

@@ -1,17 +1,17 @@
 // backupVault — the daily encrypted backup. Reads like docs/runbooks/backup.md:
 // checkBackupBucket → writeCanary → snapshotToStore → verifyUploadedBackup → pruneBackups.
-// Any failure sends an alert naming the failed step, and retention never runs after a failure.
-import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+// Any failure sends an alert naming the failed step (failRunbook), and retention never runs after a
+// failure. A cancelled run alerts too, and ends Cancelled.
+import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
-import type { NotifyActivities } from '../activities/notify';
 import { BackupInput, backupIdFor, type BackupResult } from '../common/backup';
 import { parseWorkflowInput } from '../common/validate';
-import { ALERT, STORE_IO, TRANSFER } from './profiles';
+import { STORE_IO, TRANSFER } from './profiles';
+import { failRunbook, steps } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
 const transfer = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });
-const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type BackupStep = 'validating input' | 'checkBackupBucket' | 'writeCanary' | 'snapshotToStore' | 'verifyUploadedBackup' | 'pruneBackups' | 'done' | 'failed';
 
@@ -32,12 +32,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   setHandler(progress, () => state);
   let input: ReturnType<typeof BackupInput.parse> | undefined;
 
-  const step = async <T>(name: BackupStep, run: () => Promise<T>): Promise<T> => {
-    state.step = name;
-    const out = await run();
-    state.completed.push(name);
-    return out;
-  };
+  const { step, failedAt } = steps<BackupStep>(state);
 
   try {
     input = parseWorkflowInput('backupVault', BackupInput, rawInput);
@@ -57,9 +52,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     state.objectKey = uploaded.objectKey;
     state.objectBytes = uploaded.objectBytes;
     await step('verifyUploadedBackup', () => transfer.verifyUploadedBackup({ backupId }));
-    const pruned = prune
-      ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId }))
-      : { deleted: [], kept: 0, unverified: [] };
+    const pruned = prune ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId })) : undefined;
     state.step = 'done';
     return {
       backupId,
@@ -70,29 +63,20 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
       objectBytes: uploaded.objectBytes,
       objectSha256: uploaded.objectSha256,
       raftIndex: uploaded.raftIndex,
-      pruned: pruned.deleted,
-      keptCount: pruned.kept,
-      unverifiedKept: pruned.unverified,
+      // --no-prune: say retention was skipped, not "0 kept".
+      retention: pruned ? 'applied' : 'skipped',
+      pruned: pruned?.deleted ?? [],
+      keptCount: pruned?.kept ?? 0,
+      unverifiedKept: pruned?.unverified ?? [],
       verifyCommand: `vaultdr backup verify ${backupId}`,
     };
   } catch (err) {
-    const failedStep = state.step;
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const errorType = cause instanceof ApplicationFailure ? cause.type ?? 'Error' : (cause as Error)?.name ?? 'Error';
-    const message = (cause as Error)?.message ?? String(err);
-    state.step = 'failed';
-    state.error = `${failedStep}: ${message}`;
-    await sendAlert({
-      severity: 'critical',
-      dedupKey: `backupVault/${failedStep}/${errorType}`,
-      summary: `Vault backup ${backupId} failed at ${failedStep}`,
-      workflowId: info.workflowId,
-      runId: info.runId,
+    const failedStep = failedAt() ?? state.step;
+    return failRunbook(err, {
       failedStep,
-      errorType,
-      error: message,
-      details: { backup: backupId, trigger: input?.trigger ?? '(input rejected)', 'no retention ran': 'true' },
-    }).catch(() => undefined); // the failure itself is still reported below
-    throw ApplicationFailure.create({ type: errorType, message: `backup ${backupId} failed at ${failedStep}: ${message}`, nonRetryable: true });
+      state,
+      alert: { workflow: 'backupVault', subject: `Vault backup ${backupId}`, details: () => ({ backup: backupId, trigger: input?.trigger ?? '(input rejected)', 'no retention ran': 'true' }) },
+      failureMessage: (f) => `backup ${backupId} failed at ${failedStep}: ${f.message}`,
+    });
   }
 }

@@ -3,21 +3,22 @@
 //   staging:    startStagingVault → restoreSnapshot → unsealTarget → verifyRestoredSecrets → teardownStaging (always)
 //   production: planProductionRestore → awaitApproval (approveRestore update) → restoreSnapshot →
 //               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
-// → recordRestore (RTO/RPO). Failures alert and are recorded too.
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+// → recordRestore (RTO/RPO). Failures alert and are recorded too (failRunbook); waits for people and
+// for the unseal use the shared awaitHuman / pollUntil, so a 24 h wait costs a bounded history.
+import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { ProductionPlan, RestoreActivities } from '../activities/restore';
-import type { NotifyActivities } from '../activities/notify';
 import { shortHash } from '../common/backup';
-import { Approval, RestoreInput, type RestoreRecord, type SecretCheck } from '../common/restore';
-import { describeIssues } from '../common/validate';
-import { parseWorkflowInput } from '../common/validate';
-import { ALERT, STAGING, STORE_IO, TRANSFER } from './profiles';
+import { Approval, RestoreInput, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { describeIssues, parseWorkflowInput } from '../common/validate';
+import { STAGING, STORE_IO, TRANSFER } from './profiles';
+import { POLL, awaitHuman, failRunbook, pollUntil, steps, type AlertContext } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
 const transfer = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
 const stagingOps = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
-const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
+const poller = proxyActivities<RestoreActivities>({ ...POLL, taskQueue: activityQueue('restore') });
 
 export type RestoreStep =
   | 'validating input'
@@ -46,6 +47,8 @@ export interface RestoreProgress {
   stagingAddress?: string;
   /** Production: what would be replaced, shown before approval. */
   plan?: ProductionPlan;
+  /** Who started the restore (production: never the approver). */
+  requestedBy?: string;
   approval?: Approval;
   /** Custodian shares received by the worker (counts only). */
   shares?: { received: number; threshold: number; keyId: string };
@@ -58,18 +61,24 @@ export const progress = defineQuery<RestoreProgress>('progress');
 /** Sent by the worker's share intake when enough custodian shares arrived (counts only). */
 export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
 
-/** A responder approves (or refuses) a production restore after reading the plan from `progress`. */
+/**
+ * A responder approves (or refuses) a production restore after reading the plan from `progress`.
+ * Two-person rule: the approver must not be the person who started it (`requestedBy`).
+ */
 export const approveRestore = defineUpdate<{ accepted: true; approve: boolean }, [Approval]>('approveRestore');
 
 export interface RestoreResult extends RestoreRecord {
   historyKey: string;
 }
 
+const SCHEDULED_BY = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+
 export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResult> {
   const info = workflowInfo();
   const startedAtMs = info.runStartTime.getTime();
   const startedAt = new Date(startedAtMs).toISOString();
   const restoreId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
+  const scheduled = !!info.typedSearchAttributes.get(SCHEDULED_BY);
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
   let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
@@ -88,6 +97,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
         if (state.step !== 'awaitApproval' || !state.plan) throw new Error(`restore ${restoreId} is not waiting for approval (step: ${state.step})`);
         const parsed = Approval.safeParse(a);
         if (!parsed.success) throw new Error(`approveRestore: ${describeIssues(parsed.error.issues)}`);
+        // Refusing your own restore is always allowed; approving it is not.
+        if (parsed.data.approve && samePerson(parsed.data.who, input.requestedBy)) {
+          throw new Error(`approveRestore: ${parsed.data.who} started this restore (requestedBy); a production restore needs a second person to approve it (two-person rule)`);
+        }
         const p = state.plan;
         if (parsed.data.approve && p.older && !parsed.data.allowOlderSnapshot) {
           throw new Error(`backup ${p.backupId} (raft index ${p.backupRaftIndex}) is older than the data on ${p.targetAddress} (raft index ${p.targetRaftIndex}); approve with allowOlderSnapshot: true to replace newer data`);
@@ -95,71 +108,13 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       },
     },
   );
-  let failedAt: RestoreStep | undefined;
-  const step = async <T>(name: RestoreStep, run: () => Promise<T>): Promise<T> => {
-    state.step = name;
-    try {
-      const out = await run();
-      state.completed.push(name);
-      return out;
-    } catch (err) {
-      failedAt ??= name; // the first failure, not the teardown that follows it
-      throw err;
-    }
+  const { step, failedAt, markFailed } = steps<RestoreStep>(state);
+  const alert: AlertContext = {
+    workflow: 'restoreVault',
+    subject: `Vault restore ${restoreId}`,
+    details: () => ({ backup: state.backupId ?? input.backupId, target: state.plan?.targetAddress ?? input.target, reason: input.reason }),
   };
-
-  /** Waits durably for a human, reminding every remindEveryMinutes and failing after approvalTimeoutMinutes. */
-  const awaitHuman = async (what: string, done: () => boolean, instruction: string): Promise<void> => {
-    state.waitingFor = `${what}: ${instruction}`;
-    const deadline = Date.now() + input.approvalTimeoutMinutes * 60_000;
-    let reminder = 0;
-    while (!(await condition(done, Math.min(input.remindEveryMinutes * 60_000, Math.max(1, deadline - Date.now()))))) {
-      if (Date.now() >= deadline) {
-        throw ApplicationFailure.create({ type: 'ApprovalTimeout', message: `no ${what} within ${input.approvalTimeoutMinutes} minutes`, nonRetryable: true });
-      }
-      reminder++;
-      await sendAlert({
-        severity: reminder >= 3 ? 'critical' : 'warning',
-        dedupKey: `restoreVault/${info.workflowId}/waiting-for-${what}/${reminder}`,
-        summary: `Vault restore ${restoreId} is waiting for ${what} (reminder ${reminder})`,
-        workflowId: info.workflowId,
-        runId: info.runId,
-        details: { instruction, backup: state.backupId ?? '', target: state.plan?.targetAddress ?? '' },
-      }).catch(() => undefined);
-    }
-    state.waitingFor = undefined;
-  };
-
-  /** After a forced restore the target may seal itself; a human restarts and unseals it. */
-  const awaitTargetUnsealed = async (target: { kind: 'production' }): Promise<void> => {
-    let unsealed = false;
-    const poll = async () => {
-      const r = await store.checkTargetUnsealed({ target, expectClusterId: state.plan!.backupClusterId });
-      unsealed = r.unsealed;
-      state.waitingFor = unsealed ? undefined : `target unsealed: ${r.detail}; restart the server if it is sealed, then unseal it with the backed-up cluster's key shares (docs/runbooks/restore.md)`;
-    };
-    await poll();
-    const deadline = Date.now() + input.approvalTimeoutMinutes * 60_000;
-    let lastReminder = Date.now();
-    let reminder = 0;
-    while (!unsealed) {
-      if (Date.now() >= deadline) throw ApplicationFailure.create({ type: 'ApprovalTimeout', message: `target not unsealed within ${input.approvalTimeoutMinutes} minutes`, nonRetryable: true });
-      if (Date.now() - lastReminder >= input.remindEveryMinutes * 60_000) {
-        lastReminder = Date.now();
-        reminder++;
-        await sendAlert({
-          severity: 'critical',
-          dedupKey: `restoreVault/${info.workflowId}/waiting-for-unseal/${reminder}`,
-          summary: `Vault restore ${restoreId}: the restored cluster is still sealed (reminder ${reminder})`,
-          workflowId: info.workflowId,
-          runId: info.runId,
-          details: { instruction: state.waitingFor ?? '' },
-        }).catch(() => undefined);
-      }
-      await sleep('5s');
-      await poll();
-    }
-  };
+  const wait = () => ({ timeoutMinutes: input.approvalTimeoutMinutes, remindEveryMinutes: input.remindEveryMinutes, state, alert });
 
   let snapshotCreatedAt = '';
   let raftIndex = 0;
@@ -167,6 +122,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const stagingId = `staging-${restoreId}`;
   try {
     input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
+    state.requestedBy = input.requestedBy;
     const backup = await step('selectBackup', () => store.selectBackup({ backupId: input.backupId }));
     state.backupId = backup.backupId;
     snapshotCreatedAt = backup.createdAt;
@@ -178,20 +134,31 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       if (keySource === 'custodian-shares') {
         await step('openShareIntake', () => store.openShareIntake({ backupId: backup.backupId }));
         await step('awaitCustodianShares', () =>
-          awaitHuman('custodian shares', () => state.shares !== undefined, `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)`),
+          awaitHuman({ ...wait(), what: 'custodian shares', done: () => state.shares !== undefined, instruction: `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)` }),
         );
       }
       await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId, keySource }));
       if (input.target === 'production') {
         const target = { kind: 'production' as const };
         state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
-        await step('awaitApproval', () => awaitHuman('approval', () => state.approval !== undefined, `approve or refuse with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON`));
+        await step('awaitApproval', () =>
+          awaitHuman({ ...wait(), what: 'approval', done: () => state.approval !== undefined, instruction: `someone other than ${input.requestedBy} approves or refuses with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON` }),
+        );
         if (!state.approval!.approve) {
-          failedAt = 'awaitApproval'; // a refusal is the outcome of this step, not of a later one
+          markFailed('awaitApproval'); // a refusal is the outcome of this step, not of a later one
           throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
         }
         await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
-        await step('awaitTargetUnsealed', () => awaitTargetUnsealed(target));
+        // After a forced restore the target may seal itself; a human restarts and unseals it.
+        await step('awaitTargetUnsealed', () =>
+          pollUntil({
+            ...wait(),
+            what: 'target unsealed',
+            escalateAfter: 1, // a sealed production cluster is an outage: every reminder pages
+            instruction: "restart the server if it is sealed, then unseal it with the backed-up cluster's key shares (docs/runbooks/restore.md)",
+            poll: ({ untilIso }) => poller.pollTargetUnsealed({ target, expectClusterId: state.plan!.backupClusterId, untilIso }),
+          }),
+        );
         checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
         verifiedAtMs = Date.now();
       } else {
@@ -226,6 +193,8 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       workflowId: info.workflowId,
       reason: input.reason,
       target: input.target,
+      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+      ...(scheduled ? { scheduled } : {}),
       backupId: backup.backupId,
       status: 'verified',
       snapshotCreatedAt,
@@ -241,41 +210,38 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     state.step = 'done';
     return { ...record, historyKey: saved.key };
   } catch (err) {
-    const failedStep: RestoreStep = failedAt ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const errorType = cause instanceof ApplicationFailure ? cause.type ?? 'Error' : (cause as Error)?.name ?? 'Error';
-    const message = (cause as Error)?.message ?? String(err);
-    state.step = 'failed';
-    state.error = `${failedStep}: ${message}`;
-    const now = Date.now();
-    const record: RestoreRecord = {
+    const failedStep: RestoreStep = failedAt() ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');
+    const failedRecord = (errorType: string, message: string, cancelled: boolean): RestoreRecord => ({
       restoreId,
       workflowId: info.workflowId,
       reason: input.reason,
       target: input.target,
+      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+      ...(scheduled ? { scheduled } : {}),
       backupId: state.backupId ?? input.backupId,
-      status: 'failed',
-      failedStep,
-      error: message,
-      snapshotCreatedAt,
-      startedAt,
-      finishedAt: new Date(now).toISOString(),
-      rpoSeconds: snapshotCreatedAt ? Math.round((startedAtMs - Date.parse(snapshotCreatedAt)) / 1000) : 0,
-      raftIndex,
-      ...(state.approval ? { approval: state.approval } : {}),
-    };
-    await store.recordRestore({ record }).catch(() => undefined);
-    await sendAlert({
-      severity: 'critical',
-      dedupKey: `restoreVault/${failedStep}/${errorType}`,
-      summary: `Vault restore ${restoreId} (${input.reason}) failed at ${failedStep}`,
-      workflowId: info.workflowId,
-      runId: info.runId,
+      status: cancelled ? 'cancelled' : 'failed',
       failedStep,
       errorType,
       error: message,
-      details: { backup: state.backupId ?? input.backupId, target: input.target, 'staging started': String(stagingStarted), 'staging torn down': String(state.completed.includes('teardownStaging')) },
-    }).catch(() => undefined);
-    throw ApplicationFailure.create({ type: errorType, message: `restore ${restoreId} failed at ${failedStep}: ${message}`, nonRetryable: true });
+      snapshotCreatedAt,
+      startedAt,
+      finishedAt: new Date(Date.now()).toISOString(),
+      rpoSeconds: snapshotCreatedAt ? Math.round((startedAtMs - Date.parse(snapshotCreatedAt)) / 1000) : 0,
+      raftIndex,
+      ...(state.approval ? { approval: state.approval } : {}),
+    });
+    return failRunbook(err, {
+      failedStep,
+      state,
+      alert: {
+        ...alert,
+        subject: `Vault restore ${restoreId} (${input.reason})`,
+        details: () => ({ ...alert.details!(), 'staging started': String(stagingStarted), 'staging torn down': String(state.completed.includes('teardownStaging')) }),
+      },
+      // A person's mistyped backup id is answered by the failure itself; it does not page on-call.
+      severity: (f) => (isMistypedBackupId({ target: input.target, backupId: state.backupId ?? input.backupId, errorType: f.errorType, scheduled }) ? 'warning' : 'critical'),
+      record: (f) => store.recordRestore({ record: failedRecord(f.errorType, f.message, f.cancelled) }),
+      failureMessage: (f) => `restore ${restoreId} failed at ${failedStep}: ${f.message}`,
+    });
   }
 }

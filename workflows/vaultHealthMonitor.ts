@@ -7,7 +7,7 @@ import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, s
 import type { MonitorActivities } from '../activities/monitor';
 import type { NotifyActivities } from '../activities/notify';
 import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
-import { parseWorkflowInput } from '../common/validate';
+import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
 import { activityQueue } from './queues';
 
@@ -59,8 +59,8 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
   setHandler(configure, (patch) => {
     const parsed = MonitorInput.safeParse({ ...state.settings, ...(patch ?? {}), carried: undefined });
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      note('configure', 'settings rejected', `field "${issue.path.join('.')}": ${issue.message}`);
+      // describeIssues never echoes a received value in full: the log is kept in state.
+      note('configure', 'settings rejected', describeIssues(parsed.error.issues.slice(0, 1)));
       return;
     }
     const { carried: _none, ...next } = parsed.data;

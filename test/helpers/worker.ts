@@ -9,12 +9,16 @@ import { buildWorker, workflowsPath, type Activities, type BuiltWorker } from '.
 let runtimeInstalled = false;
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
-export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Promise<T>, wrapActivities?: (a: Activities) => Activities): Promise<T> {
+/** Quiet logs in tests (expected workflow failures log at WARN); failures surface through assertions. Once per process. */
+export function quietRuntime(): void {
   if (!runtimeInstalled) {
-    // Quiet logs in tests (expected workflow failures log at WARN); failures surface through assertions.
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
+}
+
+export async function withWorker<T>(cfg: Config, fn: (built: BuiltWorker) => Promise<T>, wrapActivities?: (a: Activities) => Activities): Promise<T> {
+  quietRuntime();
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('ERROR') });
   const built = await buildWorker(cfg, { workflowBundle: await bundle }, wrapActivities);
   try {
