@@ -40,8 +40,9 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     client = await connectClient(cfg);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-failsec-'));
     keyFile = path.join(tmp, 'validation-key.json');
-    // What a careless edit leaves: the key's JSON cut off mid-value, the secret right at the start.
-    fs.writeFileSync(keyFile, `{"privateKey": "${MARKER}${crypto.randomBytes(24).toString('base64')}`, { mode: 0o600 });
+    // A common mistake: the raw key pasted where the JSON key file belongs. JSON.parse's message
+    // quotes the start of its input, here the secret itself.
+    fs.writeFileSync(keyFile, `${MARKER}${crypto.randomBytes(24).toString('base64')}\n`, { mode: 0o600 });
     const env = {
       ...process.env,
       VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'),
