@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stackDir } from '../stack/stack';
+import { connectClient } from '../client/connect';
 import { ensureStack, PROJECT_ROOT } from './helpers/stack';
+import { withWorker } from './helpers/worker';
 
 function vaultdr(args: string[], env: NodeJS.ProcessEnv = {}) {
   const res = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'vaultdr.js'), ...args], {
@@ -70,10 +72,32 @@ describe('vaultdr CLI (real stack)', function () {
   });
 
   it('workflows list --json returns rows after a health workflow ran', async () => {
-    // The health workflow suite in this run leaves executions behind; list shows what exists.
-    const r = vaultdr(['workflows', 'list', '--json', '--limit', '5']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(Array.isArray(JSON.parse(r.stdout)));
+    // Run one on the CLI's task queue first, so the list cannot pass by being empty.
+    const cfg = await ensureStack();
+    const workflowId = `cli-list-${Date.now()}`;
+    await withWorker(cfg, async () => {
+      const client = await connectClient(cfg);
+      try {
+        await client.workflow.execute('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] });
+      } finally {
+        await client.connection.close();
+      }
+    });
+    type Row = { workflowId: string; type: string; status: string; startTime: string };
+    let rows: Row[] = [];
+    // Visibility is eventually consistent: give the listing a few seconds to show the run.
+    for (let i = 0; i < 20 && !rows.some((x) => x.workflowId === workflowId); i++) {
+      const r = vaultdr(['workflows', 'list', '--json', '--type', 'vaultHealthCheck', '--limit', '5']);
+      assert.equal(r.code, 0, r.stderr);
+      rows = JSON.parse(r.stdout) as Row[];
+      if (!rows.some((x) => x.workflowId === workflowId)) await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.ok(rows.length >= 1 && rows.length <= 5, `rows: ${rows.length}`);
+    const row = rows.find((x) => x.workflowId === workflowId);
+    assert.ok(row, `the health run ${workflowId} is not listed: ${JSON.stringify(rows)}`);
+    assert.equal(row.type, 'vaultHealthCheck');
+    assert.match(row.status, /^completed$/i);
+    assert.ok(rows.every((x) => x.type === 'vaultHealthCheck'), '--type must filter');
     const bad = vaultdr(['workflows', 'list', '--limit', 'many']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--limit: expected a positive integer/);

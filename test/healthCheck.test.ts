@@ -36,6 +36,30 @@ describe('vaultHealthCheck workflow (real stack)', function () {
     assert.equal(report.vault?.raftPeers.filter((p) => p.leader).length, 1);
     assert.equal(report.objectStore?.bucketExists, true);
     assert.equal(report.mail?.status, 'healthy');
+    // Healthy means no problem text anywhere, not just a status word.
+    assert.deepEqual([report.vault?.problems, report.objectStore?.problems, report.mail?.problems], [[], [], []]);
+  });
+
+  it('names each unreachable component with the messages of the health-check runbook', async () => {
+    // Every server address points at a closed port; the worker itself still reaches Temporal.
+    const down: Config = { ...cfg, vault: { ...cfg.vault, address: 'http://127.0.0.1:1' }, s3: { ...cfg.s3, endpoint: 'http://127.0.0.1:1' }, smtp: { ...cfg.smtp, host: '127.0.0.1', port: 1 } };
+    const report = (await withWorker(down, async () => (await start(`health-down-${Date.now()}`, {})).result())) as HealthReport;
+    assert.equal(report.status, 'unhealthy', JSON.stringify(report));
+    assert.equal(report.vault?.reachable, false);
+    assert.deepEqual(report.vault?.problems.length, 1, JSON.stringify(report.vault));
+    assert.match(report.vault!.problems[0]!, /^GET http:\/\/127\.0\.0\.1:1\/v1\/sys\/health.*: OpenBao unreachable \(ECONNREFUSED\)$/);
+    assert.equal(report.objectStore?.status, 'unhealthy');
+    assert.match(report.objectStore!.problems.join('; '), /^object store http:\/\/127\.0\.0\.1:1 unreachable: /);
+    assert.equal(report.mail?.status, 'unhealthy');
+    assert.match(report.mail!.problems.join('; '), /^SMTP relay 127\.0\.0\.1:1 unreachable: .*ECONNREFUSED/);
+  });
+
+  it('names a missing bucket', async () => {
+    const bucket = `vaultdr-absent-${Date.now()}`;
+    const report = (await withWorker({ ...cfg, s3: { ...cfg.s3, bucket } }, async () => (await start(`health-nobucket-${Date.now()}`, { checks: ['objectStore'] })).result())) as HealthReport;
+    assert.equal(report.status, 'unhealthy');
+    assert.equal(report.objectStore?.bucketExists, false);
+    assert.deepEqual(report.objectStore?.problems, [`bucket "${bucket}" does not exist at ${cfg.s3.endpoint}`]);
   });
 
   it('exposes progress through a query', async () => {

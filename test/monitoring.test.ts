@@ -260,6 +260,7 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
       const page = receiver.received.find((r) => r.service === 'pagerduty');
       assert.ok(page, 'no PagerDuty event');
       assert.equal(page.body.event_action, 'trigger');
+      assert.equal(page.body.payload.severity, 'critical', 'PagerDuty urgency rules key on the severity');
       process.stdout.write(`      (seal → alert e-mail took ${seconds.toFixed(0)} s)\n`);
     } finally {
       await unsealBao();

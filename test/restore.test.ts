@@ -386,10 +386,16 @@ describe('restoreVault workflow (real stack)', function () {
     assert.equal(a.code, 0, a.stderr);
     const d = await client.schedule.getHandle('vault-dr-restore-validation-weekly').describe();
     assert.equal(d.action.type === 'startWorkflow' ? d.action.workflowType : '', 'restoreVault');
-    for (const t of d.info.nextActionTimes) {
+    // The loop below proves nothing over an empty list (a paused schedule has no next times).
+    const next = d.info.nextActionTimes;
+    assert.ok(next.length >= 2, `expected upcoming runs, got ${next.length}`);
+    assert.equal(d.state.paused, false);
+    for (const t of next) {
       assert.equal(t.getUTCDay(), 0);
       assert.equal(t.toISOString().slice(11), '03:00:00.000Z');
     }
+    // Weekly: consecutive runs exactly 7 days apart.
+    for (let i = 1; i < next.length; i++) assert.equal(next[i]!.getTime() - next[i - 1]!.getTime(), 7 * 86_400_000);
   });
 
   it('fails non-retryably naming the field for a bad backup id', async () => {

@@ -62,6 +62,31 @@ export function historyPayloads(events: unknown): Payload[] {
   return payloads;
 }
 
+/** A failure as stored in history (a `temporal.api.failure.v1.Failure`, at any nesting). */
+export interface StoredFailure {
+  message?: string | null;
+  stackTrace?: string | null;
+  encodedAttributes?: Payload | null;
+}
+
+/**
+ * Every failure object in a fetched history: activity failures, workflow failures and their
+ * causes. With the failure converter encoding common attributes, each message reads
+ * "Encoded failure" and the real message and stack trace are in `encodedAttributes`.
+ */
+export function historyFailures(events: unknown): StoredFailure[] {
+  const out: StoredFailure[] = [];
+  const walk = (node: unknown) => {
+    if (!node || typeof node !== 'object' || node instanceof Uint8Array) return;
+    if (Array.isArray(node)) return node.forEach(walk);
+    const o = node as Record<string, unknown>;
+    if ('message' in o && ('stackTrace' in o || 'encodedAttributes' in o || Object.keys(o).some((k) => k.endsWith('FailureInfo')))) out.push(o as StoredFailure);
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(events);
+  return out;
+}
+
 export async function historyTexts(client: Client, cfg: Config, workflowId: string): Promise<{ decoded: string[]; raw: string; activityTypes: string[] }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const payloads = historyPayloads(history.events);
