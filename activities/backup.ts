@@ -390,7 +390,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       } catch (err) {
         await abortStaleUploads(keys.snapshot).catch(() => undefined);
         await kvAfterPass?.catch(() => undefined);
-        if (stalled) throw fail('TransferStalled', `${stalled.message}; ${plain.bytes} bytes read from ${deps.bao.address}, ${acknowledged} stored`, false);
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${plain.bytes} bytes read from ${deps.bao.address}, ${acknowledged} stored`, false);
         if (err instanceof BaoError) throw vaultFailure(err, 'snapshot');
         throw err;
       } finally {
@@ -480,7 +480,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
           bytes += b.length;
         }
       } catch (err) {
-        if (stalled) throw fail('TransferStalled', `${stalled.message}; ${bytes} of ${manifest.object.bytes} bytes read`, false);
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${bytes} of ${manifest.object.bytes} bytes read`, false);
         throw err;
       } finally {
         stopBeats();

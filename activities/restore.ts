@@ -271,7 +271,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
         if (err instanceof BackupFormatError) throw fail(ErrorType.BackupCorrupt, `backup ${req.backupId} failed during restore: ${err.message}`);
-        if (stalled) throw fail('TransferStalled', `${stalled.message}; ${downloaded} of ${manifest.object.bytes} bytes downloaded`, false);
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${downloaded} of ${manifest.object.bytes} bytes downloaded`, false);
         const e = err as Error & { cause?: { code?: string; message?: string } };
         const why = e.cause?.code ?? e.cause?.message ?? e.message;
         throw fail(ErrorType.StoreUnreachable, `restore of ${req.backupId} failed mid-stream after ${downloaded} of ${manifest.object.bytes} bytes from ${source} (→ ${target.label}): ${why}`, false);

@@ -7,6 +7,7 @@ export const ErrorType = {
   VaultUnreachable: 'VaultUnreachable',
   VaultSealed: 'VaultSealed',
   VaultUnavailable: 'VaultUnavailable',
+  TransferStalled: 'TransferStalled',
   VaultAuthFailed: 'VaultAuthFailed',
   StoreUnreachable: 'StoreUnreachable',
   MailUnreachable: 'MailUnreachable',
