@@ -19,7 +19,7 @@ import type { Config } from '../infra/config';
 import { readSecretFile } from '../infra/config';
 import { loadPrivateKeyFile } from '../infra/keys';
 import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
-import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
+import { readStaging, restartStaging, stagingApi as openbaoApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
 import { heartbeating, keepHeartbeating, withHeartbeats } from './heartbeat';
@@ -99,6 +99,8 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
   // Production is reached over TLS signed by vault.caFile when set; staging is plain loopback.
   let productionAgent: Agent | undefined;
   const productionDispatcher = () => (cfg.vault.caFile ? (productionAgent ??= new Agent({ connect: { ca: fs.readFileSync(cfg.vault.caFile) } })) : undefined);
+  // Every call to a restore target: production ones carry vault.caFile's trust.
+  const stagingApi = (address: string, method: string, p: string, token?: string, body?: unknown) => openbaoApi(address, method, p, token, body, address === productionAddress() ? productionDispatcher() : undefined);
   const targetOf = (t: RestoreTarget): { address: string; token: () => string; label: string; dispatcher?: Agent } => {
     if (t.kind === 'production') {
       const file = cfg.restore.productionTokenFile;

@@ -151,6 +151,27 @@ describe('restore download when S3 dies mid-stream (real stack S3, real OpenBao 
     assert.ok(beats.length >= 1);
   });
 
+  it('a production target behind TLS with a private CA (vault.caFile): plan and restore reach it', async () => {
+    const tlsBao = await startThrowawayBao({ tls: true });
+    try {
+      fs.writeFileSync(path.join(tlsBao.dir, 'root-token'), tlsBao.rootToken, { mode: 0o600 });
+      proxy.mode = { kind: 'pass' };
+      const tlsCfg: Config = {
+        ...cfg,
+        vault: { ...cfg.vault, caFile: tlsBao.caFile },
+        restore: { ...cfg.restore, productionAddress: tlsBao.address, productionTokenFile: path.join(tlsBao.dir, 'root-token') },
+      };
+      const acts = restoreActivities({ s3, cfg: tlsCfg });
+      const plan = (await new MockActivityEnvironment().run(acts.planProductionRestore, { backupId })) as Awaited<ReturnType<typeof acts.planProductionRestore>>;
+      assert.equal(plan.targetAddress, tlsBao.address);
+      assert.equal(plan.targetSealed, false);
+      const r = (await new MockActivityEnvironment({ heartbeatTimeoutMs: 5000 }).run(acts.restoreSnapshot, { backupId, target: { kind: 'production' as const } })) as { bytes: number };
+      assert.ok(r.bytes > 600_000);
+    } finally {
+      await tlsBao.stop();
+    }
+  });
+
   it('S3 cuts the connection mid-body: a clear retryable failure within seconds', async () => {
     const { outcome, seconds } = await restoreThroughProxy({ kind: 'cut', afterBytes: 300_000 });
     assert.equal(outcome.ok, false);
