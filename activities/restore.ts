@@ -95,12 +95,12 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
   };
 
   const productionAddress = () => cfg.restore.productionAddress ?? cfg.vault.address;
-  /** Address and a token allowed to restore snapshots there; read at the point of use. */
   // Production is reached over TLS signed by vault.caFile when set; staging is plain loopback.
   let productionAgent: Agent | undefined;
   const productionDispatcher = () => (cfg.vault.caFile ? (productionAgent ??= new Agent({ connect: { ca: fs.readFileSync(cfg.vault.caFile) } })) : undefined);
   // Every call to a restore target: production ones carry vault.caFile's trust.
   const stagingApi = (address: string, method: string, p: string, token?: string, body?: unknown) => openbaoApi(address, method, p, token, body, address === productionAddress() ? productionDispatcher() : undefined);
+  /** Address and a token allowed to restore snapshots there; read at the point of use. */
   const targetOf = (t: RestoreTarget): { address: string; token: () => string; label: string; dispatcher?: Agent } => {
     if (t.kind === 'production') {
       const file = cfg.restore.productionTokenFile;
