@@ -34,6 +34,7 @@ import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapsh
 import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from '../infra/objects';
 import { bucketSpec, checkBucket, type BucketCheck } from '../infra/bucketPolicy';
 import { keepHeartbeating, withHeartbeats } from './heartbeat';
+import { watchProgress } from './progress';
 import { kvInventory, type KvInventory } from '../infra/kvInventory';
 
 
@@ -300,11 +301,26 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       const inspector = createSnapshotInspector();
       const { stream: encryptor, header } = createEncryptor({ backupId: req.backupId, createdAt: req.createdAt, recipients, chunkSize: bcfg.chunkSize });
       const cipher = new Digest();
-      const stopBeats = keepHeartbeating(() => ({ stage: 'upload', bytes: cipher.bytes }), 2000);
+      const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
+      // Progress is bytes read from OpenBao plus bytes S3 acknowledged (a part in flight holds the
+      // pipeline back until it lands). Heartbeats only when it moved; a transfer where nothing
+      // moved for the heartbeat timeout is aborted here as well.
+      let acknowledged = 0;
+      let stalled: Error | undefined;
+      const watch = watchProgress({
+        what: `snapshot upload of ${req.backupId}`,
+        bytes: () => plain.bytes + acknowledged,
+        details: () => ({ stage: 'upload', bytes: cipher.bytes }),
+        onStall: (err) => {
+          stalled = err;
+          source.destroy(err);
+          void upload.abort().catch(() => undefined);
+        },
+      });
+      const stopBeats = () => watch.stop();
       const stages: NodeJS.ReadWriteStream[] = [firstBytes, plain, teeTo(inspector.sink), encryptor];
       if (bcfg.maxUploadBytesPerSecond) stages.push(throttle(bcfg.maxUploadBytesPerSecond));
       stages.push(cipher);
-      const source = Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
       const upload = new Upload({
         client: s3,
         params: { Bucket: bucket, Key: keys.snapshot, Body: cipher, ContentType: 'application/vnd.vault-dr.backup', Metadata: { 'backup-id': req.backupId, format: 'vdrbak/1' } },
@@ -312,6 +328,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         queueSize: bcfg.uploadQueueSize,
         leavePartsOnError: false,
       });
+      upload.on('httpUploadProgress', (p) => (acknowledged = p.loaded ?? acknowledged));
       const onCancel = () => void upload.abort().catch(() => undefined);
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       let versionId: string | undefined;
@@ -322,6 +339,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       } catch (err) {
         await abortStaleUploads(keys.snapshot).catch(() => undefined);
         await kvAfterPass?.catch(() => undefined);
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${plain.bytes} bytes read from ${deps.bao.address}, ${acknowledged} stored`, false);
         if (err instanceof BaoError) throw vaultFailure(err, 'snapshot');
         throw err;
       } finally {
@@ -372,7 +390,18 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys.snapshot, VersionId: manifest.object.versionId }));
       const digest = crypto.createHash('sha256');
       let bytes = 0;
-      const stopBeats = keepHeartbeating(() => ({ stage: 'verify', bytes }));
+      const source = res.Body as Readable;
+      let stalled: Error | undefined;
+      const watch = watchProgress({
+        what: `verification download of ${req.backupId}`,
+        bytes: () => bytes,
+        details: () => ({ stage: 'verify', bytes }),
+        onStall: (err) => {
+          stalled = err;
+          source.destroy(err);
+        },
+      });
+      const stopBeats = () => watch.stop();
       let head = Buffer.alloc(0);
       let headerChecked = false;
       const headerProblems: string[] = [];
@@ -393,12 +422,15 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       };
       try {
         // A plain loop over the body (no stream stages): at 1 GiB it is the download plus one SHA-256.
-        for await (const chunk of res.Body as Readable) {
+        for await (const chunk of source) {
           const b = chunk as Buffer;
           if (!headerChecked) checkHeader(b);
           digest.update(b);
           bytes += b.length;
         }
+      } catch (err) {
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${bytes} of ${manifest.object.bytes} bytes read`, false);
+        throw err;
       } finally {
         stopBeats();
       }

@@ -3,9 +3,12 @@
 // the source cluster's shares, check the canary and the configured secrets, record RTO/RPO.
 // Key material (validation key, unseal shares, validator credentials) is read from files on this
 // worker's host at the point of use; none of it enters workflow history.
-import { Readable, Transform } from 'node:stream';
+import { PassThrough, type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as fs from 'node:fs';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Agent, fetch } from 'undici';
 import { backupObjectKeys, manifestProblem, type BackupManifest } from '../common/backup';
 import { ErrorType, failure as fail } from '../common/errors';
 import { RESTORE_HISTORY_PREFIX, type KeySource, type RestoreRecord, type SecretCheck } from '../common/restore';
@@ -17,10 +20,14 @@ import { readSecretFile } from '../infra/config';
 import { readSecretJson } from '../infra/secretFile';
 import { loadPrivateKeyFile } from '../infra/keys';
 import { getJsonObject, listAllKeys, putJsonObject } from '../infra/objects';
-import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
+import { readStaging, restartStaging, stagingApi as openbaoApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
 import { VerifyError, verifyStoredBackup } from '../infra/verifyBackup';
 import { backupActivities } from './backup';
 import { heartbeating, keepHeartbeating, withHeartbeats } from './heartbeat';
+import { watchProgress } from './progress';
+
+/** How long a target may take to apply a fully sent snapshot before the restore attempt fails. */
+const SNAPSHOT_FORCE_ANSWER_MS = 10 * 60_000;
 
 export interface SelectedBackup {
   backupId: string;
@@ -89,12 +96,17 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
   };
 
   const productionAddress = () => cfg.restore.productionAddress ?? cfg.vault.address;
+  // Production is reached over TLS signed by vault.caFile when set; staging is plain loopback.
+  let productionAgent: Agent | undefined;
+  const productionDispatcher = () => (cfg.vault.caFile ? (productionAgent ??= new Agent({ connect: { ca: fs.readFileSync(cfg.vault.caFile) } })) : undefined);
+  // Every call to a restore target: production ones carry vault.caFile's trust.
+  const stagingApi = (address: string, method: string, p: string, token?: string, body?: unknown) => openbaoApi(address, method, p, token, body, address === productionAddress() ? productionDispatcher() : undefined);
   /** Address and a token allowed to restore snapshots there; read at the point of use. */
-  const targetOf = (t: RestoreTarget): { address: string; token: () => string; label: string } => {
+  const targetOf = (t: RestoreTarget): { address: string; token: () => string; label: string; dispatcher?: Agent } => {
     if (t.kind === 'production') {
       const file = cfg.restore.productionTokenFile;
       if (!file) throw fail(ErrorType.KeyMaterialMissing, 'restore.productionTokenFile is not set: this worker cannot restore production');
-      return { address: productionAddress(), token: () => readSecretFile(file, 'restore.productionTokenFile'), label: `production ${productionAddress()}` };
+      return { address: productionAddress(), token: () => readSecretFile(file, 'restore.productionTokenFile'), label: `production ${productionAddress()}`, dispatcher: productionDispatcher() };
     }
     const info = readStaging(root, t.stagingId);
     if (!info) throw fail('StagingMissing', `staging ${t.stagingId} is gone (worker host changed?)`, false);
@@ -185,9 +197,12 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       const manifest = await manifestOf(req.backupId);
       const key = decryptKey(req.keySource);
       let done = 0;
-      const stopBeats = keepHeartbeating(() => ({ stage: 'verify', bytes: done }));
+      const ac = new AbortController();
+      // Heartbeats only while bytes move; a download that stalls for the heartbeat timeout is aborted.
+      const watch = watchProgress({ what: `verify of ${req.backupId}`, bytes: () => done, details: () => ({ stage: 'verify', bytes: done }), onStall: (err) => ac.abort(err) });
+      const stopBeats = () => watch.stop();
       try {
-        const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => (done = n) });
+        const r = await verifyStoredBackup({ s3, manifest, privateKey: key, onProgress: (n) => (done = n), signal: ac.signal });
         return { plaintextBytes: r.plaintextBytes, raftIndex: r.raftIndex, checks: r.checks };
       } catch (err) {
         // A download problem is worth retrying; anything else means the backup itself is bad.
@@ -219,35 +234,75 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
       const target = targetOf(req.target);
       const manifest = await manifestOf(req.backupId);
       const key = decryptKey(req.keySource);
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
-      const decryptor = createDecryptor(key);
+      const source = `s3://${bucket}/${manifest.object.key}`;
+      // One abort for the download, the decryptor and the POST: whichever fails, all stop.
+      const ac = new AbortController();
+      let downloaded = 0;
       let bytes = 0;
-      const count = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          bytes += chunk.length;
-          cb(null, chunk);
-        },
-      });
-      const stopBeats = keepHeartbeating(() => ({ stage: 'restore', bytes }));
-      const body = (res.Body as Readable).pipe(decryptor).pipe(count);
-      const failed = new Promise<never>((_r, reject) => decryptor.once('error', reject));
+      let stalled: Error | undefined;
+      const stop = (err: Error) => {
+        stalled = err;
+        ac.abort(err);
+      };
+      // Heartbeats only while bytes move; nothing moving for the heartbeat timeout fails the attempt here too.
+      const watch = watchProgress({ what: `restore of ${req.backupId} (${source} → ${target.label})`, bytes: () => downloaded, details: () => ({ stage: 'restore', bytes: downloaded }), onStall: stop });
+      let stopAnswerWait = () => undefined as void;
       try {
+        const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }), { abortSignal: ac.signal });
+        const downloading = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            downloaded += chunk.length;
+            cb(null, chunk);
+          },
+        });
+        const count = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            bytes += chunk.length;
+            cb(null, chunk);
+          },
+        });
+        const body = new PassThrough();
+        // pipeline, not .pipe(): an S3 error or a bad chunk destroys every stage, so the POST
+        // below fails at once instead of waiting on a body that never ends.
+        const flowing = pipeline(res.Body as Readable, downloading, createDecryptor(key), count, body, { signal: ac.signal });
         const post = fetch(`${target.address}/v1/sys/storage/raft/snapshot-force`, {
           method: 'POST',
           headers: { 'X-Vault-Token': target.token(), 'Content-Type': 'application/octet-stream' },
-          body: Readable.toWeb(body) as ReadableStream,
+          body,
           duplex: 'half',
-        } as RequestInit);
-        const answer = await Promise.race([post, failed]);
+          signal: ac.signal,
+          dispatcher: target.dispatcher,
+        });
+        const sent = flowing.then(() => {
+          // Every byte is handed over: OpenBao now applies the snapshot. No bytes move while it
+          // does, so heartbeats go on a timer here, bounded by the answer deadline.
+          watch.stop();
+          const stopBeats = keepHeartbeating(() => ({ stage: 'restore: waiting for the target to apply the snapshot', bytes }));
+          const deadline = setTimeout(() => stop(new Error(`${target.label} did not answer within ${SNAPSHOT_FORCE_ANSWER_MS / 1000}s after the whole snapshot was sent`)), SNAPSHOT_FORCE_ANSWER_MS);
+          stopAnswerWait = () => {
+            stopBeats();
+            clearTimeout(deadline);
+          };
+          return post;
+        });
+        // The target may answer before reading everything (a refused token): that answer wins.
+        const answer = await Promise.race([post, sent]);
         if (answer.status !== 204 && answer.status !== 200) {
           const text = await answer.text();
           throw fail('RestoreRejected', `${target.label} refused the snapshot: HTTP ${answer.status} ${text.slice(0, 300)}`, false);
         }
+        await answer.body?.cancel().catch(() => undefined);
       } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
         if (err instanceof BackupFormatError) throw fail(ErrorType.BackupCorrupt, `backup ${req.backupId} failed during restore: ${err.message}`);
-        throw err;
+        if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${downloaded} of ${manifest.object.bytes} bytes downloaded`, false);
+        const e = err as Error & { cause?: { code?: string; message?: string } };
+        const why = e.cause?.code ?? e.cause?.message ?? e.message;
+        throw fail(ErrorType.StoreUnreachable, `restore of ${req.backupId} failed mid-stream after ${downloaded} of ${manifest.object.bytes} bytes from ${source} (→ ${target.label}): ${why}`, false);
       } finally {
-        stopBeats();
+        watch.stop();
+        stopAnswerWait();
+        ac.abort();
         key.fill(0);
       }
       return { bytes };

@@ -20,6 +20,7 @@ export const ERROR_CATALOG = {
   ConfigInvalid: { retryable: false, firstResponse: 'fix the worker setting or secret file the message names (path and field), then run the workflow again', runbook: 'errors.md#configinvalid' },
   VaultUnreachable: { retryable: true, firstResponse: '`bao status` against `vault.address`; OpenBao logs; network between worker and OpenBao', runbook: 'backup.md#writecanary' },
   VaultUnavailable: { retryable: true, firstResponse: 'no OpenBao server answered behind the load balancer (failover in progress?): `bao status` on each node; retried automatically', runbook: 'backup.md#writecanary' },
+  TransferStalled: { retryable: true, firstResponse: 'no byte moved for the heartbeat timeout: check the store and the target (`npx vaultdr health`, `bao status`, OpenBao logs); retried automatically', runbook: 'restore.md#restoresnapshot' },
   VaultSealed: { retryable: false, firstResponse: 'unseal (health-check runbook); if sealed on purpose, not without the incident lead', runbook: 'backup.md#writecanary' },
   VaultAuthFailed: { retryable: false, firstResponse: 're-issue the AppRole secret-id or re-apply the worker policy', runbook: 'backup.md#writecanary' },
   VaultRequestRejected: { retryable: false, firstResponse: "read OpenBao's answer in the message; check `backup.kvMount` and `backup.canaryPath`", runbook: 'backup.md#writecanary' },

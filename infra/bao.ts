@@ -235,6 +235,8 @@ export class BaoClient {
   private async renew(t: HeldToken): Promise<string> {
     const body = (await this.vault.tokenRenewSelf({ requestOptions: { headers: { 'X-Vault-Token': t.value } } })) as { auth?: { lease_duration?: number; renewable?: boolean } };
     this.stats.renewals++;
+    // node-vault keeps a renewed token as its default too; every call here passes its token explicitly.
+    this.vault.token = '';
     const ttlMs = (body.auth?.lease_duration ?? 0) * 1000;
     const now = Date.now();
     // Renewal near the max TTL grants less each time: once under a third of the login's TTL, the
@@ -368,11 +370,16 @@ export class BaoClient {
   /** Any failure as a BaoError; a 503 carries what sys/seal-status says, so callers can tell sealed from unavailable. */
   private async toError(err: unknown, what: string): Promise<BaoError> {
     const e = toBaoError(err, what);
-    if (e.status !== 503 || e.sealed !== undefined) return e;
+    if (e.status !== 503 || this.asked.has(e)) return e;
     const sealed = await this.sealed();
     const note = sealed === true ? 'sys/seal-status: sealed' : sealed === false ? 'sys/seal-status: unsealed, so the server or the load balancer in front of it is unavailable' : 'sys/seal-status unreadable too';
-    return new BaoError(`${e.message} (${note})`, 503, sealed);
+    const answered = new BaoError(`${e.message} (${note})`, 503, sealed);
+    this.asked.add(answered);
+    return answered;
   }
+
+  /** 503 errors whose seal status was already asked (an error passes toError more than once). */
+  private readonly asked = new WeakSet<BaoError>();
 }
 
 export function toBaoError(err: unknown, what: string): BaoError {

@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorType, failure } from '../common/errors';
+import { fetch, type Dispatcher } from 'undici';
 
 export interface StagingInfo {
   stagingId: string;
@@ -82,9 +83,11 @@ function alive(pid: number): boolean {
   }
 }
 
-async function api(address: string, method: string, p: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {
+/** One OpenBao API call; `dispatcher` carries the TLS trust of a production target (vault.caFile). */
+async function api(address: string, method: string, p: string, token?: string, body?: unknown, dispatcher?: Dispatcher): Promise<{ status: number; json: any }> {
   const res = await fetch(`${address}/v1/${p}`, {
     method,
+    dispatcher,
     headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(15_000),

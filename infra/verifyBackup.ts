@@ -54,6 +54,8 @@ export async function verifyBackupStream(opts: {
   onProgress?: (bytes: number) => void;
   /** Optional extra sink for the decrypted snapshot (restore, offline decrypt). */
   plaintextSink?: Writable;
+  /** Aborts the transfer (a stall watch); its reason becomes the failure's. */
+  signal?: AbortSignal;
 }): Promise<VerifyReport> {
   const { manifest } = opts;
   const cipher = counter(opts.onProgress);
@@ -83,10 +85,10 @@ export async function verifyBackupStream(opts: {
     },
   });
   try {
-    await pipeline(opts.source, cipher.stream, decryptor, plain.stream, fanOut);
+    await pipeline(opts.source, cipher.stream, decryptor, plain.stream, fanOut, { signal: opts.signal });
   } catch (err) {
     const e = err as BackupFormatError;
-    const reason = e instanceof BackupFormatError ? `${e.cause_}: ${e.message}` : `download failed: ${(err as Error).message}`;
+    const reason = e instanceof BackupFormatError ? `${e.cause_}: ${e.message}` : `download failed: ${abortReason(opts.signal) ?? (err as Error).message}`;
     throw new VerifyError(opts.objectName, reason);
   }
   let meta: SnapshotMeta;
@@ -110,17 +112,21 @@ export async function verifyBackupStream(opts: {
   return { backupId: manifest.backupId, object: opts.objectName, objectBytes: c.bytes, objectSha256: c.sha256, plaintextBytes: p.bytes, plaintextSha256: p.sha256, raftIndex: meta.index, raftTerm: meta.term, checks };
 }
 
-export async function verifyStoredBackup(opts: { s3: S3Client; manifest: BackupManifest; privateKey: Buffer; onStart?: (total: number) => void; onProgress?: (bytes: number) => void; plaintextSink?: Writable }): Promise<VerifyReport> {
+function abortReason(signal?: AbortSignal): string | undefined {
+  return signal?.aborted && signal.reason instanceof Error ? signal.reason.message : undefined;
+}
+
+export async function verifyStoredBackup(opts: { s3: S3Client; manifest: BackupManifest; privateKey: Buffer; onStart?: (total: number) => void; onProgress?: (bytes: number) => void; plaintextSink?: Writable; signal?: AbortSignal }): Promise<VerifyReport> {
   const { manifest } = opts;
   const objectName = `s3://${manifest.object.bucket}/${manifest.object.key}`;
   let body: Readable;
   try {
-    const res = await opts.s3.send(new GetObjectCommand({ Bucket: manifest.object.bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }));
+    const res = await opts.s3.send(new GetObjectCommand({ Bucket: manifest.object.bucket, Key: manifest.object.key, VersionId: manifest.object.versionId }), { abortSignal: opts.signal });
     opts.onStart?.(res.ContentLength ?? manifest.object.bytes);
     body = res.Body as Readable;
   } catch (err) {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    throw new VerifyError(objectName, status === 404 ? 'object not found' : `download failed: ${(err as Error).message}`);
+    throw new VerifyError(objectName, status === 404 ? 'object not found' : `download failed: ${abortReason(opts.signal) ?? (err as Error).message}`);
   }
-  return verifyBackupStream({ source: body, objectName, manifest, privateKey: opts.privateKey, onProgress: opts.onProgress, plaintextSink: opts.plaintextSink });
+  return verifyBackupStream({ source: body, objectName, manifest, privateKey: opts.privateKey, onProgress: opts.onProgress, plaintextSink: opts.plaintextSink, signal: opts.signal });
 }

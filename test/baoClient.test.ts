@@ -133,10 +133,23 @@ describe('BaoClient (one client over real OpenBao)', function () {
     let proxyAddress = '';
     /** Which requests the stand-in load balancer answers with 503 itself. */
     let refuse: (path: string) => boolean = () => false;
+    let freezeSnapshot = false;
     before(async () => {
       bao = await startThrowawayBao();
       // A load balancer in front of the real server: forwards, or answers 503 "no server available".
       proxy = http.createServer((req, res) => {
+        if (freezeSnapshot && (req.url ?? '').startsWith('/v1/sys/storage/raft/snapshot')) {
+          // Headers and the first bytes of the snapshot, then nothing: a frozen server or connection.
+          const up = http.request(`${bao.address}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.once('data', (d: Buffer) => {
+              res.write(d.subarray(0, 512));
+              r.pause();
+            });
+          });
+          up.end();
+          return;
+        }
         if (refuse(req.url ?? '')) {
           res.writeHead(503, { 'Content-Type': 'text/html' }).end('<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>');
           return;
@@ -186,6 +199,29 @@ describe('BaoClient (one client over real OpenBao)', function () {
       assert.equal(f.type, 'VaultUnavailable');
       assert.equal(f.nonRetryable, false);
       assert.match(f.message, /seal-status unreadable/);
+    });
+
+    it('a snapshot stream that stops moving bytes fails after the stall timeout instead of hanging', async () => {
+      refuse = () => false;
+      freezeSnapshot = true;
+      const files = await approleFor(bao, { name: 'lb', ttl: '60s', maxTtl: '120s' });
+      const client = new BaoClient(vaultConfig({ address: proxyAddress, ...files }), { stallTimeoutMs: 2000 });
+      const started = Date.now();
+      try {
+        const outcome = await Promise.race([
+          (async () => {
+            let bytes = 0;
+            for await (const chunk of await client.snapshotStream()) bytes += chunk.length;
+            return `ended after ${bytes} bytes`;
+          })().catch((err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message),
+          sleep(15_000).then(() => 'still waiting after 15s'),
+        ]);
+        assert.equal(outcome, 'UND_ERR_BODY_TIMEOUT');
+        assert.ok(Date.now() - started < 6000, `failed after ${(Date.now() - started) / 1000}s`);
+      } finally {
+        freezeSnapshot = false;
+        await client.close();
+      }
     });
 
     it('a really sealed OpenBao is a non-retryable VaultSealed', async () => {
