@@ -495,8 +495,8 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         // One request for both keys: a crash cannot leave a manifest whose snapshot is gone.
         const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.snapshot }, { Key: k.manifest }], Quiet: true } }));
         if (res.Errors?.length) throw new Error(`cannot delete backup ${id}: ${res.Errors.map((e) => `${e.Key}: ${e.Message}`).join('; ')}`);
+        // withHeartbeats keeps this activity heartbeating; no per-delete beat (the CLI runs it outside an activity).
         deleted.push(id);
-        Context.current().heartbeat({ stage: 'prune', deleted: deleted.length });
       }
       const unverified = listed.filter((c) => c.status !== 'verified' && !DAMAGED_STATUSES.includes(c.status)).map((c) => c.backupId);
       const damaged = listed.filter((c) => DAMAGED_STATUSES.includes(c.status));

@@ -29,7 +29,7 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
     c = replaceOnce(c, 'evaluation_interval: 15s', `evaluation_interval: ${o.interval}`);
   }
   c = replaceOnce(c, '- rules/vault-dr.rules.yml', `- ${PROMETHEUS_RULES}`);
-  c = replaceOnce(c, "'worker:9464'", `'${o.workerTarget}'`);
+  c = replaceOnce(c, "'worker-backup:9464'", `'${o.workerTarget}'`);
   c = replaceOnce(c, "'openbao:8200'", `'${o.openbaoTarget}'`);
   c = replaceOnce(c, '/run/secrets/openbao_metrics_token', o.openbaoTokenFile);
   return replaceOnce(c, "'alertmanager:9093'", `'${o.alertmanager}'`);

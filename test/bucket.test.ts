@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import {
+  DeleteBucketCommand,
   DeleteObjectCommand,
   GetBucketLifecycleConfigurationCommand,
   GetObjectLegalHoldCommand,
@@ -79,13 +80,17 @@ async function putBackup(s3: S3Client, bucket: string, iso: string): Promise<{ i
   return { id, versionId: put.VersionId! };
 }
 
-/** Removes every version (lifting legal holds first) so the test leaves nothing behind. */
+/**
+ * Removes every version (lifting legal holds first), then the bucket: each SeaweedFS bucket is a
+ * collection with volumes of its own, and the shared stack has only so many.
+ */
 async function dropBucket(s3: S3Client, bucket: string): Promise<void> {
   const res = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket })).catch(() => undefined);
   for (const v of [...(res?.Versions ?? []), ...(res?.DeleteMarkers ?? [])]) {
     await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId!, LegalHold: { Status: 'OFF' } })).catch(() => undefined);
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId!, BypassGovernanceRetention: true })).catch(() => undefined);
   }
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
 }
 
 describe('backup bucket: apply with admin rights, check read-only (real SeaweedFS)', function () {

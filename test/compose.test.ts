@@ -3,6 +3,9 @@
 // no secret in any environment, the same OpenBao settings file and versions as the local stack,
 // every dependency waits for a healthcheck that exists, and the monitoring configs in deploy/
 // (Prometheus, Alertmanager, Grafana) name services, ports and secret files that exist here.
+// The workers run one per role (the worker-role contract): each one's configuration must load with
+// the worker's own schema, every file it names must be mounted, and it must hold its role's
+// secrets and no other role's.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,7 +19,29 @@ import { MAILPIT_MODULE, PY_PINS } from '../stack/tools';
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = 'docker-compose.yml';
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
-const SERVICES = ['postgresql', 'temporal', 'temporal-ui', 'openbao', 's3', 'mailpit', 'worker', 'prometheus', 'alertmanager', 'grafana'];
+const WORKERS = { 'worker-workflows': 'workflows', 'worker-backup': 'backup', 'worker-restore': 'restore', 'worker-notify': 'notify' } as const;
+const SERVICES = ['postgresql', 'temporal-schema', 'temporal', 'temporal-namespace', 'temporal-ui', 'openbao', 's3', 'mailpit', 'bucket-apply', ...Object.keys(WORKERS), 'prometheus', 'alertmanager', 'grafana'];
+/**
+ * Secret-bearing config fields and the roles that hold them (mirrors workers/roles.ts SECRET_FIELDS
+ * of the roles branch; after the merge, import it from there). `required`: the role cannot do its
+ * work without it, so the compose service must set it.
+ */
+const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = {
+  'vault.roleIdFile': { holders: ['backup', 'notify'], required: ['backup', 'notify'] },
+  'vault.secretIdFile': { holders: ['backup', 'notify'], required: ['backup', 'notify'] },
+  'vault.tokenFile': { holders: ['backup', 'notify'], required: [] },
+  's3.credentialsFile': { holders: ['backup', 'restore', 'notify'], required: ['backup', 'restore', 'notify'] },
+  's3.adminCredentialsFile': { holders: [], required: [] },
+  'backup.recipientsFile': { holders: ['backup'], required: ['backup'] },
+  'backup.validationKeyFile': { holders: ['restore'], required: ['restore'] },
+  'restore.unsealSharesFile': { holders: ['restore'], required: ['restore'] },
+  'restore.validatorRoleIdFile': { holders: ['restore'], required: ['restore'] },
+  'restore.validatorSecretIdFile': { holders: ['restore'], required: ['restore'] },
+  'restore.productionTokenFile': { holders: ['restore'], required: ['restore'] },
+  'restore.shareIntakeTokensFile': { holders: ['restore'], required: ['restore'] },
+  'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
+  'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
+};
 const MONITORING = ['prometheus', 'alertmanager', 'grafana'];
 const SECRETS_DIR = path.join(PROJECT_ROOT, 'secrets');
 const deployPath = (...parts: string[]) => path.join(PROJECT_ROOT, 'deploy', ...parts);
@@ -220,10 +245,10 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     assert.notEqual(a.status, 0, 'an unknown top-level key must fail validation');
     assert.match(a.stderr, /backup_policies/);
 
-    const marker = '    environment:\n      VAULTDR_TEMPORAL_ADDRESS';
-    assert.ok(original.includes(marker), 'the worker environment block moved; update this test');
+    const marker = '    environment:\n      <<: *vaultdr-common\n      VAULTDR_WORKER_ROLES: workflows';
+    assert.ok(original.includes(marker), 'the worker-workflows environment block moved; update this test');
     const misspelt = path.join(scratch, 'misspelt.yml');
-    fs.writeFileSync(misspelt, original.replace(marker, '    enviroment:\n      VAULTDR_TEMPORAL_ADDRESS'));
+    fs.writeFileSync(misspelt, original.replace(marker, marker.replace('    environment:', '    enviroment:')));
     const b = compose(['config', '-q'], { file: misspelt });
     assert.notEqual(b.status, 0, 'a misspelt service option must fail validation');
     assert.match(b.stderr, /enviroment/);
@@ -243,10 +268,15 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
         }
       }
     }
-    assert.equal(cfg.services.temporal!.depends_on?.postgresql?.condition, 'service_healthy');
-    for (const dep of ['temporal', 'openbao', 's3']) {
-      assert.equal(cfg.services.worker!.depends_on?.[dep]?.condition, 'service_healthy', `worker must wait for ${dep}`);
+    assert.equal(cfg.services['temporal-schema']!.depends_on?.postgresql?.condition, 'service_healthy');
+    assert.equal(cfg.services.temporal!.depends_on?.['temporal-schema']?.condition, 'service_completed_successfully', 'the server starts on a migrated schema');
+    assert.equal(cfg.services['temporal-namespace']!.depends_on?.temporal?.condition, 'service_healthy');
+    for (const name of Object.keys(WORKERS)) {
+      const deps = cfg.services[name]!.depends_on ?? {};
+      assert.equal(deps['temporal-namespace']?.condition, 'service_completed_successfully', `${name} must wait for the namespace`);
+      for (const dep of ['openbao', 's3']) assert.equal(deps[dep]?.condition, 'service_healthy', `${name} must wait for ${dep}`);
     }
+    assert.equal(cfg.services['worker-backup']!.depends_on?.['bucket-apply']?.condition, 'service_completed_successfully', 'the backup worker starts on a configured bucket');
     for (const [name, dep] of [['alertmanager', 'mailpit'], ['prometheus', 'openbao'], ['prometheus', 'alertmanager'], ['grafana', 'prometheus']] as const) {
       assert.equal(cfg.services[name]!.depends_on?.[dep]?.condition, 'service_healthy', `${name} must wait for ${dep}`);
     }
@@ -274,6 +304,8 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     const env = cfg.services.temporal!.environment ?? {};
     assert.equal(env.DB, 'postgres12');
     assert.equal(env.POSTGRES_SEEDS, 'postgresql');
+    assert.equal(cfg.services['temporal-schema']!.environment?.SQL_PLUGIN, 'postgres12');
+    assert.equal(cfg.services['temporal-schema']!.environment?.SQL_HOST, 'postgresql');
   });
 
   it('keeps OpenBao on the same openbao.hcl as the local stack, raft data on a named volume', function () {
@@ -334,9 +366,9 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     assert.equal(publishedPort(s3, 8333), PORTS.s3);
   });
 
-  it('points the Web UI at Temporal and at the codec endpoint the worker publishes', function () {
+  it('points the Web UI at Temporal and at the codec endpoint the workflows worker publishes', function () {
     const ui = cfg.services['temporal-ui']!;
-    const worker = cfg.services.worker!;
+    const worker = cfg.services['worker-workflows']!;
     assert.equal(ui.environment?.TEMPORAL_ADDRESS, 'temporal:7233');
     assert.equal(publishedPort(ui, 8080), PORTS.temporalUi);
 
@@ -354,37 +386,112 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     );
   });
 
-  it('configures the worker only by environment and secret files, with no secret in any environment', function () {
-    const worker = cfg.services.worker!;
-    assert.equal(worker.build?.dockerfile, 'deploy/docker/Dockerfile.worker');
-    const env = worker.environment ?? {};
+  it('configures every worker only by environment and secret files, with no secret in any environment', function () {
+    for (const name of [...Object.keys(WORKERS), 'bucket-apply']) {
+      const worker = cfg.services[name]!;
+      assert.equal(worker.build?.dockerfile, 'deploy/docker/Dockerfile.worker', `${name} runs the vault-dr image`);
+      const env = worker.environment ?? {};
+      const workerCfg = loadConfig({ env: cleanEnv(env as Record<string, string>), cwd: scratch });
+      const hosts: [string, string | undefined][] = [];
+      if (env.VAULTDR_TEMPORAL_ADDRESS) hosts.push(['VAULTDR_TEMPORAL_ADDRESS', workerCfg.temporal.address.split(':')[0]]);
+      if (env.VAULTDR_VAULT_ADDR) hosts.push(['VAULTDR_VAULT_ADDR', new URL(workerCfg.vault.address).hostname]);
+      if (env.VAULTDR_S3_ENDPOINT) hosts.push(['VAULTDR_S3_ENDPOINT', new URL(workerCfg.s3.endpoint!).hostname]);
+      if (env.VAULTDR_SMTP_HOST) hosts.push(['VAULTDR_SMTP_HOST', workerCfg.smtp.host]);
+      for (const [what, host] of hosts) assert.ok(cfg.services[host!], `${name}: ${what} names "${host}", which is not a service of this deployment`);
 
-    // A complete, valid configuration by the worker's own schema (no config file involved).
-    const workerCfg = loadConfig({ env: cleanEnv(env as Record<string, string>), cwd: scratch });
-    for (const [what, host] of [
-      ['VAULTDR_TEMPORAL_ADDRESS', workerCfg.temporal.address.split(':')[0]],
-      ['VAULTDR_VAULT_ADDR', new URL(workerCfg.vault.address).hostname],
-      ['VAULTDR_S3_ENDPOINT', new URL(workerCfg.s3.endpoint ?? 'http://missing').hostname],
-      ['VAULTDR_SMTP_HOST', workerCfg.smtp.host],
-    ] as const) {
-      assert.ok(cfg.services[host!], `${what} names "${host}", which is not a service of this deployment`);
+      for (const k of Object.keys(env).filter((x) => x.endsWith('_FILE'))) {
+        const value = env[k] ?? '';
+        assert.match(value, /^\/run\/secrets\/[\w.-]+$/, `${name}: ${k} must point under /run/secrets`);
+        const source = secretSource(cfg, worker, value);
+        assert.ok(source, `${name}: ${k}=${value} is not a secret mounted into ${name}`);
+        assert.equal(path.dirname(source), path.join(PROJECT_ROOT, 'secrets'), `${name}: ${k} must come from ./secrets/`);
+      }
+      for (const k of Object.keys(env)) {
+        if (/SECRET|TOKEN|PASSWORD|PWD|CREDENTIAL|KEYS?\b|KEYS?_|ROLE_ID/.test(k)) {
+          assert.ok(k.endsWith('_FILE'), `${name}: ${k} looks like a secret; pass it as a *_FILE pointing at a secret`);
+        }
+      }
     }
+  });
 
-    const fileVars = Object.keys(env).filter((k) => k.endsWith('_FILE'));
-    assert.ok(fileVars.length >= 5, 'expected the AppRole, S3 credentials and codec key/token files');
-    for (const k of fileVars) {
-      const value = env[k] ?? '';
-      assert.match(value, /^\/run\/secrets\/[\w.-]+$/, `${k} must point under /run/secrets`);
-      const source = secretSource(cfg, worker, value);
-      assert.ok(source, `${k}=${value} is not a secret mounted into the worker`);
-      assert.equal(path.dirname(source), path.join(PROJECT_ROOT, 'secrets'), `${k} must come from ./secrets/`);
+  it('runs one worker per role, each complete for its role and holding no other role\'s secret', function () {
+    const fieldValue = (c: unknown, field: string) => field.split('.').reduce<unknown>((n, k) => (n as Record<string, unknown> | undefined)?.[k], c);
+    const sourcesByRole = new Map<string, Set<string>>();
+    for (const [name, role] of Object.entries(WORKERS)) {
+      const svc = cfg.services[name]!;
+      const env = (svc.environment ?? {}) as Record<string, string>;
+      assert.deepEqual((env.VAULTDR_WORKER_ROLES ?? '').split(','), [role], `${name} must run exactly the ${role} role`);
+      // Loads with the worker's own schema: complete and valid for what this process runs.
+      const workerCfg = loadConfig({ env: cleanEnv(env), cwd: scratch });
+      const named = new Set<string>();
+      for (const [field, { holders, required }] of Object.entries(ROLE_SECRETS)) {
+        const value = fieldValue(workerCfg, field) as string | undefined;
+        if (required.includes(role)) assert.ok(value, `${name} (${role}) needs ${field}, which it does not set`);
+        if (!holders.includes(role)) assert.equal(value, undefined, `${name} (${role}) sets ${field}, a secret of ${holders.join('/') || 'no worker'}`);
+        if (value) {
+          const source = secretSource(cfg, svc, value);
+          assert.ok(source, `${name}: ${field}=${value} is not a secret mounted into it`);
+          named.add(`/run/secrets/${path.basename(value)}`);
+        }
+      }
+      // Every mounted secret is one its configuration reads: nothing extra on this host.
+      const mounted = (svc.secrets ?? []).map((x) => `/run/secrets/${x.target ?? x.source}`).sort();
+      assert.deepEqual(mounted, [...named].sort(), `${name} must mount exactly the secrets its role reads`);
+      sourcesByRole.set(role, new Set((svc.secrets ?? []).map((x) => x.source)));
     }
-    for (const k of Object.keys(env)) {
-      if (/SECRET|TOKEN|PASSWORD|PWD|CREDENTIAL|KEYS?\b|KEYS?_|ROLE_ID/.test(k)) {
-        assert.ok(k.endsWith('_FILE'), `${k} looks like a secret; pass it as a *_FILE pointing at a secret`);
+    // No secret source is shared between roles, except the payload codec keyring every process needs.
+    const roles = [...sourcesByRole.keys()];
+    for (let i = 0; i < roles.length; i++) {
+      for (const other of roles.slice(i + 1)) {
+        const shared = [...sourcesByRole.get(roles[i]!)!].filter((x) => sourcesByRole.get(other)!.has(x) && x !== 'vaultdr_codec_keys');
+        assert.deepEqual(shared, [], `${roles[i]} and ${other} share secret(s) ${shared.join(', ')}`);
       }
     }
 
+    // The backup role can back up into the compose store: its bucket requirements are what SeaweedFS does.
+    const backupCfg = loadConfig({ env: cleanEnv(cfg.services['worker-backup']!.environment as Record<string, string>), cwd: scratch });
+    assert.ok(!backupCfg.backup.bucketRequirements.includes('publicAccessBlock'), 'SeaweedFS does not implement the public access block');
+    assert.ok(backupCfg.backup.recipientsFile, 'the backup role needs the recipients (public keys) file');
+    // The bucket is configured by a one-shot job with the admin identity, which no worker mounts.
+    const apply = cfg.services['bucket-apply']!;
+    assert.deepEqual(args(apply), ['node', 'lib/client/cli.js', 'bucket', 'apply']);
+    const applyCfg = loadConfig({ env: cleanEnv(apply.environment as Record<string, string>), cwd: scratch });
+    assert.ok(applyCfg.s3.adminCredentialsFile && secretSource(cfg, apply, applyCfg.s3.adminCredentialsFile), 'bucket-apply must mount the admin credentials');
+    assert.deepEqual(applyCfg.backup.bucketRequirements, backupCfg.backup.bucketRequirements);
+    assert.equal(applyCfg.backup.objectLockDays, backupCfg.backup.objectLockDays, 'apply and the nightly check must agree on the default retention');
+    for (const name of Object.keys(WORKERS)) {
+      assert.ok(!(cfg.services[name]!.secrets ?? []).some((x) => x.source === 'seaweedfs_admin_credentials'), `${name} must not hold the S3 admin credentials`);
+    }
+
+    // The restore role starts staging servers with `bao`: the image has the openbao service's release.
+    const restoreCfg = loadConfig({ env: cleanEnv(cfg.services['worker-restore']!.environment as Record<string, string>), cwd: scratch });
+    assert.equal(restoreCfg.restore.baoBinary, 'bao');
+    const dockerfile = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'docker', 'Dockerfile.worker'), 'utf8');
+    const baoFrom = /^FROM (openbao\/openbao:\S+) AS openbao$/m.exec(dockerfile)?.[1];
+    assert.equal(baoFrom, cfg.services.openbao!.image, 'Dockerfile.worker must take bao from the image the openbao service runs');
+    assert.match(dockerfile, /^COPY --from=openbao \/bin\/bao \/usr\/local\/bin\/bao$/m);
+    const staging = hostPath(cfg.services['worker-restore']!, restoreCfg.restore.stagingDir ?? '/missing');
+    assert.ok(staging && !staging.host && cfg.volumes && staging.mount.source in cfg.volumes, 'restore staging data must be on a named volume');
+    // Only the backup role serves /metrics, only the workflows role the codec endpoint.
+    for (const name of Object.keys(WORKERS)) {
+      const c = loadConfig({ env: cleanEnv(cfg.services[name]!.environment as Record<string, string>), cwd: scratch });
+      assert.equal(c.metrics.listen === '', name !== 'worker-backup', `${name}: VAULTDR_METRICS_LISTEN`);
+    }
+  });
+
+  it('runs Temporal from temporalio/server with an admin-tools schema job, not the deprecated auto-setup image', function () {
+    for (const [name, svc] of Object.entries(cfg.services)) assert.ok(!/temporalio\/auto-setup/.test(svc.image ?? ''), `${name} still uses temporalio/auto-setup`);
+    const server = cfg.services.temporal!.image ?? '';
+    assert.match(server, /^temporalio\/server:\d/);
+    const version = server.split(':')[1];
+    for (const job of ['temporal-schema', 'temporal-namespace']) assert.equal(cfg.services[job]!.image, `temporalio/admin-tools:${version}`, `${job} must match the server version`);
+    const script = args(cfg.services['temporal-schema']!).join(' ');
+    for (const db of ['temporal', 'temporal_visibility']) assert.ok(script.includes(db), `the schema job must set up ${db}`);
+    assert.match(script, /temporal-sql-tool .*update-schema -d "\/etc\/temporal\/schema\/postgresql\/v12\/\$+dir\/versioned"/);
+    assert.match(args(cfg.services['temporal-namespace']!).join(' '), /namespace create .*--namespace default --retention 720h/);
+  });
+
+  it('carries no secret in any service environment, and builds the worker image from sources only', function () {
     // No service carries anything that looks like key material or a generated password.
     const looksSecret = (v: string) =>
       /^[A-Za-z0-9+/_-]{20,}={0,2}$/.test(v) && /[A-Z]/.test(v) && /[a-z]/.test(v) && /\d/.test(v);
@@ -455,7 +562,7 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
 
   it('points every Prometheus target, the Alertmanager and the mail relay at a service and the port it listens on', function () {
     const prom = readYaml(deployPath('prometheus', 'prometheus.yml')) as PrometheusYml;
-    const worker = cfg.services.worker!;
+    const worker = cfg.services['worker-backup']!;
     const workerCfg = loadConfig({ env: cleanEnv(worker.environment as Record<string, string>), cwd: scratch });
     const jobs = prom.scrape_configs ?? [];
     assert.ok(jobs.length > 0, 'prometheus.yml has no scrape_configs');
@@ -466,7 +573,7 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
       const svc = cfg.services[host];
       assert.ok(svc, `${what} names "${host}", which is not a service of this deployment`);
       seen.add(host);
-      if (host === 'worker') {
+      if (host === 'worker-backup') {
         // Not published on the host: reached over the compose network only (see docker-compose.yml).
         assert.equal(workerCfg.metrics.listen, `0.0.0.0:${port}`, `${what}: the worker's metrics must listen on 0.0.0.0:${port} (VAULTDR_METRICS_LISTEN)`);
       } else {
@@ -481,7 +588,7 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     const alertmanagers = (prom.alerting?.alertmanagers ?? []).flatMap((a) => a.static_configs ?? []).flatMap((c) => c.targets ?? []);
     assert.ok(alertmanagers.length > 0, 'prometheus.yml sends alerts nowhere');
     for (const t of alertmanagers) checkTarget('prometheus alerting', t);
-    for (const expected of ['worker', 'openbao', 'alertmanager']) assert.ok(seen.has(expected), `prometheus.yml no longer reaches ${expected}`);
+    for (const expected of ['worker-backup', 'openbao', 'alertmanager']) assert.ok(seen.has(expected), `prometheus.yml no longer reaches ${expected}`);
     assert.ok(!containerPorts(worker).includes(Number(workerCfg.metrics.listen.split(':')[1])), 'the worker\'s /metrics has no authentication: keep it off the host');
 
     // OpenBao: the Prometheus format exists only with telemetry retention set.

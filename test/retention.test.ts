@@ -4,7 +4,9 @@
 // and a plan never names a backup that is not in the bucket. Also the backup id scheme, whose
 // ids must sort by time.
 import assert from 'node:assert/strict';
+import * as os from 'node:os';
 import { prng } from '../common/prng';
+import { loadConfig } from '../infra/config';
 import { backupIdFor, manifestProblem, planRetention, shortHash, type RetentionCandidate, type RetentionPlan } from '../common/backup';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -196,5 +198,40 @@ describe('manifest identity (manifestProblem)', () => {
   });
   it('refuses a manifest whose object is outside its backup', () => {
     assert.match(manifestProblem(id, { backupId: id, object: { key: 'backups/x/snapshot.vdrb' } })!, /points at backups\/x\/snapshot.vdrb/);
+  });
+});
+
+describe('retention floor and bucket settings in the configuration (infra/config.ts)', () => {
+  const base = { VAULTDR_VAULT_TOKEN_FILE: '/t', VAULTDR_CODEC_KEYS_FILE: '/k' };
+  const load = (env: Record<string, string>) => loadConfig({ env: { ...base, ...env }, cwd: os.tmpdir() });
+
+  it('defaults to a floor of 7 daily and 3 monthly, and 30 days of GOVERNANCE object-lock default retention', () => {
+    const cfg = load({});
+    assert.deepEqual(cfg.backup.retention, { daily: 30, monthly: 12, minDaily: 7, minMonthly: 3 });
+    assert.equal(cfg.backup.objectLockDays, 30);
+    assert.equal(cfg.backup.objectLockMode, 'GOVERNANCE');
+  });
+
+  it('refuses a configured retention below the configured floor, and lowers the floor only by configuration', () => {
+    assert.throws(() => load({ VAULTDR_BACKUP_RETENTION_DAILY: '3' }), /backup\.retention: daily\/monthly must not be below minDaily\/minMonthly/);
+    const lowered = load({ VAULTDR_BACKUP_RETENTION_DAILY: '3', VAULTDR_BACKUP_RETENTION_MIN_DAILY: '2' });
+    assert.equal(lowered.backup.retention.daily, 3);
+    assert.equal(lowered.backup.retention.minDaily, 2);
+  });
+
+  it('reaches the bucket requirements, restore settings and admin credentials by environment variable', () => {
+    const cfg = load({
+      VAULTDR_BACKUP_BUCKET_REQUIREMENTS: 'encryption,versioning',
+      VAULTDR_S3_ADMIN_CREDENTIALS_FILE: '/run/secrets/admin',
+      VAULTDR_RESTORE_UNSEAL_SHARES_FILE: '/run/secrets/shares',
+      VAULTDR_RESTORE_CHECK_PATHS: 'secret/data/app/db, secret/data/app/api',
+      VAULTDR_RESTORE_RTO_TARGET_SECONDS: '600',
+    });
+    assert.deepEqual(cfg.backup.bucketRequirements, ['encryption', 'versioning']);
+    assert.equal(cfg.s3.adminCredentialsFile, '/run/secrets/admin');
+    assert.equal(cfg.restore.unsealSharesFile, '/run/secrets/shares');
+    assert.deepEqual(cfg.restore.checkPaths, ['secret/data/app/db', 'secret/data/app/api']);
+    assert.equal(cfg.restore.rtoTargetSeconds, 600);
+    assert.throws(() => load({ VAULTDR_BACKUP_BUCKET_REQUIREMENTS: 'encryption,magic' }), /backup\.bucketRequirements\.1: Invalid enum value/);
   });
 });
