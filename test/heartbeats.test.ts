@@ -20,7 +20,8 @@ describe('STORE_IO activities heartbeat', function () {
       assert.match(src, /const store = proxyActivities<\w+>\(STORE_IO\)/, f);
       for (const m of src.matchAll(/\bstore\.(\w+)\(/g)) called.add(m[1]!);
     }
-    assert.ok(called.size >= 9, [...called].join(', '));
+    // 8 since the unseal wait polls through pollTargetUnsealed under POLL (workflows/helpers.ts), which heartbeats itself.
+    assert.ok(called.size >= 8, [...called].join(', '));
     assert.deepEqual([...called].filter((n) => !heartbeating.has(n)), []);
   });
 

@@ -171,6 +171,12 @@ describe('restoreVault workflow (real stack)', function () {
       assert.deepEqual(stagingLeft(), [], 'staging must be torn down after a failure');
       const mails = (await mailpitMessages()).slice(0, (await mailpitMessages()).length - before);
       assert.ok(mails.some((x) => x.Subject.includes('failed at unsealTarget')), mails.map((x) => x.Subject).join('\n'));
+      // A failure path too: its message, record and alert keep secret values out of history.
+      const { decoded, raw } = await historyTexts(client, cfg, workflowId);
+      const shares = (JSON.parse(fs.readFileSync(wrong, 'utf8')) as { keys_base64: string[] }).keys_base64;
+      for (const s of [...stackSecrets(), ...shares.map((value, i) => ({ name: `wrong share ${i}`, value }))]) {
+        assert.ok(!(decoded.join('\n') + raw).includes(s.value), `${s.name} appears in the failed restore's history`);
+      }
     } finally {
       fs.rmSync(wrong, { force: true });
     }
@@ -233,7 +239,7 @@ describe('restoreVault workflow (real stack)', function () {
     try {
       await withWorker(prodCfg, async () => {
         // 1. Refused: the target stays as it was.
-        const refused = await restore(`restore-prod-refused-${Date.now()}`, { backupId: backup.backupId, target: 'production' }, prodCfg);
+        const refused = await restore(`restore-prod-refused-${Date.now()}`, { backupId: backup.backupId, target: 'production', requestedBy: 'oncall-a' }, prodCfg);
         const plan = (await waitStep(refused, 'awaitApproval')).plan!;
         assert.equal(plan.older, true);
         assert.equal(plan.sameCluster, false);
@@ -253,7 +259,7 @@ describe('restoreVault workflow (real stack)', function () {
         assert.ok(await untouched(), 'a refused restore touched the target');
 
         // 2. Approved, after two rejected attempts at approving.
-        const h = await restore(`restore-prod-${Date.now()}`, { backupId: backup.backupId, target: 'production', reason: 'test: rebuild' }, prodCfg);
+        const h = await restore(`restore-prod-${Date.now()}`, { backupId: backup.backupId, target: 'production', reason: 'test: rebuild', requestedBy: 'oncall-b' }, prodCfg);
         await waitStep(h, 'awaitApproval');
         await sleep(1500);
         assert.ok(await untouched(), 'the target was touched before approval');
@@ -262,6 +268,9 @@ describe('restoreVault workflow (real stack)', function () {
         assert.equal(tooOld.code, 1);
         assert.match(tooOld.stderr, /not accepted: .*is older than the data on .*allowOlderSnapshot: true/);
         assert.ok(await untouched());
+        const self = await vaultdrAsync(['restore', 'approve', h.workflowId, '--who', 'OnCall-B', '--why', 'mine', '--allow-older']);
+        assert.equal(self.code, 1);
+        assert.match(self.stderr, /not accepted: .*started this restore \(requestedBy\); a production restore needs a second person/);
         await h.executeUpdate('approveRestore', { args: [{ approve: true, who: 'oncall-a', why: 'rebuild after disk loss', allowOlderSnapshot: true }] });
 
         // 3. The restored cluster seals itself; the responder restarts and unseals it.
@@ -279,6 +288,7 @@ describe('restoreVault workflow (real stack)', function () {
         assert.equal(r.target, 'production');
         assert.equal(r.checks!.canary.matches, true);
         assert.equal(r.approval!.who, 'oncall-a');
+        assert.equal(r.requestedBy, 'oncall-b', 'both people of the two-person rule are recorded');
         assert.equal(await untouched(), false, 'the target data should now be the backup\'s');
       });
     } finally {

@@ -4,14 +4,21 @@
 // checks that the new code can still replay what is running. Payloads are stored decoded (the
 // codec key is per stack); workflow payloads carry ids and paths, never secret values.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/connect';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { readTokensFile } from '../infra/codecServer';
+import { createShareIntakeServer } from '../infra/shareIntake';
 import type { Config } from '../infra/config';
+import { restartStaging, startStaging, stopStaging, unsealWithShares } from '../infra/stagingVault';
+import { stackDir } from '../stack/stack';
+import { toolPaths } from '../stack/tools';
 import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
-import { historyPayloads, stackSecrets } from './helpers/inspect';
+import type { RestoreProgress } from '../workflows/restoreVault';
+import { historyPayloads, stackSecrets, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -38,11 +45,70 @@ async function saveDecoded(client: Client, cfg: Config, h: WorkflowHandle, name:
   fs.writeFileSync(path.join(HISTORY_DIR, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
   const lines = (history.events ?? []).map((e) => {
     const type = temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
-    const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.workflowExecutionSignaledEventAttributes?.signalName ?? e.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
+    const what =
+      e.activityTaskScheduledEventAttributes?.activityType?.name ??
+      e.workflowExecutionSignaledEventAttributes?.signalName ??
+      e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
+      e.workflowExecutionStartedEventAttributes?.workflowType?.name ??
+      '';
     return `${String(e.eventId)} ${type}${what ? ` ${what}` : ''}`;
   });
   fs.writeFileSync(path.join(HISTORY_DIR, `${name}.events.txt`), lines.join('\n') + '\n');
   process.stdout.write(`saved ${name} (${lines.length} events, ${payloads.length} payloads decoded)\n`);
+}
+
+async function untilStep(h: WorkflowHandle, step: string): Promise<void> {
+  for (const deadline = Date.now() + 120_000; ; await new Promise((r) => setTimeout(r, 250))) {
+    const p = await h.query<RestoreProgress>('progress');
+    if (p.step === step) return;
+    if (p.step === 'failed' || Date.now() > deadline) throw new Error(`${h.workflowId} never reached ${step}: ${p.step} ${p.error ?? ''}`);
+  }
+}
+
+/** Runs `fn` with the worker's share intake served on a loopback listener of its own (as the restore process does). */
+async function withShareIntake(cfg: Config, fn: (endpoint: string) => Promise<void>): Promise<void> {
+  // The intake belongs to the worker that runs the restore: a worker of its own for this fixture.
+  await withWorker(cfg, async ({ intake }) => {
+    const server = createShareIntakeServer({ intake: intake!, tokens: readTokensFile(cfg.restore.shareIntakeTokensFile) });
+    await new Promise<void>((res) => server.listen(18093, '127.0.0.1', res));
+    try {
+      await fn('http://127.0.0.1:18093');
+    } finally {
+      server.close();
+    }
+  });
+}
+
+/**
+ * A production restore approved by a second person (two-person rule) into a throwaway OpenBao
+ * playing production, which seals itself after the restore and is restarted and unsealed by hand.
+ */
+async function saveProductionRestore(client: Client, cfg: Config, stamp: number): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-history-prod-'));
+  const target = await startStaging({ root, stagingId: 'prod-target', baoBinary: toolPaths().bao });
+  try {
+    const tokenFile = path.join(root, 'target-token');
+    fs.writeFileSync(tokenFile, (JSON.parse(fs.readFileSync(path.join(target.dir, 'init.json'), 'utf8')) as { root_token: string }).root_token, { mode: 0o600 });
+    const prodCfg: Config = { ...cfg, restore: { ...cfg.restore, productionAddress: target.address, productionTokenFile: tokenFile } };
+    await withWorker(prodCfg, async () => {
+      const h = await client.workflow.start('restoreVault', {
+        taskQueue: cfg.temporal.taskQueue,
+        workflowId: `history-restore-prod-${stamp}`,
+        args: [{ backupId: 'latest', target: 'production', requestedBy: 'oncall-a', reason: 'replay fixture: production' }],
+      });
+      await untilStep(h, 'awaitApproval');
+      await h.executeUpdate('approveRestore', { args: [{ approve: true, who: 'oncall-b', why: 'replay fixture', allowOlderSnapshot: true }] });
+      await untilStep(h, 'awaitTargetUnsealed');
+      const restarted = await restartStaging(target);
+      const shares = (JSON.parse(fs.readFileSync(path.join(stackDir(), 'openbao', 'init.json'), 'utf8')) as { keys_base64: string[] }).keys_base64;
+      await unsealWithShares(restarted.address, shares.slice(0, 3));
+      await h.result();
+      await saveDecoded(client, cfg, h, 'restoreVault-production-approved');
+    });
+  } finally {
+    await stopStaging(root, 'prod-target');
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -64,6 +130,11 @@ async function main(): Promise<void> {
       await restore.result();
       await saveDecoded(client, cfg, restore, 'restoreVault-staging');
 
+      // A failure with an alert and a restore record: a manual restore of a backup id that does not exist.
+      const missing = await client.workflow.start('restoreVault', { taskQueue: tq, workflowId: `history-restore-missing-${stamp}`, args: [{ backupId: '20000101T000000Z-00000000', reason: 'replay fixture: mistyped id' }] });
+      await missing.result().catch(() => undefined);
+      await saveDecoded(client, cfg, missing, 'restoreVault-failed-alert');
+
       const bad = await client.workflow.start('backupVault', { taskQueue: tq, workflowId: `history-backup-bad-${stamp}`, args: [{ trigger: 'nonsense' } as never] });
       await bad.result().catch(() => undefined);
       await saveDecoded(client, cfg, bad, 'backupVault-invalid-input');
@@ -81,6 +152,18 @@ async function main(): Promise<void> {
       while ((await status()).checks < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
       await saveDecoded(client, cfg, mon, 'vaultHealthMonitor-continued', mon.firstExecutionRunId);
       await client.workflow.getHandle(mon.workflowId).terminate('fixture recorded');
+    });
+    await saveProductionRestore(client, cfg, stamp);
+    // Custodian shares handed to the worker's intake (the codec endpoint), never through Temporal.
+    await withShareIntake(cfg, async (endpoint) => {
+      const h = await client.workflow.start('restoreVault', { taskQueue: tq, workflowId: `history-restore-shares-${stamp}`, args: [{ backupId: 'latest', keySource: 'custodian-shares', reason: 'replay fixture: shares' }] });
+      await untilStep(h, 'awaitCustodianShares');
+      for (const f of ['share-1-of-5.json', 'share-3-of-5.json', 'share-5-of-5.json']) {
+        const r = await vaultdrAsync(['keys', 'submit-share', h.workflowId, path.join(stackDir(), 'keys', f), '--endpoint', endpoint]);
+        if (r.code !== 0) throw new Error(`submit-share ${f}: ${r.stderr}`);
+      }
+      await h.result();
+      await saveDecoded(client, cfg, h, 'restoreVault-custodian-shares');
     });
   } finally {
     await client.connection.close();

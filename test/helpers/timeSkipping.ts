@@ -1,0 +1,102 @@
+// Test support: Temporal's time-skipping test server (the binary the stack tools install) with the
+// real workflow bundle, and workers serving typed stub activities on a queue of their own.
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { BackupActivities } from '../../activities/backup';
+import type { AlertRequest, NotifyActivities } from '../../activities/notify';
+import type { ProductionPlan, RestoreActivities } from '../../activities/restore';
+import type { RestoreRecord } from '../../common/restore';
+import { toolPaths } from '../../stack/tools';
+import { workflowsPath } from '../../workers/worker';
+import { quietRuntime } from './worker';
+import { WORKER_ROLES, roleQueue } from '../../common/roles';
+
+/** Stub activities; their names are the real activities' names, so the real workflows call them. */
+export type Stubs = Partial<RestoreActivities & BackupActivities & NotifyActivities>;
+
+export interface TimeSkipping {
+  env: TestWorkflowEnvironment;
+  /** Runs `fn` with a worker serving `activities` on a fresh task queue. */
+  withStubWorker<T>(activities: Stubs, fn: (taskQueue: string) => Promise<T>): Promise<T>;
+  teardown(): Promise<void>;
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let queues = 0;
+
+export async function timeSkipping(): Promise<TimeSkipping> {
+  quietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: toolPaths().temporalTestServer } } });
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+  const workflowBundle = await bundle;
+  return {
+    env,
+    async withStubWorker<T>(activities: Stubs, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+      const taskQueue = `stubs-${process.pid}-${++queues}`;
+      // Workflows on the base queue, the stubs on every activity role's queue (as the roles route them).
+      const workers = await Promise.all(
+        WORKER_ROLES.map((role) => Worker.create({ connection: env.nativeConnection, taskQueue: roleQueue(taskQueue, role), ...(role === 'workflows' ? { workflowBundle } : { activities }) })),
+      );
+      return workers.reduce<Promise<T>>((inner, worker) => worker.runUntil(inner), fn(taskQueue));
+    },
+    teardown: () => env.teardown(),
+  };
+}
+
+/** The plan of the stub production restore: same cluster, newer backup. */
+export const plan: ProductionPlan = {
+  targetAddress: 'https://vault.prod.example:8200',
+  targetInitialized: true,
+  targetSealed: false,
+  targetClusterId: 'c-prod',
+  targetRaftIndex: 100,
+  backupId: '20261201T020000Z-0123abcd',
+  backupRaftIndex: 120,
+  backupClusterId: 'c-prod',
+  backupCreatedAt: '2026-12-01T02:00:00.000Z',
+  older: false,
+  sameCluster: true,
+};
+
+/** Stub activities of a restore that reaches every wait, recording alerts and restore records; `over` replaces some. */
+export function restoreStubs(alerts: AlertRequest[], records: RestoreRecord[], over: Stubs = {}): Stubs {
+  return {
+    async selectBackup() {
+      return { backupId: plan.backupId, createdAt: plan.backupCreatedAt, raftIndex: 120, objectBytes: 1000, canary: { path: 'secret/data/vault-dr/canary', marker: 'm' } };
+    },
+    async verifyBackupBeforeRestore() {
+      return { plaintextBytes: 10, raftIndex: 120, checks: [] };
+    },
+    async planProductionRestore() {
+      return plan;
+    },
+    async restoreSnapshot() {
+      return { bytes: 10 };
+    },
+    async pollTargetUnsealed() {
+      return { done: true, detail: 'unsealed' };
+    },
+    async verifyRestoredSecrets() {
+      return { canary: { path: 'secret/data/vault-dr/canary', expected: 'm', found: 'm', matches: true }, readable: [], unreadable: [] };
+    },
+    async startStagingVault(req) {
+      return { stagingId: req.stagingId, address: 'http://127.0.0.1:1' };
+    },
+    async unsealTarget() {
+      return { threshold: 3 };
+    },
+    async teardownStaging() {
+      return { result: 'stopped' as const };
+    },
+    async recordRestore(req) {
+      records.push(req.record);
+      return { key: `restores/history/${req.record.restoreId}.json` };
+    },
+    async sendAlert(req) {
+      alerts.push(req);
+      return { sent: true, channels: [], dedupRecord: 'written' as const };
+    },
+    ...over,
+  };
+}
+
