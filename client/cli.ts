@@ -11,6 +11,7 @@ import { startWorkflow } from './workflows';
 import { registerBackupCommands } from './backupCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
+import { temporalConnectionOptions } from '../infra/temporalConnection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
@@ -52,7 +53,7 @@ async function directHealth(cfg: Config, input: HealthCheckInput) {
   const acts = createActivities(cfg, buildClients(cfg));
   const temporal = { status: 'healthy' as 'healthy' | 'unhealthy', address: cfg.temporal.address, problems: [] as string[] };
   try {
-    const conn = await Connection.connect({ address: cfg.temporal.address, connectTimeout: 3000 });
+    const conn = await Connection.connect({ ...temporalConnectionOptions(cfg), connectTimeout: 3000 });
     await conn.healthService.check({});
     await conn.close();
   } catch (err) {

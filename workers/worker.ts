@@ -8,6 +8,7 @@ import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { channelSecretStore, createActivities } from '../activities';
 import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
 import { connectClient } from '../client/connect';
+import { temporalConnectError, temporalConnectionOptions } from '../infra/temporalConnection';
 
 export interface BuiltWorker {
   worker: Worker;
@@ -46,7 +47,10 @@ export async function buildWorker(cfg: Config, overrides: Partial<WorkerOptions>
   // Read the alert channels' secrets now: an alert about a sealed Vault must not be the first read.
   const channelSecrets = channelSecretStore(cfg, clients);
   void channelSecrets.get();
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const connectionOptions = temporalConnectionOptions(cfg);
+  const connection = await NativeConnection.connect(connectionOptions).catch((err: unknown) => {
+    throw temporalConnectError(cfg, err);
+  });
   const worker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
