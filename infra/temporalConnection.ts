@@ -71,5 +71,15 @@ export function temporalConnectError(cfg: Pick<Config, 'temporal'>, err: unknown
     : temporalUsesTls(t)
       ? ' (check temporal.tls.caFile/serverName, and whether the server requires a client certificate: temporal.tls.certFile/keyFile)'
       : '';
-  return new Error(`Temporal at ${t.address} unreachable over ${mode}: ${(err as Error)?.message ?? String(err)}${hint}`);
+  return new Error(`Temporal at ${t.address} unreachable over ${mode}: ${causeChain(err)}${hint}`);
+}
+
+/** "outer: inner: innermost" — the SDK wraps the server's answer (e.g. UNAUTHENTICATED) in a cause. */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as { message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    const msg = typeof e.message === 'string' ? e.message.split('\n')[0]! : String(e);
+    if (!parts.some((p) => p.includes(msg))) parts.push(msg);
+  }
+  return parts.join(': ').slice(0, 1000);
 }
