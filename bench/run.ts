@@ -38,6 +38,7 @@ import { MiB, mbps, runMeasured, watchMemory } from './measure';
 import { writeResults, type BenchResults, type MethodId, type Row, type Target, type Workload } from './report';
 import type { StageResult, StageSpec } from './stage';
 import { writeSyntheticSnapshot } from './synthetic';
+import { temporalConnectionOptions } from '../infra/temporalConnection';
 
 const GiB = 1024 * MiB;
 
@@ -249,7 +250,7 @@ async function main(): Promise<void> {
     const ageRecipient = execFileSync('age-keygen', ['-y', ageKey], { encoding: 'utf8' }).trim();
     const baoEnv = { ...process.env, BAO_ADDR: vault.address, BAO_TOKEN: fs.readFileSync(vault.tokenFile, 'utf8').trim() };
 
-    const connection = await Connection.connect({ address: cfg.temporal.address });
+    const connection = await Connection.connect(temporalConnectionOptions(cfg));
     const client = new Client({ connection, namespace: cfg.temporal.namespace, dataConverter: dataConverter(new EncryptionCodec(loadKeyring(cfg.codec.keysFile))) });
     let seq = 0;
     const backupId = () => `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-bench${String(++seq).padStart(3, '0')}`;

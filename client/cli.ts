@@ -12,6 +12,7 @@ import { registerBackupCommands } from './backupCommands';
 import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
+import { temporalConnectionOptions } from '../infra/temporalConnection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
@@ -53,7 +54,7 @@ async function directHealth(cfg: Config, input: HealthCheckInput) {
   const acts = createActivities(cfg, buildClients(cfg));
   const temporal = { status: 'healthy' as 'healthy' | 'unhealthy', address: cfg.temporal.address, problems: [] as string[] };
   try {
-    const conn = await Connection.connect({ address: cfg.temporal.address, connectTimeout: 3000 });
+    const conn = await Connection.connect({ ...temporalConnectionOptions(cfg), connectTimeout: 3000 });
     await conn.healthService.check({});
     await conn.close();
   } catch (err) {

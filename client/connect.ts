@@ -3,13 +3,15 @@
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../infra/config';
 import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/codec';
+import { temporalConnectError, temporalConnectionOptions } from '../infra/temporalConnection';
 
 export async function connectClient(cfg: Config): Promise<Client> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: cfg.temporal.address, connectTimeout: 5000 });
+    connection = await Connection.connect({ ...temporalConnectionOptions(cfg), connectTimeout: 5000 });
   } catch (err) {
-    throw new Error(`Temporal at ${cfg.temporal.address} unreachable: ${(err as Error).message}`);
+    if ((err as Error).name === 'ConfigError') throw err;
+    throw temporalConnectError(cfg, err);
   }
   return new Client({
     connection,

@@ -1,10 +1,13 @@
 // The codec HTTP endpoint the Temporal Web UI (and `temporal` CLI) call to show decoded payloads
 // to authorised operators. Protocol: POST /encode and /decode with {"payloads": [{metadata, data}]}
-// (base64 fields), as the Temporal UI's "codec endpoint" setting expects. Custodian shares are
-// not taken here (infra/shareIntake.ts has its own listener and tokens on the restore worker).
-import * as crypto from 'node:crypto';
+// (base64 fields), as the Temporal UI's "codec endpoint" setting expects. Who may call it is decided
+// in codecAuth.ts; with `tls` it serves HTTPS (the UI passes its access token only to https URLs).
+// Custodian shares are not taken here (infra/shareIntake.ts has its own listener and tokens on the
+// restore worker).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { createCodecAuthorizer, type CodecAuthorizer, type OidcOptions } from './codecAuth';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 
 interface JsonPayload {
@@ -14,11 +17,15 @@ interface JsonPayload {
 
 export interface CodecServerOptions {
   codec: PayloadCodec;
-  /** Accepted bearer tokens. */
+  /** Accepted static bearer tokens (CLI, scripts). */
   tokens: string[];
   corsOrigins: string[];
   /** Dev only: origins served without a token when the peer is on loopback. */
   anonymousLoopbackOrigins: string[];
+  /** Accept the Web UI's OIDC access tokens (JWTs) as well. */
+  oidc?: OidcOptions;
+  /** PEM certificate chain and key: serve HTTPS instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
   maxBodyBytes?: number;
 }
 
@@ -45,19 +52,10 @@ function toJson(p: Payload): JsonPayload {
   };
 }
 
-export function tokenMatches(presented: string, tokens: string[]): boolean {
-  const a = crypto.createHash('sha256').update(presented).digest();
-  // Constant-time compare over digests so length and content do not leak through timing.
-  return tokens.some((t) => crypto.timingSafeEqual(a, crypto.createHash('sha256').update(t).digest()));
-}
-
-function isLoopback(addr: string | undefined): boolean {
-  return !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
-}
-
-export function createCodecServer(opts: CodecServerOptions): http.Server {
+export function createCodecServer(opts: CodecServerOptions): http.Server | https.Server {
   const max = opts.maxBodyBytes ?? 4 * 1024 * 1024;
-  return http.createServer((req, res) => {
+  const authorize: CodecAuthorizer = createCodecAuthorizer({ tokens: opts.tokens, anonymousLoopbackOrigins: opts.anonymousLoopbackOrigins, oidc: opts.oidc });
+  const handler: http.RequestListener = (req, res) => {
     const origin = req.headers.origin;
     if (origin && opts.corsOrigins.includes(origin)) {
       res.setHeader('Access-Control-Allow-Origin', origin);
@@ -80,13 +78,12 @@ export function createCodecServer(opts: CodecServerOptions): http.Server {
       reply(404, { error: 'POST /encode or /decode' });
       return;
     }
-    const auth = req.headers.authorization ?? '';
-    const bearer = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-    const anonymousOk = !!origin && opts.anonymousLoopbackOrigins.includes(origin) && isLoopback(req.socket.remoteAddress);
-    if (!anonymousOk && !(bearer && tokenMatches(bearer, opts.tokens))) {
-      reply(401, { error: 'a valid bearer token is required' });
-      return;
-    }
+    authorize(req).then(
+      (verdict) => (verdict.ok ? codecRoute(req, res, route, reply) : reply(verdict.status, { error: verdict.error })),
+      () => reply(500, { error: 'authorization failed' }),
+    );
+  };
+  const codecRoute = (req: http.IncomingMessage, res: http.ServerResponse, route: string, reply: (status: number, body: unknown) => void) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -105,7 +102,8 @@ export function createCodecServer(opts: CodecServerOptions): http.Server {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
         if (!Array.isArray(body.payloads)) throw new Error('payloads must be an array');
       } catch (err) {
-        reply(400, { error: `bad request: ${(err as Error).message}` });
+        // Never JSON.parse's message: it quotes the body, which may be a plaintext payload.
+        reply(400, { error: err instanceof SyntaxError ? 'bad request: body is not valid JSON' : `bad request: ${(err as Error).message}` });
         return;
       }
       const payloads = body.payloads.map(fromJson);
@@ -116,5 +114,6 @@ export function createCodecServer(opts: CodecServerOptions): http.Server {
         (err: Error) => reply(400, { error: `cannot ${route.slice(1)}: ${err.message}` }),
       );
     });
-  });
+  };
+  return opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : http.createServer(handler);
 }

@@ -21,6 +21,26 @@ export const ConfigSchema = z
         address: hostPort.default('127.0.0.1:7233'),
         namespace: z.string().min(1).default('default'),
         taskQueue: z.string().min(1).default('vault-dr'),
+        /**
+         * Transport security to the Temporal frontend (see docs/transport-security.md). TLS is on
+         * when `enabled` is true, any file below is set, or an API key is set (Temporal Cloud).
+         */
+        tls: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** PEM CA bundle the server certificate must chain to; unset: the system roots. */
+            caFile: z.string().optional(),
+            /** mTLS client certificate and private key (PEM); both or neither. */
+            certFile: z.string().optional(),
+            keyFile: z.string().optional(),
+            /** Name checked against the server certificate (and sent as SNI) instead of the address host. */
+            serverName: z.string().min(1).optional(),
+          })
+          .strict()
+          .default({})
+          .refine((t) => !!t.certFile === !!t.keyFile, { message: 'set both certFile and keyFile (mTLS) or neither' }),
+        /** File holding a Temporal Cloud API key (sent as `authorization: Bearer <key>`; turns TLS on). */
+        apiKeyFile: z.string().optional(),
       })
       .strict()
       .default({}),
@@ -72,6 +92,25 @@ export const ConfigSchema = z
         corsOrigins: z.array(z.string()).default(['http://localhost:8233', 'http://127.0.0.1:8233']),
         /** Dev only: browser origins allowed without a token when the peer is loopback. */
         anonymousLoopbackOrigins: z.array(z.string()).default([]),
+        /** Serve the endpoint over HTTPS (the Temporal UI sends its access token only to https endpoints). */
+        tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+        /**
+         * Accept the Web UI's OIDC access tokens (UI setting codec.passAccessToken): JWTs checked
+         * against the issuer's JWKS, audience, expiry and, optionally, one required claim value.
+         */
+        oidc: z
+          .object({
+            issuer: httpUrl,
+            /** Default: jwks_uri from the issuer's /.well-known/openid-configuration. */
+            jwksUrl: httpUrl.optional(),
+            audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+            /** e.g. {"claim": "groups", "value": "vault-dr-operators"}: a string claim equal to value, or an array claim containing it. */
+            require: z.object({ claim: z.string().min(1), value: z.string().min(1) }).strict().optional(),
+            /** Clock skew tolerated on exp/nbf. */
+            clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({} as never),
@@ -190,6 +229,12 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_TEMPORAL_ADDRESS: { path: ['temporal', 'address'], kind: 'string' },
   VAULTDR_TEMPORAL_NAMESPACE: { path: ['temporal', 'namespace'], kind: 'string' },
   VAULTDR_TASK_QUEUE: { path: ['temporal', 'taskQueue'], kind: 'string' },
+  VAULTDR_TEMPORAL_TLS: { path: ['temporal', 'tls', 'enabled'], kind: 'boolean' },
+  VAULTDR_TEMPORAL_TLS_CA_FILE: { path: ['temporal', 'tls', 'caFile'], kind: 'string' },
+  VAULTDR_TEMPORAL_TLS_CERT_FILE: { path: ['temporal', 'tls', 'certFile'], kind: 'string' },
+  VAULTDR_TEMPORAL_TLS_KEY_FILE: { path: ['temporal', 'tls', 'keyFile'], kind: 'string' },
+  VAULTDR_TEMPORAL_TLS_SERVER_NAME: { path: ['temporal', 'tls', 'serverName'], kind: 'string' },
+  VAULTDR_TEMPORAL_API_KEY_FILE: { path: ['temporal', 'apiKeyFile'], kind: 'string' },
   VAULTDR_VAULT_ADDR: { path: ['vault', 'address'], kind: 'string' },
   VAULTDR_VAULT_ROLE_ID_FILE: { path: ['vault', 'roleIdFile'], kind: 'string' },
   VAULTDR_VAULT_SECRET_ID_FILE: { path: ['vault', 'secretIdFile'], kind: 'string' },
@@ -207,6 +252,11 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_KEYS_FILE: { path: ['codec', 'keysFile'], kind: 'string' },
   VAULTDR_CODEC_LISTEN: { path: ['codec', 'listen'], kind: 'string' },
   VAULTDR_CODEC_TOKENS_FILE: { path: ['codec', 'tokensFile'], kind: 'string' },
+  VAULTDR_CODEC_TLS_CERT_FILE: { path: ['codec', 'tls', 'certFile'], kind: 'string' },
+  VAULTDR_CODEC_TLS_KEY_FILE: { path: ['codec', 'tls', 'keyFile'], kind: 'string' },
+  VAULTDR_CODEC_OIDC_ISSUER: { path: ['codec', 'oidc', 'issuer'], kind: 'string' },
+  VAULTDR_CODEC_OIDC_JWKS_URL: { path: ['codec', 'oidc', 'jwksUrl'], kind: 'string' },
+  VAULTDR_CODEC_OIDC_AUDIENCE: { path: ['codec', 'oidc', 'audience'], kind: 'string' },
   VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
   VAULTDR_WORKER_ROLES: { path: ['worker', 'roles'], kind: 'list' },
   VAULTDR_SHARE_INTAKE_LISTEN: { path: ['restore', 'shareIntakeListen'], kind: 'string' },
@@ -343,7 +393,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -6,7 +6,7 @@
 // with its own tokens: a custodian's token cannot decode workflow history at the codec endpoint.
 import * as http from 'node:http';
 import type { ShareFile } from './escrow';
-import { tokenMatches } from './codecServer';
+import { tokenMatches } from './codecAuth';
 import { isShareFile, reconstructFromSharesData } from './escrow';
 
 export interface IntakeStatus {

@@ -19,13 +19,16 @@ npx tsc -p tsconfig.json
 
 # Tools from Debian, installed only when missing.
 # --monitoring: Prometheus + promtool and Alertmanager + amtool, run by the local stack.
-# --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine).
+# --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine)
+#   haproxy and openssl (the mTLS proxy and throwaway PKI of test/temporalTls.test.ts).
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
 missing=()
 for flag in "$@"; do
   case "$flag" in
     --test-tools|--monitoring)
       [ "$flag" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
+      # HAProxy terminates TLS with client-certificate checks in front of the plaintext dev server (mTLS tests).
+      [ "$flag" = "--test-tools" ] && { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy); command -v openssl >/dev/null 2>&1 || missing+=(openssl); }
       command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
       command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
       ;;

@@ -10,6 +10,7 @@ import { rootToken, unsealBao } from '../stack/stack';
 import type { HealthReport } from '../common/health';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
+import { temporalConnectionOptions } from '../infra/temporalConnection';
 
 describe('vaultHealthCheck workflow (real stack)', function () {
   this.timeout(300_000);
@@ -98,7 +99,7 @@ describe('vaultHealthCheck workflow (real stack)', function () {
     const workflowId = `health-enc-${Date.now()}`;
     await withWorker(cfg, async () => (await start(workflowId, { checks: [marker] })).result());
     // Read history with a raw client that has no codec: what the server stores.
-    const raw = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+    const raw = new Client({ connection: await Connection.connect(temporalConnectionOptions(cfg)), namespace: cfg.temporal.namespace });
     try {
       const history = await raw.workflow.getHandle(workflowId).fetchHistory();
       const payloads = history.events!.flatMap((e) => [

@@ -2,18 +2,21 @@
 // (VAULTDR_WORKER_ROLES; default all) — one Temporal Worker per role queue on one connection —
 // and the listeners those roles own: the codec endpoint (workflows role), the custodian share
 // intake (restore role), the metrics endpoint (backup role). Drains and exits on SIGTERM/SIGINT.
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import type * as https from 'node:https';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import { loadConfig, type Config } from '../infra/config';
+import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { EncryptionCodec, loadKeyring } from '../infra/codec';
 import { createCodecServer, readTokensFile } from '../infra/codecServer';
 import { createShareIntakeServer, type ShareIntake } from '../infra/shareIntake';
 import { buildWorker } from './worker';
 import { scopeConfig } from './roles';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
+import { describeTemporalConnection } from '../infra/temporalConnection';
 
 /** Listens on a host:port from the config (one place, so every listener gets the same treatment). */
-function listen(server: http.Server, hostPort: string): Promise<http.Server> {
+function listen<S extends http.Server | https.Server>(server: S, hostPort: string): Promise<S> {
   const [host, port] = hostPort.split(':') as [string, string];
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -21,12 +24,34 @@ function listen(server: http.Server, hostPort: string): Promise<http.Server> {
   });
 }
 
-export function startCodecServer(cfg: Config): Promise<http.Server> {
+function readCodecTlsFile(file: string, field: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${field} file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+/** Which ways into the codec endpoint this configuration opens (for the start-up log line). */
+export function codecAccessModes(cfg: Config): Record<string, string | boolean> {
+  return {
+    listen: cfg.codec.listen,
+    https: !!cfg.codec.tls,
+    oidc: cfg.codec.oidc?.issuer ?? false,
+    staticTokens: !!cfg.codec.tokensFile,
+    loopbackDevOrigins: cfg.codec.anonymousLoopbackOrigins.join(' ') || false,
+  };
+}
+
+export function startCodecServer(cfg: Config): Promise<http.Server | https.Server> {
+  const tls = cfg.codec.tls && { cert: readCodecTlsFile(cfg.codec.tls.certFile, 'codec.tls.certFile'), key: readCodecTlsFile(cfg.codec.tls.keyFile, 'codec.tls.keyFile') };
   const server = createCodecServer({
     codec: new EncryptionCodec(loadKeyring(cfg.codec.keysFile)),
     tokens: readTokensFile(cfg.codec.tokensFile),
     corsOrigins: cfg.codec.corsOrigins,
     anonymousLoopbackOrigins: cfg.codec.anonymousLoopbackOrigins,
+    oidc: cfg.codec.oidc,
+    tls,
   });
   return listen(server, cfg.codec.listen);
 }
@@ -49,7 +74,7 @@ async function main(): Promise<void> {
   if (dropped.length) logger.info('secrets of other roles ignored', { roles: loaded.worker.roles.join(','), ignored: dropped.join(',') });
   const built = await buildWorker(loaded);
   const { cfg, roles, connection, intake, clients } = built;
-  const servers: http.Server[] = [];
+  const servers: (http.Server | https.Server)[] = [];
   try {
     if (roles.includes('backup') && cfg.metrics.listen) {
       registerStateGauges({ cfg, s3: clients.s3!, bao: clients.bao! });
@@ -58,7 +83,9 @@ async function main(): Promise<void> {
     }
     if (roles.includes('workflows')) {
       servers.push(await startCodecServer(cfg));
-      logger.info('codec endpoint listening', { listen: cfg.codec.listen });
+      logger.info('codec endpoint listening', codecAccessModes(cfg));
+      // The Web UI sends its access token only to an https codec endpoint (or one behind a TLS proxy).
+      if (cfg.codec.oidc && !cfg.codec.tls) logger.warn('codec.oidc is set but codec.tls is not: the Web UI passes access tokens only to https endpoints; terminate TLS in front of the codec endpoint');
     }
     if (intake && cfg.restore.shareIntakeTokensFile) {
       servers.push(await startShareIntakeServer(cfg, intake));
@@ -66,7 +93,7 @@ async function main(): Promise<void> {
     } else if (intake) {
       logger.warn('share intake off: restore.shareIntakeTokensFile is not set (restores with custodian shares cannot run here)');
     }
-    for (const w of built.workers) logger.info('worker starting', { role: w.role, taskQueue: w.taskQueue, namespace: cfg.temporal.namespace, temporal: cfg.temporal.address });
+    for (const w of built.workers) logger.info('worker starting', { role: w.role, taskQueue: w.taskQueue, namespace: cfg.temporal.namespace, ...describeTemporalConnection(cfg) });
     await built.run(); // resolves after a shutdown signal once in-flight tasks drained
   } finally {
     for (const s of servers) s.close();

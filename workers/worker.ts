@@ -14,6 +14,7 @@ import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
 import { connectClient } from '../client/connect';
 import { roleQueue, type WorkerRole } from '../common/roles';
 import { normaliseRoles, scopeConfig } from './roles';
+import { temporalConnectError, temporalConnectionOptions } from '../infra/temporalConnection';
 
 export interface RoleWorker {
   role: WorkerRole;
@@ -112,7 +113,9 @@ export async function buildWorker(fullCfg: Config, overrides: Partial<WorkerOpti
   const wrapped = wrapActivities(Object.assign({}, ...Object.values(byRole)) as Activities) as unknown as Record<string, unknown>;
 
   const codec = new EncryptionCodec(loadKeyring(cfg.codec.keysFile));
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(cfg)).catch((err: unknown) => {
+    throw temporalConnectError(cfg, err);
+  });
   // Activity-only Workers must not get the workflow bundle a test passes for the workflows role.
   const activityOverrides = Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'workflowBundle' && k !== 'workflowsPath'));
   const workers: RoleWorker[] = [];
