@@ -52,6 +52,21 @@ async function activityRuns(client: Client, workflowId: string): Promise<Activit
   return runs;
 }
 
+/**
+ * Waits until `n` activities are scheduled and returns their queues: scheduling happens whether or
+ * not a worker polls the queue, so broken routing fails here in seconds instead of hanging.
+ */
+async function scheduledQueues(client: Client, workflowId: string, n: number): Promise<Map<string, string>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+    if (scheduled.length >= n) return new Map(scheduled.map((s) => [s.activityType?.name ?? '?', s.taskQueue?.name ?? '?']));
+    assert.ok(Date.now() < deadline, `${workflowId}: only ${scheduled.length} of ${n} activities scheduled after 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 describe('worker roles (real stack)', function () {
   this.timeout(240_000);
   let stack: Config;
@@ -64,11 +79,16 @@ describe('worker roles (real stack)', function () {
     const client = await connectClient(cfg);
     try {
       const workflowId = `route-${Date.now()}`;
-      await withWorker(cfg, async () => (await client.workflow.start('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] })).result());
-      const runs = await activityRuns(client, workflowId);
       const roles = expectedRoles(cfg);
-      assert.deepEqual(runs.map((r) => r.name).sort(), ['checkMailRelay', 'checkObjectStore', 'checkVaultHealth']);
-      for (const r of runs) assert.equal(r.taskQueue, roleQueue(cfg.temporal.taskQueue, roles.get(r.name)!), `${r.name} was scheduled on ${r.taskQueue}`);
+      await withWorker(cfg, async () => {
+        const h = await client.workflow.start('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] });
+        const queues = await scheduledQueues(client, workflowId, 3);
+        assert.deepEqual([...queues.keys()].sort(), ['checkMailRelay', 'checkObjectStore', 'checkVaultHealth']);
+        for (const [name, queue] of queues) assert.equal(queue, roleQueue(cfg.temporal.taskQueue, roles.get(name)!), `${name} was scheduled on ${queue}`);
+        return h.result();
+      });
+      const runs = await activityRuns(client, workflowId);
+      assert.equal(runs.length, 3);
     } finally {
       await client.connection.close();
     }
@@ -119,6 +139,9 @@ describe('worker roles (real stack)', function () {
       child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
       procs.set(role, { child, log: () => log, exited: new Promise((r) => child.once('exit', (code) => r(code))) });
     }
+    // A timed-out run (mocha --exit) must not leave role processes holding the test ports.
+    const killAll = () => procs.forEach((p) => p.child.exitCode === null && p.child.kill('SIGKILL'));
+    process.once('exit', killAll);
     const client = await connectClient(cfg);
     try {
       const deadline = Date.now() + 60_000;
@@ -135,7 +158,9 @@ describe('worker roles (real stack)', function () {
       assert.equal((await fetch('http://127.0.0.1:18190/decode', { method: 'POST', body: '{}' })).status, 404, 'the share intake must not decode payloads');
 
       const backupId = `roles-backup-${Date.now()}`;
-      const backup = (await client.workflow.execute('backupVault', { taskQueue, workflowId: backupId, args: [{ prune: false }] })) as BackupResult;
+      const started = await client.workflow.start('backupVault', { taskQueue, workflowId: backupId, args: [{ prune: false }] });
+      assert.equal((await scheduledQueues(client, backupId, 1)).get('ensureBackupBucket'), `${taskQueue}-backup`);
+      const backup = (await started.result()) as BackupResult;
       assert.equal(backup.status, 'verified');
       const restoreId = `roles-restore-${Date.now()}`;
       const restore = (await client.workflow.execute('restoreVault', { taskQueue, workflowId: restoreId, args: [{ backupId: backup.backupId }] })) as RestoreRecord;
@@ -156,6 +181,7 @@ describe('worker roles (real stack)', function () {
       await client.connection.close();
       for (const p of procs.values()) p.child.kill('SIGTERM');
     }
+    process.removeListener('exit', killAll);
     for (const [role, p] of procs) {
       assert.equal(await p.exited, 0, `${role}:\n${p.log()}`);
       for (const s of stackSecrets()) assert.ok(!p.log().includes(s.value), `${role} log shows ${s.name}`);

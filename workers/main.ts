@@ -97,7 +97,8 @@ async function main(): Promise<void> {
     await built.run(); // resolves after a shutdown signal once in-flight tasks drained
   } finally {
     for (const s of servers) s.close();
-    await connection.close();
+    // Workers that never ran keep their hold on the connection; the error that stopped them matters, not this one.
+    await connection.close().catch(() => undefined);
     logger.info('worker stopped', { roles: roles.join(',') });
   }
 }
