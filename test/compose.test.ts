@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { loadConfig } from '../infra/config';
 import { COMPONENTS, PORTS } from '../stack/stack';
 import { MAILPIT_MODULE, PY_PINS } from '../stack/tools';
+import { SECRET_FIELDS } from '../workers/roles';
 
 // The compiled test lives in lib/test/.
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -42,6 +43,12 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
   'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
 };
+// This table is the compose side of workers/roles.ts SECRET_FIELDS (which a worker process enforces):
+// the two must name the same holders, or a worker would drop a secret compose gives it.
+for (const [field, holders] of Object.entries(SECRET_FIELDS)) {
+  if (!ROLE_SECRETS[field]) throw new Error(`compose.test: ROLE_SECRETS lacks ${field} (workers/roles.ts SECRET_FIELDS)`);
+  if (ROLE_SECRETS[field].holders.join() !== holders.join()) throw new Error(`compose.test: ${field} holders ${ROLE_SECRETS[field].holders.join()} differ from SECRET_FIELDS ${holders.join()}`);
+}
 const MONITORING = ['prometheus', 'alertmanager', 'grafana'];
 const SECRETS_DIR = path.join(PROJECT_ROOT, 'secrets');
 const deployPath = (...parts: string[]) => path.join(PROJECT_ROOT, 'deploy', ...parts);

@@ -35,7 +35,7 @@ describe('workflow replay of recorded histories', function () {
   it('fails on a history the code could not have produced (the check can fail)', async () => {
     const h = load('backupVault.binpb');
     const scheduled = h.events.find((e) => e.activityTaskScheduledEventAttributes)!.activityTaskScheduledEventAttributes!;
-    assert.equal(scheduled.activityType!.name, 'ensureBackupBucket');
+    assert.equal(scheduled.activityType!.name, 'checkBackupBucket');
     scheduled.activityType!.name = 'somethingElse';
     await assert.rejects(Worker.runReplayHistory({ workflowBundle }, h, 'tampered'), /[Nn]ondetermin|DeterminismViolation/);
   });

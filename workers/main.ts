@@ -14,6 +14,7 @@ import { buildWorker } from './worker';
 import { scopeConfig } from './roles';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
 import { describeTemporalConnection } from '../infra/temporalConnection';
+import { assertDisjointTokenLists } from '../infra/codecAuth';
 
 /** Listens on a host:port from the config (one place, so every listener gets the same treatment). */
 function listen<S extends http.Server | https.Server>(server: S, hostPort: string): Promise<S> {
@@ -58,7 +59,10 @@ export function startCodecServer(cfg: Config): Promise<http.Server | https.Serve
 
 /** The custodian share intake of the restore role: its own address and tokens (never the codec's). */
 export function startShareIntakeServer(cfg: Config, intake: ShareIntake): Promise<http.Server> {
-  return listen(createShareIntakeServer({ intake, tokens: readTokensFile(cfg.restore.shareIntakeTokensFile) }), cfg.restore.shareIntakeListen);
+  const tokens = readTokensFile(cfg.restore.shareIntakeTokensFile);
+  // A custodian's token must never decode history: refuse a token both lists hold.
+  assertDisjointTokenLists(readTokensFile(cfg.codec.tokensFile), tokens);
+  return listen(createShareIntakeServer({ intake, tokens }), cfg.restore.shareIntakeListen);
 }
 
 async function main(): Promise<void> {
