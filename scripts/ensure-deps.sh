@@ -16,13 +16,16 @@ npx tsc -p tsconfig.json
 
 # Tools from Debian, installed only when missing.
 # --monitoring: Prometheus + promtool and Alertmanager + amtool, run by the local stack.
-# --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine).
+# --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine)
+#   and chromium (the Web UI browser test).
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
 missing=()
 for flag in "$@"; do
   case "$flag" in
     --test-tools|--monitoring)
       [ "$flag" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
+      # Debian's Chromium for the Web UI browser test (playwright-core drives it; no browser download).
+      [ "$flag" = "--test-tools" ] && { [ -x /usr/bin/chromium ] || missing+=(chromium); }
       command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
       command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
       ;;
