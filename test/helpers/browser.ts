@@ -121,8 +121,8 @@ export async function sendUpdateFromUi(page: Page, name: string, json: unknown):
   const free = dialog.locator('#update-name');
   if (await free.isVisible()) await free.fill(name);
   else {
-    await dialog.getByText('Select an Update').click();
-    await page.getByRole('option', { name, exact: true }).click();
+    await dialog.getByTestId('update-select-button').click();
+    await dialog.getByRole('option', { name, exact: true }).click();
   }
   await typeJson(page, dialog.locator('[aria-label="Data"]'), json);
   const before = await dialog.innerText();
