@@ -20,7 +20,8 @@ npx tsc -p tsconfig.json
 # Tools from Debian, installed only when missing.
 # --monitoring: Prometheus + promtool and Alertmanager + amtool, run by the local stack.
 # --test-tools: those, plus docker-compose (validates docker-compose.yml without a Docker engine)
-#   haproxy and openssl (the mTLS proxy and throwaway PKI of test/temporalTls.test.ts).
+#   haproxy and openssl (the mTLS proxy and throwaway PKI of test/temporalTls.test.ts), and
+#   chromium (the Web UI browser test).
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
 missing=()
 for flag in "$@"; do
@@ -29,6 +30,8 @@ for flag in "$@"; do
       [ "$flag" = "--test-tools" ] && { command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose); }
       # HAProxy terminates TLS with client-certificate checks in front of the plaintext dev server (mTLS tests).
       [ "$flag" = "--test-tools" ] && { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy); command -v openssl >/dev/null 2>&1 || missing+=(openssl); }
+      # Debian's Chromium for the Web UI browser test (playwright-core drives it; no browser download).
+      [ "$flag" = "--test-tools" ] && { [ -x /usr/bin/chromium ] || missing+=(chromium); }
       command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
       command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
       ;;

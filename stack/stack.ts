@@ -9,6 +9,7 @@ import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { applyBucket, type BucketSetting } from '../infra/bucketPolicy';
 import { Connection } from '@temporalio/client';
 import * as os from 'node:os';
+import { temporal as temporalProto } from '@temporalio/proto';
 import { ensureKeyringFile } from '../infra/codec';
 import { WORKER_ROLES, roleQueue, type WorkerRole } from '../common/roles';
 import { scopeConfig } from '../workers/roles';
@@ -185,21 +186,48 @@ function s3Client(): S3Client {
   });
 }
 
+/** Custom search attributes the workflows upsert; the Web UI lists and filters by them. */
+export const SEARCH_ATTRIBUTES = {
+  VaultDrStep: 'Keyword',
+  WaitingFor: 'Keyword',
+  BackupId: 'Keyword',
+  RestoreTarget: 'Keyword',
+} as const satisfies Record<string, 'Keyword'>;
+
+/** `temporal server start-dev` arguments; tests start a throwaway server with other ports. */
+export function temporalDevServerArgs(o: { port: number; uiPort: number; dbFile: string }): string[] {
+  return [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(o.port),
+    '--ui-port', String(o.uiPort),
+    '--db-filename', o.dbFile,
+    '--ui-codec-endpoint', `http://127.0.0.1:${PORTS.codec}`,
+    // Registered at start so a fresh server accepts the workflows' upserts (a server started
+    // before this flag existed gets them from registerSearchAttributes).
+    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    '--log-level', 'warn',
+  ];
+}
+
+/** Adds the missing SEARCH_ATTRIBUTES to a running server (idempotent); returns the names it added. */
+export async function registerSearchAttributes(conn: Connection, namespace: string): Promise<string[]> {
+  const { IndexedValueType } = temporalProto.api.enums.v1;
+  const existing = await conn.operatorService.listSearchAttributes({ namespace });
+  const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (existing.customAttributes ?? {})));
+  if (missing.length === 0) return [];
+  // Every attribute is a Keyword today; a new type needs its IndexedValueType here.
+  await conn.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((name) => [name, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])) });
+  return missing;
+}
+
 const temporal: Component = {
   name: 'temporal',
   binary: 'temporal',
   startTimeoutMs: 90_000,
   command: () => ({
     cmd: toolPaths().temporal,
-    args: [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(PORTS.temporal),
-      '--ui-port', String(PORTS.temporalUi),
-      '--db-filename', path.join(stackDir(), 'temporal', 'temporal.db'),
-      '--ui-codec-endpoint', `http://127.0.0.1:${PORTS.codec}`,
-      '--log-level', 'warn',
-    ],
+    args: temporalDevServerArgs({ port: PORTS.temporal, uiPort: PORTS.temporalUi, dbFile: path.join(stackDir(), 'temporal', 'temporal.db') }),
   }),
   async healthy() {
     try {
@@ -708,6 +736,14 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<U
     }),
   );
   const bootstrap = await bootstrapBao();
+  // A dev server started by an older stack lacks attributes the workflows upsert: add them now.
+  const conn = await Connection.connect({ address: `127.0.0.1:${PORTS.temporal}` });
+  try {
+    const added = await registerSearchAttributes(conn, 'default');
+    if (added.length) bootstrap.push(`registered search attributes ${added.join(', ')}`);
+  } finally {
+    await conn.close();
+  }
   bootstrap.push(...(await prepareMonitoring()));
   for (const c of MONITORING_COMPONENTS) {
     const t = Date.now();
