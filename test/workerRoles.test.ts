@@ -62,7 +62,7 @@ async function scheduledQueues(client: Client, workflowId: string, n: number): P
     const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
     if (scheduled.length >= n) return new Map(scheduled.map((s) => [s.activityType?.name ?? '?', s.taskQueue?.name ?? '?']));
-    assert.ok(Date.now() < deadline, `${workflowId}: only ${scheduled.length} of ${n} activities scheduled after 30 s`);
+    assert.ok(Date.now() < deadline, `${workflowId}: only ${scheduled.length} of ${n} activities scheduled after 30 s (${scheduled.map((s) => `${s.activityType?.name} on ${s.taskQueue?.name}`).join(', ')}): is an activity on a queue no worker of its role polls?`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
