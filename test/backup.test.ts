@@ -259,7 +259,9 @@ describe('backupVault workflow (real stack)', function () {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.manifest, Body: JSON.stringify(manifest) }));
       seeded.push(id);
     }
-    const result = (await withWorker(cfg, async () => (await run(`backup-prune-${Date.now()}`, { retention: { daily: 2, monthly: 1 } })).result())) as BackupResult;
+    // A run may not prune below the configured floor; this bucket's test lowers it in the worker's configuration, the only place it can be lowered.
+    const lowFloor = { ...cfg, backup: { ...cfg.backup, retention: { ...cfg.backup.retention, minDaily: 1, minMonthly: 0 } } };
+    const result = (await withWorker(lowFloor, async () => (await run(`backup-prune-${Date.now()}`, { retention: { daily: 2, monthly: 1 } })).result())) as BackupResult;
     // Kept: the new backup (daily + monthly + newest) and Jan 5 (second daily). Jan 6 is unverified.
     for (const id of seeded.slice(0, 4)) assert.ok(result.pruned.includes(id), `${id} should be pruned`);
     assert.ok(!result.pruned.includes(seeded[4]!), 'second daily must be kept');
