@@ -14,7 +14,7 @@ import type { AlertRequest } from '../activities/notify';
 import type { RestoreActivities } from '../activities/restore';
 import type { RestoreRecord } from '../common/restore';
 import type { RestoreProgress } from '../workflows/restoreVault';
-import { plan, restoreStubs, timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
+import { backupStubs, plan, restoreStubs, timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
 const HOUR = 3600_000;
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -173,14 +173,7 @@ describe('long waits, cancellation and workflow bugs (time-skipping test server)
 
   it('cancelling a running backup ends it Cancelled, with its alert, and no retention', async () => {
     const alerts: AlertRequest[] = [];
-    let pruned = false;
-    const stubs: Stubs = {
-      async checkBackupBucket() {
-        return { compliant: true, differences: [] } as never;
-      },
-      async writeCanary() {
-        return { path: 'secret/data/vault-dr/canary', marker: 'm', version: 1 };
-      },
+    const { stubs, pruned } = backupStubs(alerts, {
       // A long upload that notices the cancellation through its heartbeat, as the real one does.
       async snapshotToStore() {
         const ctx = Context.current();
@@ -189,15 +182,7 @@ describe('long waits, cancellation and workflow bugs (time-skipping test server)
           await Promise.race([ctx.cancelled, new Promise((r) => setTimeout(r, 200))]);
         }
       },
-      async pruneBackups() {
-        pruned = true;
-        return { deleted: [], kept: 1, unverified: [], damaged: [], legalHolds: 0 };
-      },
-      async sendAlert(req) {
-        alerts.push(req);
-        return { sent: true, channels: [], dedupRecord: 'written' as const };
-      },
-    };
+    });
     await withStubWorker(stubs, async (taskQueue) => {
       const h = await ts.env.client.workflow.start('backupVault', { taskQueue, workflowId: `backup-cancel-${Date.now()}`, args: [{}] });
       for (let i = 0; i < 200 && (await h.query<{ step: string }>('progress')).step !== 'snapshotToStore'; i++) await new Promise((r) => setTimeout(r, 50));
@@ -208,7 +193,7 @@ describe('long waits, cancellation and workflow bugs (time-skipping test server)
       assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
       assert.equal((await h.describe()).status.name, 'CANCELLED');
       assert.ok(alerts.some((a) => /Vault backup .* was cancelled at snapshotToStore/.test(a.summary)), alerts.map((a) => a.summary).join('\n'));
-      assert.equal(pruned, false);
+      assert.equal(pruned(), false);
     });
   });
 

@@ -13,7 +13,7 @@ import type { BackupResult } from '../common/backup';
 import { countsAsValidation, type RestoreRecord } from '../common/restore';
 import { MAX_INPUT_BYTES, describeIssues, parseWorkflowInput } from '../common/validate';
 import { renderRetention } from '../client/backupCommands';
-import { restoreStubs, timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
+import { backupStubs, restoreStubs, timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
 
 const MiB = 1024 * 1024;
 const EventType = temporal.api.enums.v1.EventType;
@@ -108,29 +108,10 @@ describe('workflow outcomes (time-skipping test server)', function () {
   });
 
   it('backupVault with prune: false says retention was skipped, and the CLI prints so', async () => {
-    let pruned = false;
-    const stubs: Stubs = {
-      async checkBackupBucket() {
-        return { compliant: true, differences: [] } as never;
-      },
-      async writeCanary() {
-        return { path: 'secret/data/vault-dr/canary', marker: 'm', version: 1 };
-      },
-      async snapshotToStore() {
-        return { manifestKey: 'm', objectKey: 'o', objectBytes: 1, objectSha256: 's', plaintextBytes: 1, raftIndex: 1, reusedEarlierAttempt: false };
-      },
-      async verifyUploadedBackup() {
-        return { verifiedAt: '2026-12-01T02:00:00Z', objectSha256: 's' };
-      },
-      async pruneBackups() {
-        pruned = true;
-        return { deleted: [], kept: 3, unverified: [], damaged: [], legalHolds: 0 };
-      },
-      sendAlert,
-    };
+    const { stubs, pruned } = backupStubs([], { sendAlert });
     await ts.withStubWorker(stubs, async (tq) => {
       const skipped = (await (await start('backupVault', tq, { trigger: 'cli', prune: false })).result()) as BackupResult;
-      assert.equal(pruned, false);
+      assert.equal(pruned(), false);
       assert.equal(skipped.retention, 'skipped');
       assert.equal(renderRetention(skipped), '  retention skipped (--no-prune)');
       const applied = (await (await start('backupVault', tq, { trigger: 'cli' })).result()) as BackupResult;

@@ -100,3 +100,31 @@ export function restoreStubs(alerts: AlertRequest[], records: RestoreRecord[], o
   };
 }
 
+/** Stub activities of a backup that succeeds, recording alerts and whether retention ran; `over` replaces some. */
+export function backupStubs(alerts: AlertRequest[], over: Stubs = {}): { stubs: Stubs; pruned: () => boolean } {
+  let pruned = false;
+  const stubs: Stubs = {
+    async checkBackupBucket() {
+      return { compliant: true, differences: [] } as never;
+    },
+    async writeCanary() {
+      return { path: 'secret/data/vault-dr/canary', marker: 'm', version: 1 };
+    },
+    async snapshotToStore() {
+      return { manifestKey: 'm', objectKey: 'o', objectBytes: 1, objectSha256: 's', plaintextBytes: 1, raftIndex: 1, reusedEarlierAttempt: false };
+    },
+    async verifyUploadedBackup() {
+      return { verifiedAt: '2026-12-01T02:00:00Z', objectSha256: 's' };
+    },
+    async pruneBackups() {
+      pruned = true;
+      return { deleted: [], kept: 3, unverified: [], damaged: [], legalHolds: 0 };
+    },
+    async sendAlert(req) {
+      alerts.push(req);
+      return { sent: true, channels: [], dedupRecord: 'written' as const };
+    },
+    ...over,
+  };
+  return { stubs, pruned: () => pruned };
+}
