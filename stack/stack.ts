@@ -2,6 +2,7 @@
 // data and generated credentials under one ignored folder (.stack/, or $VAULTDR_STACK_DIR).
 // `up` is idempotent: a component already healthy is left alone; `down` stops what `up` started.
 import { spawn } from 'node:child_process';
+import { devServerSearchAttributeArgs } from '../common/searchAttributes';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -199,6 +200,8 @@ const temporal: Component = {
       '--db-filename', path.join(stackDir(), 'temporal', 'temporal.db'),
       '--ui-codec-endpoint', `http://127.0.0.1:${PORTS.codec}`,
       '--log-level', 'warn',
+      // VaultDrStep, WaitingFor, BackupId, RestoreTarget: the workflows upsert them (common/searchAttributes.ts).
+      ...devServerSearchAttributeArgs(),
     ],
   }),
   async healthy() {

@@ -8,6 +8,7 @@ import type { DeliveryCheckActivities } from '../activities/deliveryCheck';
 import { AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { showStep } from './helpers';
 import { activityQueue } from './queues';
 
 const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', taskQueue: activityQueue('notify') });
@@ -17,6 +18,7 @@ export const ack = defineSignal<[AckSignal]>('ack');
 
 export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Promise<DeliveryReport> {
   const input = parseWorkflowInput('alertDeliveryTest', AlertDeliveryTestInput, rawInput);
+  showStep('sending test alerts');
   const token = `adt-${uuid4().slice(0, 8)}`;
   const state: DeliveryReport = { token, confirm: input.confirm, rows: [], unconfirmed: [], ok: false };
   setHandler(report, () => state);
@@ -37,6 +39,7 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
   }
 
   const waiting = () => state.rows.filter((r) => r.sent && !r.confirmed);
+  showStep('confirming receipt');
   if (input.confirm === 'inbox') {
     const { confirmTestAlert } = proxyActivities<DeliveryCheckActivities>({ startToCloseTimeout: `${input.ackTimeoutSeconds + 30}s`, heartbeatTimeout: '20s', retry: { maximumAttempts: 3 }, taskQueue: activityQueue('notify') });
     await Promise.all(
@@ -52,5 +55,6 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
   }
   state.unconfirmed = state.rows.filter((r) => !r.confirmed).map((r) => `${r.severity}/${r.channel}: ${r.sent ? r.confirmDetail : r.sendDetail}`);
   state.ok = state.unconfirmed.length === 0;
+  showStep('done');
   return state;
 }

@@ -12,7 +12,8 @@ import { shortHash } from '../common/backup';
 import { Approval, RestoreInput, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from './profiles';
-import { POLL, awaitHuman, failRunbook, pollUntil, steps, type AlertContext } from './helpers';
+import { BACKUP_ID, RESTORE_TARGET } from '../common/searchAttributes';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, type AlertContext } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
@@ -108,7 +109,8 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       },
     },
   );
-  const { step, failedAt, markFailed } = steps<RestoreStep>(state);
+  const { step, failedAt, markFailed, done } = steps<RestoreStep>(state);
+  showStep('validating input');
   const alert: AlertContext = {
     workflow: 'restoreVault',
     subject: `Vault restore ${restoreId}`,
@@ -123,8 +125,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   try {
     input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
     state.requestedBy = input.requestedBy;
+    showAttribute(RESTORE_TARGET, input.target);
     const backup = await step('selectBackup', () => store.selectBackup({ backupId: input.backupId }));
     state.backupId = backup.backupId;
+    showAttribute(BACKUP_ID, backup.backupId);
     snapshotCreatedAt = backup.createdAt;
     raftIndex = backup.raftIndex;
     const keySource = input.keySource;
@@ -207,7 +211,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       ...(state.approval ? { approval: state.approval } : {}),
     };
     const saved = await step('recordRestore', () => store.recordRestore({ record }));
-    state.step = 'done';
+    done();
     return { ...record, historyKey: saved.key };
   } catch (err) {
     const failedStep: RestoreStep = failedAt() ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');

@@ -9,6 +9,7 @@ import type { NotifyActivities } from '../activities/notify';
 import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { showStep } from './helpers';
 import { activityQueue } from './queues';
 
 const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m', taskQueue: activityQueue('backup') });
@@ -48,6 +49,7 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
   const { carried, ...initial } = input;
   const state: MonitorStatus = { checks: carried?.checks ?? 0, open: { ...(carried?.open ?? {}) }, log: [], settings: initial };
   let wake = false;
+  showStep('monitoring');
   const note = (key: string, event: MonitorStatus['log'][number]['event'], detail: string) => {
     state.log.push({ at: new Date().toISOString(), key, event, detail });
     if (state.log.length > 50) state.log.shift();
