@@ -2,10 +2,11 @@
 // alert of every severity through every channel, then confirms receipt (a person's `ack` signal
 // per channel in production; the local inboxes in tests) and reports the ones that did not
 // confirm. Reads like docs/runbooks/monitoring.md ("alertDeliveryTest").
-import { condition, defineQuery, defineSignal, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import { condition, defineQuery, log, defineSignal, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { NotifyActivities } from '../activities/notify';
 import type { DeliveryCheckActivities } from '../activities/deliveryCheck';
-import { AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
+import { AckSignalSchema, AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
+import { describeIssues } from '../common/validate';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
 import { showStep } from './helpers';
@@ -22,7 +23,16 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
   const token = `adt-${uuid4().slice(0, 8)}`;
   const state: DeliveryReport = { token, confirm: input.confirm, rows: [], unconfirmed: [], ok: false };
   setHandler(report, () => state);
-  setHandler(ack, (a) => {
+  // A signal cannot be refused: a malformed ack (a hand-typed one in the Web UI, say) is ignored
+  // with a warning rather than confirming something by accident (channel: undefined matched none,
+  // but severity: "urgent" would have matched every row of the channel).
+  setHandler(ack, (raw) => {
+    const parsed = AckSignalSchema.safeParse(raw);
+    if (!parsed.success) {
+      log.warn('ack ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
+      return;
+    }
+    const a = parsed.data;
     for (const r of state.rows) {
       if (r.sent && !r.confirmed && r.channel === a.channel && (!a.severity || r.severity === a.severity)) {
         r.confirmed = true;

@@ -5,11 +5,11 @@
 //               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
 // → recordRestore (RTO/RPO). Failures alert and are recorded too (failRunbook); waits for people and
 // for the unseal use the shared awaitHuman / pollUntil, so a 24 h wait costs a bounded history.
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { ProductionPlan, RestoreActivities } from '../activities/restore';
 import { shortHash } from '../common/backup';
-import { Approval, RestoreInput, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from './profiles';
 import { BACKUP_ID, RESTORE_TARGET } from '../common/searchAttributes';
@@ -83,8 +83,15 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
   let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
-  setHandler(custodianSharesReady, (s) => {
-    state.shares = s;
+  // Sent by the worker's share intake (a machine, fire-and-forget): a malformed or premature one is
+  // ignored with a warning, so the wait goes on until a valid one arrives (or its deadline).
+  setHandler(custodianSharesReady, (raw) => {
+    const parsed = SharesReady.safeParse(raw);
+    if (!parsed.success) {
+      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
+      return;
+    }
+    state.shares = parsed.data;
   });
   setHandler(
     approveRestore,
