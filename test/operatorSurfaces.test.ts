@@ -105,6 +105,13 @@ describe('operator surfaces: search attributes, static summaries, validated upda
       await h.executeUpdate('approveRestore', { args: [{ approve: true, who: 'Bob', why: 'incident 42' }] });
       await h.result();
       await until('no longer listed', async () => ((await waitingIds(cfg.temporal.taskQueue)).includes(workflowId) ? undefined : true));
+      // The restoreSnapshot activity carries a summary on the timeline (user metadata, through the codec).
+      const scheduled = ((await h.fetchHistory()).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreSnapshot');
+      assert.equal(scheduled.length, 1);
+      const summary = scheduled[0]!.userMetadata?.summary;
+      assert.ok(summary, 'restoreSnapshot has a summary');
+      const [decoded] = await new EncryptionCodec(loadKeyring(keysFile)).decode([summary as never]);
+      assert.equal(JSON.parse(Buffer.from(decoded!.data!).toString()), `Restore ${plan.backupId} into production`);
       const sa = (await h.describe()).typedSearchAttributes;
       assert.equal(sa.get(VAULT_DR_STEP), 'done');
       assert.equal(sa.get(WAITING_FOR), undefined, 'WaitingFor cleared after the wait');

@@ -8,7 +8,7 @@ import { BackupInput, backupIdFor, type BackupResult } from '../common/backup';
 import { parseWorkflowInput } from '../common/validate';
 import { STORE_IO, TRANSFER } from './profiles';
 import { BACKUP_ID } from '../common/searchAttributes';
-import { failRunbook, showAttribute, showStep, steps } from './helpers';
+import { failRunbook, showAttribute, showStep, steps, summarized } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
@@ -43,7 +43,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     await step('checkBackupBucket', () => store.checkBackupBucket());
     const canary = await step('writeCanary', () => store.writeCanary({ backupId }));
     const uploaded = await step('snapshotToStore', () =>
-      transfer.snapshotToStore({
+      summarized(transfer.snapshotToStore, `Snapshot OpenBao to backup ${backupId}`, {
         backupId,
         workflowId: info.workflowId,
         runId: info.runId,
@@ -54,7 +54,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     );
     state.objectKey = uploaded.objectKey;
     state.objectBytes = uploaded.objectBytes;
-    await step('verifyUploadedBackup', () => transfer.verifyUploadedBackup({ backupId }));
+    await step('verifyUploadedBackup', () => summarized(transfer.verifyUploadedBackup, `Verify uploaded backup ${backupId}`, { backupId }));
     const pruned = prune ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId })) : undefined;
     done();
     return {

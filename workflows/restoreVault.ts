@@ -13,7 +13,7 @@ import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, ty
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from './profiles';
 import { BACKUP_ID, RESTORE_TARGET } from '../common/searchAttributes';
-import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, type AlertContext } from './helpers';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
@@ -133,7 +133,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
     state.requestedBy = input.requestedBy;
     showAttribute(RESTORE_TARGET, input.target);
-    const backup = await step('selectBackup', () => store.selectBackup({ backupId: input.backupId }));
+    const backup = await step('selectBackup', () => summarized(store.selectBackup, `Select backup ${input.backupId}`, { backupId: input.backupId }));
     state.backupId = backup.backupId;
     showAttribute(BACKUP_ID, backup.backupId);
     snapshotCreatedAt = backup.createdAt;
@@ -148,10 +148,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           awaitHuman({ ...wait(), what: 'custodian shares', done: () => state.shares !== undefined, instruction: `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)` }),
         );
       }
-      await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId, keySource }));
+      await step('verifyBackupBeforeRestore', () => summarized(transfer.verifyBackupBeforeRestore, `Verify backup ${backup.backupId} (${keySource})`, { backupId: backup.backupId, keySource }));
       if (input.target === 'production') {
         const target = { kind: 'production' as const };
-        state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
+        state.plan = await step('planProductionRestore', () => summarized(store.planProductionRestore, `Plan the production restore of ${backup.backupId}`, { backupId: backup.backupId }));
         await step('awaitApproval', () =>
           awaitHuman({ ...wait(), what: 'approval', done: () => state.approval !== undefined, instruction: `someone other than ${input.requestedBy} approves or refuses with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON` }),
         );
@@ -159,7 +159,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           markFailed('awaitApproval'); // a refusal is the outcome of this step, not of a later one
           throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
         }
-        await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+        await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
         // After a forced restore the target may seal itself; a human restarts and unseals it.
         await step('awaitTargetUnsealed', () =>
           pollUntil({
@@ -178,7 +178,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           stagingStarted = true;
           const staging = await step('startStagingVault', () => stagingOps.startStagingVault({ stagingId }));
           state.stagingAddress = staging.address;
-          await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+          await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
           await step('unsealTarget', () => stagingOps.unsealTarget({ stagingId }));
           checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
           verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
