@@ -8,7 +8,7 @@
 //                 re-thrown (the run ends Cancelled), bugs left to fail the workflow task.
 // Long waits cost O(reminders) history events, not O(time): a 24 h wait with hourly reminders is
 // a few hundred events, where a 5 s poll loop was ~17,000 iterations and hit the history limit.
-import { type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { VAULT_DR_STEP, WAITING_FOR, type VaultDrSearchAttribute } from '../common/searchAttributes';
 import type { NotifyActivities, Severity } from '../activities/notify';
 import { capText } from '../common/validate';
@@ -53,6 +53,14 @@ export const showStep = (name: string): void => showAttribute(VAULT_DR_STEP, nam
 
 /** Sets (or, with undefined, clears) the WaitingFor search attribute: "approval", "custodian shares"... */
 export const showWaitingFor = (what: string | undefined): void => showAttribute(WAITING_FOR, what);
+
+/**
+ * Calls an activity with a summary the Web UI shows on the run's timeline ("Restore
+ * 20261201T020000Z-ab12cd34 into production"). Never a secret: ids, targets, step names.
+ */
+export function summarized<F extends ActivityFunction>(activity: ActivityFunctionWithOptions<F>, summary: string, ...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> {
+  return activity.executeWithOptions({ summary: summary.slice(0, 200) }, args);
+}
 
 // ---------------------------------------------------------------------------------------------
 // step
