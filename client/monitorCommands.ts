@@ -1,14 +1,17 @@
 // `vaultdr monitor ...` (the long-running vaultHealthMonitor) and `vaultdr alerts ...`
 // (alertDeliveryTest and its ack signal).
 import { Command, Option } from 'commander';
-import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 import { CHANNELS, SEVERITIES, type ChannelName, type Severity } from '../common/alerts';
 import type { AlertDeliveryTestInput, DeliveryReport } from '../common/alertTest';
-import type { MonitorInput } from '../common/monitor';
-import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
+import { MonitorInput } from '../common/monitor';
+import { describeIssues } from '../common/validate';
+import type { ConfigureResult, MonitorSettings, MonitorStatus } from '../workflows/vaultHealthMonitor';
 import type { Config } from '../infra/config';
 import type { CliContext } from './backupCommands';
 import { connectClient } from './connect';
+import { staticMetadata } from './summaries';
 import { startWorkflow } from './workflows';
 
 /** One monitor per task queue (i.e. per installation): a fixed id, started if absent. "vault-dr-health-monitor" by default. */
@@ -53,20 +56,36 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
         ...(opts.backupMaxAgeHours ? { backupMaxAgeHours: opts.backupMaxAgeHours } : {}),
         ...(opts.validationMaxAgeDays ? { validationMaxAgeDays: opts.validationMaxAgeDays } : {}),
       };
+      // The same schema the workflow applies: a bad value is refused here before anything starts.
+      const pre = MonitorInput.safeParse(input);
+      if (!pre.success) ctx.fail(`settings rejected: configure: ${describeIssues(pre.error.issues.slice(0, 3))}`, 2);
       const client = await connectClient(cfg);
       const workflowId = monitorWorkflowId(cfg);
       try {
         const running = await isRunning(client.workflow.getHandle(workflowId));
         // USE_EXISTING: two operators starting it at once still get one monitor.
-        const handle = await client.workflow.start('vaultHealthMonitor', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input], workflowIdConflictPolicy: 'USE_EXISTING' });
-        // Already running: the options go to it as a configure signal rather than being ignored.
-        const reconfigured = running && Object.keys(input).length > 0;
-        if (reconfigured) await handle.signal('configure', input);
+        const start = { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] as [MonitorInput], workflowIdConflictPolicy: 'USE_EXISTING' as const, ...staticMetadata('vaultHealthMonitor', input) };
+        let handle: WorkflowHandle;
+        let configured: ConfigureResult | undefined;
+        if (Object.keys(input).length === 0) {
+          handle = await client.workflow.start('vaultHealthMonitor', start);
+        } else {
+          // Options: update-with-start, so the running monitor's validator answers (accepted, or
+          // rejected with its message) instead of a signal nobody hears back from.
+          const startWorkflowOperation = new WithStartWorkflowOperation('vaultHealthMonitor', start);
+          try {
+            configured = await client.workflow.executeUpdateWithStart<Workflow, ConfigureResult, [Partial<MonitorSettings>]>('configure', { args: [input as Partial<MonitorSettings>], startWorkflowOperation });
+          } catch (err) {
+            if (err instanceof WorkflowUpdateFailedError) ctx.fail(`settings rejected: ${err.cause?.message ?? err.message}`, 1);
+            throw err;
+          }
+          handle = await startWorkflowOperation.workflowHandle();
+        }
         const desc = await handle.describe();
-        const value = { workflowId, runId: desc.runId, status: desc.status.name, startedNow: !running, ...(reconfigured ? { settingsSent: input } : {}) };
+        const value = { workflowId, runId: desc.runId, status: desc.status.name, startedNow: !running, ...(configured ? { settingsAccepted: input, changed: configured.changed, settings: configured.settings } : {}) };
         ctx.out(ctx.json(cmd), value, () =>
           `vaultHealthMonitor ${workflowId}: ${value.startedNow ? 'started' : 'already running'} (run ${value.runId})` +
-          (reconfigured ? `\nsettings sent: ${Object.entries(input).map(([k, v]) => `${k}=${String(v)}`).join(' ')} (see "vaultdr monitor status")` : ''),
+          (configured ? `\nsettings accepted: ${configured.changed.length ? configured.changed.join(', ') : 'no change'}` : ''),
         );
       } finally {
         await client.connection.close();

@@ -4,6 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
+import type { Client } from '@temporalio/client';
+import { BACKUP_ID, RESTORE_TARGET, VAULT_DR_STEP, WAITING_FOR_APPROVAL_QUERY } from '../common/searchAttributes';
 import { backupObjectKeys, type BackupManifest } from '../common/backup';
 import type { RestoreRecord } from '../common/restore';
 import { restoreActivities } from '../activities/restore';
@@ -16,6 +18,31 @@ import type { CliContext } from './backupCommands';
 import { startWorkflow } from './workflows';
 import { connectClient } from './connect';
 import { approveRestore, type RestoreProgress } from '../workflows/restoreVault';
+
+export interface WaitingRestore {
+  workflowId: string;
+  runId: string;
+  startedAt: string;
+  backupId?: string;
+  target?: string;
+  step?: string;
+}
+
+/** Production restores waiting for a person's approval: one visibility query (the same one the Web UI runs). */
+export async function listRestoresWaitingForApproval(client: Client): Promise<WaitingRestore[]> {
+  const out: WaitingRestore[] = [];
+  for await (const w of client.workflow.list({ query: WAITING_FOR_APPROVAL_QUERY })) {
+    out.push({
+      workflowId: w.workflowId,
+      runId: w.runId,
+      startedAt: w.startTime.toISOString(),
+      backupId: w.typedSearchAttributes.get(BACKUP_ID),
+      target: w.typedSearchAttributes.get(RESTORE_TARGET),
+      step: w.typedSearchAttributes.get(VAULT_DR_STEP),
+    });
+  }
+  return out;
+}
 
 function renderPlan(workflowId: string, p: RestoreProgress): string {
   const plan = p.plan!;
@@ -99,6 +126,24 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
         if (p.step === 'failed') ctx.fail(`restore ${workflowId} failed: ${p.error}`);
         if (!p.plan) ctx.fail(`restore ${workflowId} started but has no plan yet (step ${p.step}); follow it with: vaultdr restore status ${workflowId}`);
         ctx.out(ctx.json(cmd), { workflowId, plan: p.plan, waitingFor: p.waitingFor }, () => renderPlan(workflowId, p));
+      } finally {
+        await client.connection.close();
+      }
+    });
+  restore
+    .command('list')
+    .description(`restores by state; --waiting: those waiting for approval (Web UI query: ${WAITING_FOR_APPROVAL_QUERY})`)
+    .option('--waiting', 'production restores waiting for approval', false)
+    .action(async (opts: { waiting: boolean }, cmd: Command) => {
+      if (!opts.waiting) ctx.fail('say what to list: --waiting (restores waiting for approval); past restores: vaultdr restore history', 2);
+      const client = await connectClient(ctx.cfgOf(cmd));
+      try {
+        const rows = await listRestoresWaitingForApproval(client);
+        ctx.out(ctx.json(cmd), rows, () =>
+          rows.length
+            ? [`${rows.length} restore(s) waiting for approval (read the plan with "vaultdr restore status ID", then "vaultdr restore approve ID --who NAME --why REASON"):`, ...rows.map((r) => `  ${r.workflowId}  backup ${r.backupId ?? '?'} → ${r.target ?? '?'}  since ${r.startedAt}`)].join('\n')
+            : 'no restore is waiting for approval',
+        );
       } finally {
         await client.connection.close();
       }

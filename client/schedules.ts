@@ -1,6 +1,7 @@
 // Temporal Schedules vault-dr owns, applied idempotently by `vaultdr schedules apply`.
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../infra/config';
+import { staticMetadata } from './summaries';
 
 export interface ScheduleSpecDef {
   scheduleId: string;
@@ -15,7 +16,8 @@ export const SCHEDULES: ScheduleSpecDef[] = [
     options: (cfg) => ({
       scheduleId: 'vault-dr-backup-daily',
       spec: { cronExpressions: ['0 2 * * *'], timezone: 'UTC' },
-      action: { type: 'startWorkflow', workflowType: 'backupVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'backupVault-scheduled', args: [{ trigger: 'schedule' }], workflowExecutionTimeout: '6h' },
+      action: { type: 'startWorkflow', workflowType: 'backupVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'backupVault-scheduled', args: [{ trigger: 'schedule' }], workflowExecutionTimeout: '6h', ...staticMetadata('backupVault', { trigger: 'schedule' }) },
+      state: { note: 'vault-dr: daily backup of OpenBao (docs/runbooks/backup.md); pause with a note saying why' },
       // A backup still running at the next fire time is not doubled; a missed fire within 6 h still runs.
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6h', pauseOnFailure: false },
       memo: { owner: 'vault-dr' },
@@ -27,7 +29,8 @@ export const SCHEDULES: ScheduleSpecDef[] = [
     options: (cfg) => ({
       scheduleId: 'vault-dr-restore-validation-weekly',
       spec: { cronExpressions: ['0 3 * * 0'], timezone: 'UTC' },
-      action: { type: 'startWorkflow', workflowType: 'restoreVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'restoreVault-weekly', args: [{ backupId: 'latest', target: 'staging', reason: 'weekly validation' }], workflowExecutionTimeout: '6h' },
+      action: { type: 'startWorkflow', workflowType: 'restoreVault', taskQueue: cfg.temporal.taskQueue, workflowId: 'restoreVault-weekly', args: [{ backupId: 'latest', target: 'staging', reason: 'weekly validation' }], workflowExecutionTimeout: '6h', ...staticMetadata('restoreVault', { backupId: 'latest', target: 'staging', reason: 'weekly validation' }) },
+      state: { note: 'vault-dr: weekly restore validation into staging (docs/runbooks/restore.md); pause with a note saying why' },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1d', pauseOnFailure: false },
       memo: { owner: 'vault-dr' },
     }),

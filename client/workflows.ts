@@ -4,6 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Config } from '../infra/config';
 import type * as wfs from '../workflows';
 import { connectClient } from './connect';
+import { staticMetadata } from './summaries';
 
 type Workflows = typeof wfs;
 export type WorkflowName = keyof Workflows;
@@ -21,6 +22,7 @@ export async function startWorkflow<N extends WorkflowName>(
       workflowId: opts.workflowId ?? `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
       args: [input] as never,
       workflowExecutionTimeout: opts.timeoutMs ? `${opts.timeoutMs}ms` : undefined,
+      ...staticMetadata(name, input),
     });
     if (!opts.wait) return { workflowId: handle.workflowId } as never;
     try {

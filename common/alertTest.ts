@@ -44,3 +44,5 @@ export interface AckSignal {
   severity?: Severity;
   by?: string;
 }
+/** What an `ack` must look like; anything else is ignored with a logged warning (a signal cannot be refused). */
+export const AckSignalSchema = z.object({ channel: z.enum(CHANNELS), severity: z.enum(SEVERITIES).optional(), by: z.string().trim().min(1).max(200).optional() }).strict();

@@ -94,6 +94,12 @@ export const Approval = z
   .strict();
 export type Approval = z.output<typeof Approval>;
 
+/** The `custodianSharesReady` signal from the worker's share intake (counts only, never a share). */
+export const SharesReady = z
+  .object({ received: z.number().int().min(1).max(255), threshold: z.number().int().min(1).max(255), keyId: z.string().min(1).max(200) })
+  .strict()
+  .refine((s) => s.received >= s.threshold, { message: 'received is below threshold: the shares are not ready' });
+
 /** Names compared for the two-person rule: case and surrounding spaces do not make another person. */
 export function samePerson(a: string | undefined, b: string | undefined): boolean {
   return !!a && !!b && a.trim().toLowerCase() === b.trim().toLowerCase();

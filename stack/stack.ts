@@ -2,6 +2,7 @@
 // data and generated credentials under one ignored folder (.stack/, or $VAULTDR_STACK_DIR).
 // `up` is idempotent: a component already healthy is left alone; `down` stops what `up` started.
 import { spawn } from 'node:child_process';
+import { devServerSearchAttributeArgs, VAULT_DR_SEARCH_ATTRIBUTES } from '../common/searchAttributes';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -187,12 +188,7 @@ function s3Client(): S3Client {
 }
 
 /** Custom search attributes the workflows upsert; the Web UI lists and filters by them. */
-export const SEARCH_ATTRIBUTES = {
-  VaultDrStep: 'Keyword',
-  WaitingFor: 'Keyword',
-  BackupId: 'Keyword',
-  RestoreTarget: 'Keyword',
-} as const satisfies Record<string, 'Keyword'>;
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = Object.fromEntries(VAULT_DR_SEARCH_ATTRIBUTES.map((k) => [k.name, 'Keyword']));
 
 /** `temporal server start-dev` arguments; tests start a throwaway server with other ports. */
 export function temporalDevServerArgs(o: { port: number; uiPort: number; dbFile: string }): string[] {
@@ -205,7 +201,7 @@ export function temporalDevServerArgs(o: { port: number; uiPort: number; dbFile:
     '--ui-codec-endpoint', `http://127.0.0.1:${PORTS.codec}`,
     // Registered at start so a fresh server accepts the workflows' upserts (a server started
     // before this flag existed gets them from registerSearchAttributes).
-    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...devServerSearchAttributeArgs(),
     '--log-level', 'warn',
   ];
 }

@@ -254,7 +254,7 @@ describe('vaultdr monitor / alerts commands (real stack)', function () {
         const again = await vaultdrAsync(['monitor', 'start', '--json'], env());
         assert.equal(JSON.parse(again.stdout).startedNow, false);
         assert.equal(JSON.parse(again.stdout).workflowId, `${cfg.temporal.taskQueue}-health-monitor`);
-        assert.equal(JSON.parse(again.stdout).settingsSent, undefined, 'no options: nothing to change');
+        assert.equal(JSON.parse(again.stdout).settingsAccepted, undefined, 'no options: nothing to change');
         const mon = client.workflow.getHandle(`${cfg.temporal.taskQueue}-health-monitor`);
         await waitFor('a check', async () => ((await mon.query<MonitorStatus>('status')).checks > 0 ? true : undefined));
         // Options on a running monitor change it in place (same run, open alerts kept), not silently ignored.
@@ -262,7 +262,7 @@ describe('vaultdr monitor / alerts commands (real stack)', function () {
         const openBefore = Object.keys((await mon.query<MonitorStatus>('status')).open).sort();
         const tuned = await vaultdrAsync(['monitor', 'start', '--interval', '2', '--backup-max-age-hours', '30'], env());
         assert.equal(tuned.code, 0, tuned.stderr);
-        assert.match(tuned.stdout, /already running .*\nsettings sent: intervalSeconds=2 backupMaxAgeHours=30/);
+        assert.match(tuned.stdout, /already running .*\nsettings accepted: intervalSeconds 1 → 2, backupMaxAgeHours 26 → 30/);
         const applied = await waitFor('the new settings in force', async () => {
           const s = await mon.query<MonitorStatus>('status');
           return s.settings.intervalSeconds === 2 ? s : undefined;
@@ -272,7 +272,12 @@ describe('vaultdr monitor / alerts commands (real stack)', function () {
         assert.match(applied.log.find((l) => l.event === 'settings changed')?.detail ?? '', /intervalSeconds 1 → 2, backupMaxAgeHours 26 → 30/);
         assert.equal((await mon.describe()).runId, runBefore);
         assert.deepEqual(Object.keys(applied.open).sort(), openBefore, 'open alerts kept');
-        // A value the input schema refuses is logged and ignored.
+        // A value the schema refuses: the CLI says so and exits non-zero; the update's validator refuses it too.
+        const refused = await vaultdrAsync(['monitor', 'start', '--expected-peers', '99'], env());
+        assert.notEqual(refused.code, 0);
+        assert.match(refused.stderr, /settings rejected: configure: .*field "expectedRaftPeers"/);
+        await assert.rejects(mon.executeUpdate('configure', { args: [{ intervalSeconds: 0 }] }), (e: Error) => /field "intervalSeconds"/.test((e.cause as Error | undefined)?.message ?? ''));
+        // The former signal (older CLIs): logged and ignored.
         await mon.signal('configure', { intervalSeconds: 0 });
         const rejected = await waitFor('the refusal logged', async () => (await mon.query<MonitorStatus>('status')).log.find((l) => l.event === 'settings rejected'));
         assert.match(rejected.detail, /field "intervalSeconds"/);

@@ -2,12 +2,14 @@
 // alert of every severity through every channel, then confirms receipt (a person's `ack` signal
 // per channel in production; the local inboxes in tests) and reports the ones that did not
 // confirm. Reads like docs/runbooks/monitoring.md ("alertDeliveryTest").
-import { condition, defineQuery, defineSignal, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import { condition, defineQuery, log, defineSignal, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { NotifyActivities } from '../activities/notify';
 import type { DeliveryCheckActivities } from '../activities/deliveryCheck';
-import { AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
+import { AckSignalSchema, AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
+import { describeIssues } from '../common/validate';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { showStep } from './helpers';
 import { activityQueue } from './queues';
 
 const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', taskQueue: activityQueue('notify') });
@@ -17,10 +19,20 @@ export const ack = defineSignal<[AckSignal]>('ack');
 
 export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Promise<DeliveryReport> {
   const input = parseWorkflowInput('alertDeliveryTest', AlertDeliveryTestInput, rawInput);
+  showStep('sending test alerts');
   const token = `adt-${uuid4().slice(0, 8)}`;
   const state: DeliveryReport = { token, confirm: input.confirm, rows: [], unconfirmed: [], ok: false };
   setHandler(report, () => state);
-  setHandler(ack, (a) => {
+  // A signal cannot be refused: a malformed ack (a hand-typed one in the Web UI, say) is ignored
+  // with a warning rather than confirming something by accident (channel: undefined matched none,
+  // but severity: "urgent" would have matched every row of the channel).
+  setHandler(ack, (raw) => {
+    const parsed = AckSignalSchema.safeParse(raw);
+    if (!parsed.success) {
+      log.warn('ack ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
+      return;
+    }
+    const a = parsed.data;
     for (const r of state.rows) {
       if (r.sent && !r.confirmed && r.channel === a.channel && (!a.severity || r.severity === a.severity)) {
         r.confirmed = true;
@@ -37,6 +49,7 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
   }
 
   const waiting = () => state.rows.filter((r) => r.sent && !r.confirmed);
+  showStep('confirming receipt');
   if (input.confirm === 'inbox') {
     const { confirmTestAlert } = proxyActivities<DeliveryCheckActivities>({ startToCloseTimeout: `${input.ackTimeoutSeconds + 30}s`, heartbeatTimeout: '20s', retry: { maximumAttempts: 3 }, taskQueue: activityQueue('notify') });
     await Promise.all(
@@ -52,5 +65,6 @@ export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Prom
   }
   state.unconfirmed = state.rows.filter((r) => !r.confirmed).map((r) => `${r.severity}/${r.channel}: ${r.sent ? r.confirmDetail : r.sendDetail}`);
   state.ok = state.unconfirmed.length === 0;
+  showStep('done');
   return state;
 }

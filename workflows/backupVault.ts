@@ -7,7 +7,8 @@ import type { BackupActivities } from '../activities/backup';
 import { BackupInput, backupIdFor, type BackupResult } from '../common/backup';
 import { parseWorkflowInput } from '../common/validate';
 import { STORE_IO, TRANSFER } from './profiles';
-import { failRunbook, steps } from './helpers';
+import { BACKUP_ID } from '../common/searchAttributes';
+import { failRunbook, showAttribute, showStep, steps, summarized } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
@@ -32,7 +33,9 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   setHandler(progress, () => state);
   let input: ReturnType<typeof BackupInput.parse> | undefined;
 
-  const { step, failedAt } = steps<BackupStep>(state);
+  const { step, failedAt, done } = steps<BackupStep>(state);
+  showAttribute(BACKUP_ID, backupId);
+  showStep('validating input');
 
   try {
     input = parseWorkflowInput('backupVault', BackupInput, rawInput);
@@ -40,7 +43,7 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     await step('checkBackupBucket', () => store.checkBackupBucket());
     const canary = await step('writeCanary', () => store.writeCanary({ backupId }));
     const uploaded = await step('snapshotToStore', () =>
-      transfer.snapshotToStore({
+      summarized(transfer.snapshotToStore, `Snapshot OpenBao to backup ${backupId}`, {
         backupId,
         workflowId: info.workflowId,
         runId: info.runId,
@@ -51,9 +54,9 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     );
     state.objectKey = uploaded.objectKey;
     state.objectBytes = uploaded.objectBytes;
-    await step('verifyUploadedBackup', () => transfer.verifyUploadedBackup({ backupId }));
+    await step('verifyUploadedBackup', () => summarized(transfer.verifyUploadedBackup, `Verify uploaded backup ${backupId}`, { backupId }));
     const pruned = prune ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId })) : undefined;
-    state.step = 'done';
+    done();
     return {
       backupId,
       status: 'verified',

@@ -8,7 +8,8 @@
 //                 re-thrown (the run ends Cancelled), bugs left to fail the workflow task.
 // Long waits cost O(reminders) history events, not O(time): a 24 h wait with hourly reminders is
 // a few hundred events, where a 5 s poll loop was ~17,000 iterations and hit the history limit.
-import { type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { VAULT_DR_STEP, WAITING_FOR, type VaultDrSearchAttribute } from '../common/searchAttributes';
 import type { NotifyActivities, Severity } from '../activities/notify';
 import { capText } from '../common/validate';
 import { NON_RETRYABLE_ERROR_TYPES } from '../common/errors';
@@ -32,6 +33,36 @@ export const POLL: ActivityOptions = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// search attributes (the Web UI's list view: what a run is doing and waiting for)
+
+/**
+ * Runs that started before the search attributes existed (their histories have no upserts) replay
+ * without them: the upserts are behind this patch (test/replay.test.ts replays such histories).
+ */
+export const SEARCH_ATTRIBUTES_PATCH = 'vault-dr-search-attributes';
+
+/** Sets (a value) or clears (undefined) one of vault-dr's Keyword search attributes; no command when unchanged. */
+export function showAttribute(key: VaultDrSearchAttribute, value: string | undefined): void {
+  if ((workflowInfo().typedSearchAttributes.get(key) ?? undefined) === value) return;
+  if (!patched(SEARCH_ATTRIBUTES_PATCH)) return;
+  upsertSearchAttributes([{ key, value: value ?? null }]);
+}
+
+/** Shows the run's current step in the VaultDrStep search attribute. */
+export const showStep = (name: string): void => showAttribute(VAULT_DR_STEP, name);
+
+/** Sets (or, with undefined, clears) the WaitingFor search attribute: "approval", "custodian shares"... */
+export const showWaitingFor = (what: string | undefined): void => showAttribute(WAITING_FOR, what);
+
+/**
+ * Calls an activity with a summary the Web UI shows on the run's timeline ("Restore
+ * 20261201T020000Z-ab12cd34 into production"). Never a secret: ids, targets, step names.
+ */
+export function summarized<F extends ActivityFunction>(activity: ActivityFunctionWithOptions<F>, summary: string, ...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> {
+  return activity.executeWithOptions({ summary: summary.slice(0, 200) }, args);
+}
+
+// ---------------------------------------------------------------------------------------------
 // step
 
 export interface StepState<S extends string> {
@@ -48,6 +79,7 @@ export function steps<S extends string>(state: StepState<S>) {
   return {
     async step<T>(name: S, run: () => Promise<T>): Promise<T> {
       state.step = name;
+      showStep(name);
       try {
         const out = await run();
         state.completed.push(name);
@@ -61,6 +93,11 @@ export function steps<S extends string>(state: StepState<S>) {
     /** A decision that ends the run (a refusal) is the outcome of this step, whatever ran after. */
     markFailed(name: S) {
       failedAt = name;
+    },
+    /** The run ended well: progress and VaultDrStep say "done". */
+    done() {
+      state.step = 'done';
+      showStep('done');
     },
   };
 }
@@ -133,6 +170,7 @@ export interface HumanWait extends WaitCommon {
  */
 export async function awaitHuman(w: HumanWait): Promise<void> {
   w.state.waitingFor = `${w.what}: ${w.instruction}`;
+  showWaitingFor(w.what);
   const deadline = Date.now() + w.timeoutMinutes * 60_000;
   let reminder = 0;
   try {
@@ -145,6 +183,7 @@ export async function awaitHuman(w: HumanWait): Promise<void> {
     }
   } finally {
     w.state.waitingFor = undefined;
+    showWaitingFor(undefined);
   }
 }
 
@@ -171,7 +210,10 @@ export interface MachineWait<R extends PollResult> extends WaitCommon {
  * timers. Returns the activity's result once the condition holds.
  */
 export async function pollUntil<R extends PollResult>(w: MachineWait<R>): Promise<R> {
-  const shown = (r: R) => (w.state.waitingFor = `${w.what}: ${r.detail}; ${w.instruction}`);
+  const shown = (r: R) => {
+    w.state.waitingFor = `${w.what}: ${r.detail}; ${w.instruction}`;
+    showWaitingFor(w.what);
+  };
   try {
     let r = await w.poll({ untilIso: new Date(Date.now()).toISOString() });
     const deadline = Date.now() + w.timeoutMinutes * 60_000;
@@ -193,6 +235,7 @@ export async function pollUntil<R extends PollResult>(w: MachineWait<R>): Promis
     return r;
   } finally {
     w.state.waitingFor = undefined;
+    showWaitingFor(undefined);
   }
 }
 
@@ -245,6 +288,7 @@ export async function failRunbook(err: unknown, o: FailRunbook): Promise<never> 
   if (!f) throw err;
   const info = workflowInfo();
   o.state.step = 'failed';
+  showStep('failed');
   o.state.error = `${o.failedStep}: ${f.message}`;
   await CancellationScope.nonCancellable(async () => {
     if (o.record) await o.record(f).catch(() => undefined);

@@ -5,14 +5,15 @@
 //               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
 // → recordRestore (RTO/RPO). Failures alert and are recorded too (failRunbook); waits for people and
 // for the unseal use the shared awaitHuman / pollUntil, so a 24 h wait costs a bounded history.
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { ProductionPlan, RestoreActivities } from '../activities/restore';
 import { shortHash } from '../common/backup';
-import { Approval, RestoreInput, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
+import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from './profiles';
-import { POLL, awaitHuman, failRunbook, pollUntil, steps, type AlertContext } from './helpers';
+import { BACKUP_ID, RESTORE_TARGET } from '../common/searchAttributes';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from './helpers';
 import { activityQueue } from './queues';
 
 const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
@@ -82,8 +83,15 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
   let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
-  setHandler(custodianSharesReady, (s) => {
-    state.shares = s;
+  // Sent by the worker's share intake (a machine, fire-and-forget): a malformed or premature one is
+  // ignored with a warning, so the wait goes on until a valid one arrives (or its deadline).
+  setHandler(custodianSharesReady, (raw) => {
+    const parsed = SharesReady.safeParse(raw);
+    if (!parsed.success) {
+      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
+      return;
+    }
+    state.shares = parsed.data;
   });
   setHandler(
     approveRestore,
@@ -108,7 +116,8 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       },
     },
   );
-  const { step, failedAt, markFailed } = steps<RestoreStep>(state);
+  const { step, failedAt, markFailed, done } = steps<RestoreStep>(state);
+  showStep('validating input');
   const alert: AlertContext = {
     workflow: 'restoreVault',
     subject: `Vault restore ${restoreId}`,
@@ -123,8 +132,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   try {
     input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
     state.requestedBy = input.requestedBy;
-    const backup = await step('selectBackup', () => store.selectBackup({ backupId: input.backupId }));
+    showAttribute(RESTORE_TARGET, input.target);
+    const backup = await step('selectBackup', () => summarized(store.selectBackup, `Select backup ${input.backupId}`, { backupId: input.backupId }));
     state.backupId = backup.backupId;
+    showAttribute(BACKUP_ID, backup.backupId);
     snapshotCreatedAt = backup.createdAt;
     raftIndex = backup.raftIndex;
     const keySource = input.keySource;
@@ -137,10 +148,10 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           awaitHuman({ ...wait(), what: 'custodian shares', done: () => state.shares !== undefined, instruction: `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)` }),
         );
       }
-      await step('verifyBackupBeforeRestore', () => transfer.verifyBackupBeforeRestore({ backupId: backup.backupId, keySource }));
+      await step('verifyBackupBeforeRestore', () => summarized(transfer.verifyBackupBeforeRestore, `Verify backup ${backup.backupId} (${keySource})`, { backupId: backup.backupId, keySource }));
       if (input.target === 'production') {
         const target = { kind: 'production' as const };
-        state.plan = await step('planProductionRestore', () => store.planProductionRestore({ backupId: backup.backupId }));
+        state.plan = await step('planProductionRestore', () => summarized(store.planProductionRestore, `Plan the production restore of ${backup.backupId}`, { backupId: backup.backupId }));
         await step('awaitApproval', () =>
           awaitHuman({ ...wait(), what: 'approval', done: () => state.approval !== undefined, instruction: `someone other than ${input.requestedBy} approves or refuses with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON` }),
         );
@@ -148,7 +159,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           markFailed('awaitApproval'); // a refusal is the outcome of this step, not of a later one
           throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
         }
-        await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+        await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
         // After a forced restore the target may seal itself; a human restarts and unseals it.
         await step('awaitTargetUnsealed', () =>
           pollUntil({
@@ -167,7 +178,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           stagingStarted = true;
           const staging = await step('startStagingVault', () => stagingOps.startStagingVault({ stagingId }));
           state.stagingAddress = staging.address;
-          await step('restoreSnapshot', () => transfer.restoreSnapshot({ backupId: backup.backupId, target, keySource }));
+          await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
           await step('unsealTarget', () => stagingOps.unsealTarget({ stagingId }));
           checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
           verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
@@ -207,7 +218,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       ...(state.approval ? { approval: state.approval } : {}),
     };
     const saved = await step('recordRestore', () => store.recordRestore({ record }));
-    state.step = 'done';
+    done();
     return { ...record, historyKey: saved.key };
   } catch (err) {
     const failedStep: RestoreStep = failedAt() ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');

@@ -7,6 +7,7 @@ import type { MailActivities } from '../activities/mail';
 import { HealthCheckInput, worstStatus, type HealthReport } from '../common/health';
 import { parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { showStep } from './helpers';
 import { activityQueue } from './queues';
 
 const { checkVaultHealth, checkObjectStore } = proxyActivities<VaultActivities & ObjectStoreActivities>({ ...SHORT_IO, taskQueue: activityQueue('backup') });
@@ -20,26 +21,31 @@ export const progress = defineQuery<HealthCheckProgress>('progress');
 
 export async function vaultHealthCheck(rawInput?: HealthCheckInput): Promise<HealthReport> {
   const state: HealthCheckProgress = { step: 'validating input', completed: [] };
+  const at = (step: HealthCheckProgress['step']) => {
+    state.step = step;
+    showStep(step);
+  };
+  at('validating input');
   setHandler(progress, () => state);
   const input = parseWorkflowInput('vaultHealthCheck', HealthCheckInput, rawInput);
   const report: HealthReport = { status: 'healthy', checkedAt: new Date(workflowInfo().startTime).toISOString() };
 
   if (input.checks.includes('vault')) {
-    state.step = 'checking vault';
+    at('checking vault');
     report.vault = await checkVaultHealth({ expectedRaftPeers: input.expectedRaftPeers });
     state.completed.push('vault');
   }
   if (input.checks.includes('objectStore')) {
-    state.step = 'checking object store';
+    at('checking object store');
     report.objectStore = await checkObjectStore();
     state.completed.push('objectStore');
   }
   if (input.checks.includes('mail')) {
-    state.step = 'checking mail relay';
+    at('checking mail relay');
     report.mail = await checkMailRelay();
     state.completed.push('mail');
   }
   report.status = worstStatus([report.vault, report.objectStore, report.mail].flatMap((p) => (p ? [p.status] : [])));
-  state.step = 'done';
+  at('done');
   return report;
 }

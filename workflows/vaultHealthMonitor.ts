@@ -3,12 +3,13 @@
 // and raises an alert when a problem starts and a "resolved" when it ends: once per incident,
 // not once per check. Continues-as-new every checksPerRun checks, carrying the open alerts.
 // Reads like docs/runbooks/monitoring.md ("vaultHealthMonitor").
-import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { MonitorActivities } from '../activities/monitor';
 import type { NotifyActivities } from '../activities/notify';
 import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
 import { describeIssues, parseWorkflowInput } from '../common/validate';
 import { SHORT_IO } from './profiles';
+import { showStep } from './helpers';
 import { activityQueue } from './queues';
 
 const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m', taskQueue: activityQueue('backup') });
@@ -35,12 +36,25 @@ export type MonitorSettings = Omit<ReturnType<typeof MonitorInput.parse>, 'carri
 export const status = defineQuery<MonitorStatus>('status');
 /** Run a check now instead of waiting for the interval (e.g. right after fixing something). */
 export const checkNow = defineSignal('checkNow');
+/** What `configure` answers: the settings now in force and what changed ("intervalSeconds 60 → 30"). */
+export interface ConfigureResult {
+  accepted: true;
+  changed: string[];
+  settings: MonitorSettings;
+}
+
 /**
  * Change settings of the running monitor without losing its open alerts (a restart would raise
- * them again). Validated like the input; a bad value is logged as "settings rejected" and ignored.
- * Takes effect from the next check, and is carried over by continue-as-new.
+ * them again). An update with a validator: a bad value is rejected with the validator's message
+ * (and leaves no trace in history), so `vaultdr monitor start` can say whether it was accepted.
+ * Takes effect from a check right away, and is carried over by continue-as-new.
  */
-export const configure = defineSignal<[Partial<MonitorSettings>]>('configure');
+export const configure = defineUpdate<ConfigureResult, [Partial<MonitorSettings>]>('configure');
+/**
+ * The former fire-and-forget form of `configure`, kept so runs signalled by an older CLI (and
+ * their recorded histories) behave as before: a bad value is logged as "settings rejected".
+ */
+export const configureSignal = defineSignal<[Partial<MonitorSettings>]>('configure');
 
 export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never> {
   const input = parseWorkflowInput('vaultHealthMonitor', MonitorInput, rawInput);
@@ -48,6 +62,7 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
   const { carried, ...initial } = input;
   const state: MonitorStatus = { checks: carried?.checks ?? 0, open: { ...(carried?.open ?? {}) }, log: [], settings: initial };
   let wake = false;
+  showStep('monitoring');
   const note = (key: string, event: MonitorStatus['log'][number]['event'], detail: string) => {
     state.log.push({ at: new Date().toISOString(), key, event, detail });
     if (state.log.length > 50) state.log.shift();
@@ -56,19 +71,44 @@ export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never
   setHandler(checkNow, () => {
     wake = true;
   });
-  setHandler(configure, (patch) => {
-    const parsed = MonitorInput.safeParse({ ...state.settings, ...(patch ?? {}), carried: undefined });
-    if (!parsed.success) {
-      // describeIssues never echoes a received value in full: the log is kept in state.
-      note('configure', 'settings rejected', describeIssues(parsed.error.issues.slice(0, 1)));
-      return;
-    }
+  // describeIssues never echoes a received value in full (the message is shown and kept in state).
+  const check = (patch: unknown): { ok: true; next: MonitorSettings } | { ok: false; message: string } => {
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return { ok: false, message: 'configure: expected an object of settings' };
+    if ('carried' in patch) return { ok: false, message: 'configure: "carried" is not a setting' };
+    const parsed = MonitorInput.safeParse({ ...state.settings, ...patch, carried: undefined });
+    if (!parsed.success) return { ok: false, message: `configure: ${describeIssues(parsed.error.issues.slice(0, 3))}` };
     const { carried: _none, ...next } = parsed.data;
-    const changed = (Object.keys(next) as (keyof MonitorSettings)[]).filter((k) => next[k] !== state.settings[k]);
-    if (!changed.length) return;
-    note('configure', 'settings changed', changed.map((k) => `${k} ${state.settings[k]} → ${next[k]}`).join(', '));
+    return { ok: true, next };
+  };
+  const apply = (next: MonitorSettings): string[] => {
+    const changed = (Object.keys(next) as (keyof MonitorSettings)[]).filter((k) => next[k] !== state.settings[k]).map((k) => `${k} ${state.settings[k]} → ${next[k]}`);
+    if (!changed.length) return changed;
+    note('configure', 'settings changed', changed.join(', '));
     state.settings = next;
     wake = true; // the new interval and thresholds apply from a check now
+    return changed;
+  };
+  setHandler(
+    configure,
+    (patch) => {
+      const r = check(patch);
+      if (!r.ok) throw new Error(r.message); // unreachable: the validator ran first
+      return { accepted: true, changed: apply(r.next), settings: state.settings };
+    },
+    {
+      validator: (patch) => {
+        const r = check(patch);
+        if (!r.ok) throw new Error(r.message);
+      },
+    },
+  );
+  setHandler(configureSignal, (patch) => {
+    const r = check(patch);
+    if (!r.ok) {
+      note('configure', 'settings rejected', r.message);
+      return;
+    }
+    apply(r.next);
   });
   const alert = (a: OpenAlert, action: 'trigger' | 'resolve', key: string) =>
     sendAlert({

@@ -10,6 +10,8 @@ import { toolPaths } from '../../stack/tools';
 import { workflowsPath } from '../../workers/worker';
 import { quietRuntime } from './worker';
 import { WORKER_ROLES, roleQueue } from '../../common/roles';
+import { VAULT_DR_SEARCH_ATTRIBUTES } from '../../common/searchAttributes';
+import { temporal } from '@temporalio/proto';
 
 /** Stub activities; their names are the real activities' names, so the real workflows call them. */
 export type Stubs = Partial<RestoreActivities & BackupActivities & NotifyActivities>;
@@ -27,6 +29,11 @@ let queues = 0;
 export async function timeSkipping(): Promise<TimeSkipping> {
   quietRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: toolPaths().temporalTestServer } } });
+  // The workflows upsert vault-dr's search attributes: an unregistered one would fail their tasks.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(VAULT_DR_SEARCH_ATTRIBUTES.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
   const workflowBundle = await bundle;
   return {

@@ -1,0 +1,58 @@
+// Static summaries and details set when vault-dr starts a workflow (CLI and schedules), so the
+// Temporal Web UI's list and detail views say what each run is for without the codec. They are
+// stored in the workflow's user metadata as payloads (the codec encrypts them like any payload),
+// and they never contain secrets anyway: workflow kinds, backup ids, targets, reasons, names.
+import type { AlertDeliveryTestInput } from '../common/alertTest';
+import type { BackupInput } from '../common/backup';
+import type { HealthCheckInput } from '../common/health';
+import type { MonitorInput } from '../common/monitor';
+import type { RestoreInput } from '../common/restore';
+import type { WorkflowName } from './workflows';
+
+export interface StaticMetadata {
+  staticSummary: string;
+  staticDetails?: string;
+}
+
+const line = (s: string) => s.replace(/\s+/g, ' ').trim().slice(0, 200);
+
+/** The summary ("Production restore of 20261201T020000Z-ab12cd34, needs approval") and details of a run. */
+export function staticMetadata(name: WorkflowName, input: unknown): StaticMetadata {
+  switch (name) {
+    case 'restoreVault': {
+      const r = (input ?? {}) as RestoreInput;
+      const target = r.target ?? 'staging';
+      const backup = r.backupId ?? 'latest';
+      const summary = target === 'production' ? `Production restore of ${backup}, needs approval` : `Staging restore of ${backup === 'latest' ? 'the latest backup' : backup} (validation)`;
+      const details = [
+        `**Runbook**: docs/runbooks/restore.md`,
+        `**Target**: ${target}`,
+        `**Backup**: ${backup}`,
+        ...(r.reason ? [`**Reason**: ${line(r.reason)}`] : []),
+        ...(r.requestedBy ? [`**Requested by**: ${line(r.requestedBy)}`] : []),
+        ...(target === 'production' ? [`Approve or refuse with \`vaultdr restore approve <workflow id> --who NAME --why REASON\` (someone other than the requester).`] : []),
+      ];
+      return { staticSummary: line(summary), staticDetails: details.join('\n\n') };
+    }
+    case 'backupVault': {
+      const b = (input ?? {}) as BackupInput;
+      return { staticSummary: `Vault backup (${b.trigger ?? 'manual'})${b.prune === false ? ', no retention' : ''}`, staticDetails: '**Runbook**: docs/runbooks/backup.md' };
+    }
+    case 'vaultHealthCheck': {
+      const h = (input ?? {}) as HealthCheckInput;
+      return { staticSummary: `Vault health check${h.checks ? ` (${h.checks.join(', ')})` : ''}` };
+    }
+    case 'vaultHealthMonitor': {
+      const m = (input ?? {}) as MonitorInput;
+      return { staticSummary: 'Vault health monitor (long-running)', staticDetails: `**Runbook**: docs/runbooks/monitoring.md${m.intervalSeconds ? `\n\nChecks every ${m.intervalSeconds} s.` : ''}` };
+    }
+    case 'alertDeliveryTest': {
+      const a = (input ?? {}) as AlertDeliveryTestInput;
+      return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    default: {
+      const never: never = name;
+      return { staticSummary: String(never) };
+    }
+  }
+}
