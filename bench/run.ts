@@ -222,7 +222,7 @@ async function main(): Promise<void> {
           temporal: { address: stack.temporalAddress, namespace: 'default', taskQueue },
           vault: { address: vault.address, roleIdFile: vault.roleIdFile, secretIdFile: vault.secretIdFile },
           s3: { endpoint: stack.s3.endpoint, region: stack.s3.region, bucket: opts.bucket, forcePathStyle: true, credentialsFile: stack.s3.credentialsFile },
-          backup: { recipientsFile: path.join(keysDir, 'recipients.json'), validationKeyFile: path.join(keysDir, 'validation-key.json'), bucketRequirements: ['encryption', 'versioning', 'objectLock'] },
+          backup: { recipientsFile: path.join(keysDir, 'recipients.json'), validationKeyFile: path.join(keysDir, 'validation-key.json'), bucketRequirements: ['encryption', 'versioning', 'objectLock'], objectLockDays: 0 },
           smtp: { host: '127.0.0.1', port: 1025, alertTo: [] },
           codec: { keysFile: path.join(workDir, 'codec', 'keys.json'), listen: `127.0.0.1:${await freePort()}` },
           metrics: { listen: '' },
@@ -241,8 +241,8 @@ async function main(): Promise<void> {
       await s3.send(new CreateBucketCommand({ Bucket: opts.bucket, ObjectLockEnabledForBucket: true }));
     }
     // The bucket as backups need it (SSE, versioning) before any upload, so every method sees the same store.
-    // Bench buckets are emptied between runs, so no object-lock default retention here.
-    const bucketReport = await applyBucket(s3, { ...bucketSpec(cfg), objectLock: { mode: 'GOVERNANCE', days: 0 } });
+    // Bench buckets are emptied between runs, so no object-lock default retention here (objectLockDays: 0 above).
+    const bucketReport = await applyBucket(s3, bucketSpec(cfg));
     log(`bucket ${opts.bucket}: ${JSON.stringify(bucketReport.check.settings)}`);
 
     const ageKey = path.join(workDir, 'age-key.txt');

@@ -11,6 +11,7 @@ import type { HealthReport } from '../common/health';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { temporalConnectionOptions } from '../infra/temporalConnection';
+import { freePort } from '../infra/stagingVault';
 
 describe('vaultHealthCheck workflow (real stack)', function () {
   this.timeout(300_000);
@@ -42,17 +43,19 @@ describe('vaultHealthCheck workflow (real stack)', function () {
   });
 
   it('names each unreachable component with the messages of the health-check runbook', async () => {
-    // Every server address points at a closed port; the worker itself still reaches Temporal.
-    const down: Config = { ...cfg, vault: { ...cfg.vault, address: 'http://127.0.0.1:1' }, s3: { ...cfg.s3, endpoint: 'http://127.0.0.1:1' }, smtp: { ...cfg.smtp, host: '127.0.0.1', port: 1 } };
+    // Every server address points at a closed port; the worker itself still reaches Temporal. Not port 1:
+    // fetch refuses it outright ("bad port", a blocked port), which is not what an operator meets.
+    const closed = await freePort();
+    const down: Config = { ...cfg, vault: { ...cfg.vault, address: `http://127.0.0.1:${closed}` }, s3: { ...cfg.s3, endpoint: `http://127.0.0.1:${closed}` }, smtp: { ...cfg.smtp, host: '127.0.0.1', port: closed } };
     const report = (await withWorker(down, async () => (await start(`health-down-${Date.now()}`, {})).result())) as HealthReport;
     assert.equal(report.status, 'unhealthy', JSON.stringify(report));
     assert.equal(report.vault?.reachable, false);
     assert.deepEqual(report.vault?.problems.length, 1, JSON.stringify(report.vault));
-    assert.match(report.vault!.problems[0]!, /^GET http:\/\/127\.0\.0\.1:1\/v1\/sys\/health.*: OpenBao unreachable \(ECONNREFUSED\)$/);
+    assert.match(report.vault!.problems[0]!, new RegExp(`^GET http://127\\.0\\.0\\.1:${closed}/v1/sys/health.*: OpenBao unreachable \\(ECONNREFUSED\\)$`));
     assert.equal(report.objectStore?.status, 'unhealthy');
-    assert.match(report.objectStore!.problems.join('; '), /^object store http:\/\/127\.0\.0\.1:1 unreachable: /);
+    assert.match(report.objectStore!.problems.join('; '), new RegExp(`^object store http://127\\.0\\.0\\.1:${closed} unreachable: `));
     assert.equal(report.mail?.status, 'unhealthy');
-    assert.match(report.mail!.problems.join('; '), /^SMTP relay 127\.0\.0\.1:1 unreachable: .*ECONNREFUSED/);
+    assert.match(report.mail!.problems.join('; '), new RegExp(`^SMTP relay 127\\.0\\.0\\.1:${closed} unreachable: .*ECONNREFUSED`));
   });
 
   it('names a missing bucket', async () => {

@@ -17,7 +17,7 @@ describe('STORE_IO activities heartbeat', function () {
     const called = new Set<string>();
     for (const f of ['backupVault.ts', 'restoreVault.ts']) {
       const src = fs.readFileSync(path.join(PROJECT_ROOT, 'workflows', f), 'utf8');
-      assert.match(src, /const store = proxyActivities<\w+>\(STORE_IO\)/, f);
+      assert.match(src, /const store = proxyActivities<\w+>\((?:\{ \.\.\.)?STORE_IO\b/, f);
       for (const m of src.matchAll(/\bstore\.(\w+)\(/g)) called.add(m[1]!);
     }
     // 8 since the unseal wait polls through pollTargetUnsealed under POLL (workflows/helpers.ts), which heartbeats itself.

@@ -87,7 +87,7 @@ describe('Temporal API key (Temporal Cloud style), through a key-checking gRPC p
   it('names an unreadable or empty key file without quoting it', () => {
     const empty = path.join(dir, 'empty-key');
     fs.writeFileSync(empty, '\n');
-    assert.throws(() => temporalConnectionOptions(viaProxy({ apiKeyFile: path.join(dir, 'missing') })), /temporal\.apiKeyFile file .*missing: ENOENT/);
+    assert.throws(() => temporalConnectionOptions(viaProxy({ apiKeyFile: path.join(dir, 'missing') })), /temporal\.apiKeyFile file .*missing is unreadable \(ENOENT\)/);
     assert.throws(() => temporalConnectionOptions(viaProxy({ apiKeyFile: empty })), /temporal\.apiKeyFile file .*empty-key is empty/);
   });
 });

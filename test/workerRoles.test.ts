@@ -159,7 +159,7 @@ describe('worker roles (real stack)', function () {
 
       const backupId = `roles-backup-${Date.now()}`;
       const started = await client.workflow.start('backupVault', { taskQueue, workflowId: backupId, args: [{ prune: false }] });
-      assert.equal((await scheduledQueues(client, backupId, 1)).get('ensureBackupBucket'), `${taskQueue}-backup`);
+      assert.equal((await scheduledQueues(client, backupId, 1)).get('checkBackupBucket'), `${taskQueue}-backup`);
       const backup = (await started.result()) as BackupResult;
       assert.equal(backup.status, 'verified');
       const restoreId = `roles-restore-${Date.now()}`;

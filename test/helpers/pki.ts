@@ -43,16 +43,8 @@ export function issue(ca: Ca, name: string, kind: 'server' | 'client'): { cert: 
   return { cert, key };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** One free-port helper for the project (infra/stagingVault.ts). */
+export { freePort } from '../../infra/stagingVault';
 
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
