@@ -23,6 +23,7 @@ import {
   HeadBucketCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
+  PutObjectLegalHoldCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
@@ -122,7 +123,13 @@ async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
     const res = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, MaxKeys: 1000 }));
     const objects = [...(res.Versions ?? []), ...(res.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId }));
     if (!objects.length) break;
-    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
+    // Backups the workflow kept carry a legal hold (pruneBackups sets it): a bench bucket is ours to empty.
+    for (const v of res.Versions ?? []) {
+      await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId, LegalHold: { Status: 'OFF' } })).catch(() => undefined);
+    }
+    const out = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, BypassGovernanceRetention: true, Delete: { Objects: objects, Quiet: true } }));
+    // A refused version would be listed again forever: stop and say so.
+    if (out.Errors?.length) throw new Error(`cannot empty bucket ${bucket}: ${out.Errors.length} version(s) refused, e.g. ${out.Errors[0]!.Key} (${out.Errors[0]!.Code})`);
     removed += objects.length;
   }
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
