@@ -37,6 +37,8 @@ export const ERROR_CATALOG = {
   RestoreRejected: { retryable: true, firstResponse: "read OpenBao's reason in the message; compare `restore.baoBinary`'s version with the manifest", runbook: 'restore.md#restoresnapshot' },
   UnsealFailed: { retryable: false, firstResponse: "make `restore.unsealSharesFile` hold the backed-up cluster's shares as of the backup", runbook: 'restore.md#unsealtarget' },
   RestoreRefused: { retryable: false, firstResponse: 'nothing for the target; start a new restore if the reason allows', runbook: 'restore.md#awaitapproval' },
+  HaDrillRefused: { retryable: false, firstResponse: 'bring the cluster to full health (`npm run ha:status`, docs/runbooks/ha-failover.md) and start the drill again; never drill a cluster that has no failure tolerance left', runbook: 'ha-failover.md#checkclusterhealthy' },
+  HaNodeDidNotRejoin: { retryable: false, firstResponse: 'the drilled node is not back: read its log, restart and unseal it by hand (manual path in the runbook) before anything else', runbook: 'ha-failover.md#healfault' },
   ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
 } as const satisfies Record<string, ErrorInfo>;
 
