@@ -51,6 +51,19 @@ defaults
 `;
 }
 
+/**
+ * The Vault backend's own check timing (overrides the defaults line for this backend only):
+ * rise 1 because a 200 from sys/health is itself proof (only the unsealed active node answers 200,
+ * and only after post-unseal setup), so a second passing check would only add a fastinter to every
+ * failover; downinter 500 ms because the standbys are DOWN for this backend all the time and the
+ * new active node is one of them. fall stays 2 (a lost check must not drop the only server).
+ * Overridable for the comparison runs in bench/ha.ts.
+ */
+export const VAULT_CHECK = {
+  rise: Number(process.env.VAULTDR_HA_VAULT_RISE ?? 1),
+  downinter: process.env.VAULTDR_HA_VAULT_DOWNINTER ?? '500ms',
+};
+
 export function vaultSections(routing: VaultRouting = vaultRouting()): string {
   const uri = routing === 'active' ? '/v1/sys/health' : '/v1/sys/health?standbyok=true';
   return `frontend vault
@@ -61,6 +74,7 @@ backend vault
   # routing: ${routing} (200 = active node${routing === 'standbyok' ? '; standbyok=true makes unsealed standbys 200 too' : '; standbys answer 429, sealed 503'})
   option httpchk GET ${uri}
   http-check expect status 200
+  default-server inter 5s fastinter 1s downinter ${VAULT_CHECK.downinter} fall 2 rise ${VAULT_CHECK.rise} on-marked-down shutdown-sessions
   # A request whose connection is refused (a SIGKILLed node still marked UP) is retried on
   # another server: the client sees a clean 503 or a success, never a reset.
   retries 2
