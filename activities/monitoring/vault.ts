@@ -1,7 +1,7 @@
 // Activities that talk to OpenBao/Vault. Factory receives the client; only workers/ builds it.
-import type { BaoClient } from '../infra/bao';
-import { BaoError } from '../infra/bao';
-import type { RaftPeer, VaultHealth } from '../common/health';
+import type { BaoClient } from '../../infra/vault/bao';
+import { BaoError } from '../../infra/vault/bao';
+import type { RaftPeer, VaultHealth } from '../../common/health';
 
 export const vaultActivities = (deps: { bao: BaoClient }) => ({
   /** Seal status, active node and raft peers of the configured OpenBao. Never throws for an unhealthy server: it reports. */

@@ -5,8 +5,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { ConfigError } from './config';
-import { asObject, readSecretJson } from './secretFile';
+import { ConfigError } from '../config';
+import { asObject, readSecretJson } from '../secretFile';
 
 export const ENCODING = 'binary/encrypted';
 const KEY_ID_KEY = 'encryption-key-id';
@@ -88,7 +88,7 @@ export class EncryptionCodec implements PayloadCodec {
 }
 
 /** The compiled common/failureConverter.js: bundleWorkflowCode needs it too when a bundle is built ahead. */
-export const FAILURE_CONVERTER_PATH = require.resolve('../common/failureConverter');
+export const FAILURE_CONVERTER_PATH = require.resolve('../../common/failureConverter');
 
 /**
  * The data converter for every worker and client: payloads through the codec, and failures'

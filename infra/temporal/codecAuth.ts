@@ -8,7 +8,7 @@
 import * as crypto from 'node:crypto';
 import type * as http from 'node:http';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { ConfigError, type Config } from './config';
+import { ConfigError, type Config } from '../config';
 
 export type OidcOptions = NonNullable<Config['codec']['oidc']>;
 

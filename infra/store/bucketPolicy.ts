@@ -22,8 +22,8 @@ import {
   type LifecycleRule,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { BACKUP_PREFIX } from '../common/backup';
-import type { Config } from './config';
+import { BACKUP_PREFIX } from '../../common/backup';
+import type { Config } from '../config';
 import { statusOf } from './objects';
 
 export type BucketSetting = 'encryption' | 'versioning' | 'publicAccessBlock' | 'objectLock';

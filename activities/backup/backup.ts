@@ -23,19 +23,19 @@ import {
   planRetention,
   type BackupManifest,
   type RetentionPolicy,
-} from '../common/backup';
-import { ErrorType, failure as fail } from '../common/errors';
-import type { BaoClient } from '../infra/bao';
-import { BaoError } from '../infra/bao';
-import { BackupFormatError, createEncryptor, parseHeader } from '../infra/backupFormat';
-import type { Config } from '../infra/config';
-import { KeyError, loadRecipients } from '../infra/keys';
-import { createSnapshotInspector, SnapshotStructureError } from '../infra/snapshotInspect';
-import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from '../infra/objects';
-import { bucketSpec, checkBucket, type BucketCheck } from '../infra/bucketPolicy';
-import { keepHeartbeating, withHeartbeats } from './heartbeat';
-import { watchProgress } from './progress';
-import { kvInventory, type KvInventory } from '../infra/kvInventory';
+} from '../../common/backup';
+import { ErrorType, failure as fail } from '../../common/errors';
+import type { BaoClient } from '../../infra/vault/bao';
+import { BaoError } from '../../infra/vault/bao';
+import { BackupFormatError, createEncryptor, parseHeader } from '../../infra/crypto/backupFormat';
+import type { Config } from '../../infra/config';
+import { KeyError, loadRecipients } from '../../infra/crypto/keys';
+import { createSnapshotInspector, SnapshotStructureError } from '../../infra/vault/snapshotInspect';
+import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from '../../infra/store/objects';
+import { bucketSpec, checkBucket, type BucketCheck } from '../../infra/store/bucketPolicy';
+import { keepHeartbeating, withHeartbeats } from '../heartbeat';
+import { watchProgress } from '../progress';
+import { kvInventory, type KvInventory } from '../../infra/vault/kvInventory';
 
 
 export interface UploadResult {

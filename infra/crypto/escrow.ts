@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { combine, split } from 'shamir-secret-sharing';
 import { generateKeyPair, keyIdOfPrivate, type Recipient } from './keys';
-import { asObject, readSecretJson } from './secretFile';
+import { asObject, readSecretJson } from '../secretFile';
 
 export interface ShareFile {
   format: 'vault-dr-share/1';

@@ -2,13 +2,13 @@
 // in S3) and the restore history (staging validations and production restores). One loader for
 // the worker's /metrics and the vaultHealthMonitor workflow, so both see the same truth.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { backupActivities, DAMAGED_STATUSES } from '../activities/backup';
-import { restoreActivities } from '../activities/restore';
-import type { Config } from './config';
-import type { DrState } from '../common/monitor';
-import { countsAsValidation } from '../common/restore';
+import { backupActivities, DAMAGED_STATUSES } from '../../activities/backup/backup';
+import { restoreActivities } from '../../activities/restore/restore';
+import type { Config } from '../config';
+import type { DrState } from '../../common/monitor';
+import { countsAsValidation } from '../../common/restore';
 
-export type { DrState } from '../common/monitor';
+export type { DrState } from '../../common/monitor';
 
 export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
   const backups = backupActivities({ bao: undefined as never, s3, cfg });

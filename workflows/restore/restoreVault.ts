@@ -7,14 +7,14 @@
 // for the unseal use the shared awaitHuman / pollUntil, so a 24 h wait costs a bounded history.
 import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
-import type { ProductionPlan, RestoreActivities } from '../activities/restore';
-import { shortHash } from '../common/backup';
-import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../common/restore';
-import { describeIssues, parseWorkflowInput } from '../common/validate';
-import { STAGING, STORE_IO, TRANSFER } from './profiles';
-import { BACKUP_ID, RESTORE_TARGET } from '../common/searchAttributes';
-import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from './helpers';
-import { activityQueue } from './queues';
+import type { ProductionPlan, RestoreActivities } from '../../activities/restore/restore';
+import { shortHash } from '../../common/backup';
+import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, type RestoreRecord, type SecretCheck } from '../../common/restore';
+import { describeIssues, parseWorkflowInput } from '../../common/validate';
+import { STAGING, STORE_IO, TRANSFER } from '../profiles';
+import { BACKUP_ID, RESTORE_TARGET } from '../../common/searchAttributes';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from '../helpers';
+import { activityQueue } from '../queues';
 
 const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
 const transfer = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });

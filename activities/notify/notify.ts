@@ -7,12 +7,12 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as crypto from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { MailTransport } from '../infra/clients';
-import { metrics } from '../infra/metrics';
+import type { MailTransport } from '../../infra/clients';
+import { metrics } from '../../infra/metrics';
 
-import { CHANNELS } from '../common/alerts';
-import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, subjectTag, type AlertMessage, type ChannelName, type ChannelSecrets, type Severity } from '../infra/alertChannels';
-export type { ChannelName, Severity } from '../infra/alertChannels';
+import { CHANNELS } from '../../common/alerts';
+import { ChannelSecretStore, ROUTES, sendPagerDuty, sendSlack, subjectTag, type AlertMessage, type ChannelName, type ChannelSecrets, type Severity } from '../../infra/mail/alertChannels';
+export type { ChannelName, Severity } from '../../infra/mail/alertChannels';
 
 export interface AlertRequest {
   /** trigger (default): a problem; resolve: the problem with this dedupKey is over. */

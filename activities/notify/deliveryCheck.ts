@@ -2,8 +2,8 @@
 // Mailpit received (its search API) and in what the Slack/PagerDuty stand-in accepted
 // (GET /api/received). Production confirms by a person's `ack` signal instead.
 import { Context } from '@temporalio/activity';
-import type { ChannelName, Severity } from '../common/alerts';
-import type { Config } from '../infra/config';
+import type { ChannelName, Severity } from '../../common/alerts';
+import type { Config } from '../../infra/config';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,13 +4,13 @@
 // not once per check. Continues-as-new every checksPerRun checks, carrying the open alerts.
 // Reads like docs/runbooks/monitoring.md ("vaultHealthMonitor").
 import { condition, continueAsNew, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { MonitorActivities } from '../activities/monitor';
-import type { NotifyActivities } from '../activities/notify';
-import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../common/monitor';
-import { describeIssues, parseWorkflowInput } from '../common/validate';
-import { SHORT_IO } from './profiles';
-import { showStep } from './helpers';
-import { activityQueue } from './queues';
+import type { MonitorActivities } from '../../activities/monitoring/monitor';
+import type { NotifyActivities } from '../../activities/notify/notify';
+import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../../common/monitor';
+import { describeIssues, parseWorkflowInput } from '../../common/validate';
+import { SHORT_IO } from '../profiles';
+import { showStep } from '../helpers';
+import { activityQueue } from '../queues';
 
 const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m', taskQueue: activityQueue('backup') });
 // Bounded: a channel outage must not stall the checks; an undelivered alert is retried next check.

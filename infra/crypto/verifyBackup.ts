@@ -5,9 +5,9 @@ import * as crypto from 'node:crypto';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { BackupManifest } from '../common/backup';
+import type { BackupManifest } from '../../common/backup';
 import { BackupFormatError, createDecryptor } from './backupFormat';
-import { createSnapshotInspector, type SnapshotMeta } from './snapshotInspect';
+import { createSnapshotInspector, type SnapshotMeta } from '../vault/snapshotInspect';
 
 export class VerifyError extends Error {
   override name = 'VerifyError';

@@ -5,9 +5,9 @@
 // The intake listens on its own address (restore.shareIntakeListen) in the restore role's process,
 // with its own tokens: a custodian's token cannot decode workflow history at the codec endpoint.
 import * as http from 'node:http';
-import type { ShareFile } from './escrow';
-import { tokenMatches } from './codecAuth';
-import { isShareFile, reconstructFromSharesData } from './escrow';
+import type { ShareFile } from '../crypto/escrow';
+import { tokenMatches } from '../temporal/codecAuth';
+import { isShareFile, reconstructFromSharesData } from '../crypto/escrow';
 
 export interface IntakeStatus {
   workflowId: string;

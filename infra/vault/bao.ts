@@ -11,8 +11,8 @@
 import * as fs from 'node:fs';
 import nodeVault from 'node-vault';
 import { Agent, fetch, type Response } from 'undici';
-import type { Config } from './config';
-import { ConfigError, readSecretFile } from './config';
+import type { Config } from '../config';
+import { ConfigError, readSecretFile } from '../config';
 
 export class BaoError extends Error {
   override name = 'BaoError';

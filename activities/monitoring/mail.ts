@@ -1,6 +1,6 @@
 // Activities that talk to the SMTP relay used for alerts and test mail.
-import type { MailTransport } from '../infra/clients';
-import type { MailHealth } from '../common/health';
+import type { MailTransport } from '../../infra/clients';
+import type { MailHealth } from '../../common/health';
 
 export const mailActivities = (deps: { mail: MailTransport; host: string; port: number }) => ({
   /** SMTP reachability: connects, reads the greeting and EHLO, then quits. */

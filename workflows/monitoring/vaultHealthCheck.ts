@@ -1,14 +1,14 @@
 // vaultHealthCheck — one look at everything vault-dr depends on: OpenBao seal/leader/raft peers,
 // the backup bucket and the SMTP relay. Reads like docs/runbooks/health-check.md.
 import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { VaultActivities } from '../activities/vault';
-import type { ObjectStoreActivities } from '../activities/objectStore';
-import type { MailActivities } from '../activities/mail';
-import { HealthCheckInput, worstStatus, type HealthReport } from '../common/health';
-import { parseWorkflowInput } from '../common/validate';
-import { SHORT_IO } from './profiles';
-import { showStep } from './helpers';
-import { activityQueue } from './queues';
+import type { VaultActivities } from '../../activities/monitoring/vault';
+import type { ObjectStoreActivities } from '../../activities/monitoring/objectStore';
+import type { MailActivities } from '../../activities/monitoring/mail';
+import { HealthCheckInput, worstStatus, type HealthReport } from '../../common/health';
+import { parseWorkflowInput } from '../../common/validate';
+import { SHORT_IO } from '../profiles';
+import { showStep } from '../helpers';
+import { activityQueue } from '../queues';
 
 const { checkVaultHealth, checkObjectStore } = proxyActivities<VaultActivities & ObjectStoreActivities>({ ...SHORT_IO, taskQueue: activityQueue('backup') });
 const { checkMailRelay } = proxyActivities<MailActivities>({ ...SHORT_IO, taskQueue: activityQueue('notify') });

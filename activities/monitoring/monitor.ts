@@ -3,11 +3,11 @@
 // backup, damaged backups, the bucket's settings (read-only) and the restore validations. Never
 // throws for an unhealthy system: it reports.
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { BaoClient } from '../infra/bao';
-import type { Config } from '../infra/config';
-import { loadDrState } from '../infra/drState';
-import { bucketSpec, checkBucket } from '../infra/bucketPolicy';
-import type { AutopilotFacts, MonitorFacts } from '../common/monitor';
+import type { BaoClient } from '../../infra/vault/bao';
+import type { Config } from '../../infra/config';
+import { loadDrState } from '../../infra/store/drState';
+import { bucketSpec, checkBucket } from '../../infra/store/bucketPolicy';
+import type { AutopilotFacts, MonitorFacts } from '../../common/monitor';
 import { vaultActivities } from './vault';
 
 export const monitorActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {

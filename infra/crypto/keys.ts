@@ -5,7 +5,7 @@
 // (shamir-secret-sharing, independently audited), the validation private key on the host that
 // runs restore validation.
 import * as crypto from 'node:crypto';
-import { asObject, readSecretJson } from './secretFile';
+import { asObject, readSecretJson } from '../secretFile';
 
 export const WRAP_ALG = 'X25519-HKDF-SHA256-A256GCM';
 const WRAP_INFO = Buffer.from('vault-dr backup data key wrap v1');

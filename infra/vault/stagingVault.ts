@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ErrorType, failure } from '../common/errors';
+import { ErrorType, failure } from '../../common/errors';
 import { fetch, type Dispatcher } from 'undici';
 
 export interface StagingInfo {

@@ -2,7 +2,7 @@
 // to authorised operators. Protocol: POST /encode and /decode with {"payloads": [{metadata, data}]}
 // (base64 fields), as the Temporal UI's "codec endpoint" setting expects. Who may call it is decided
 // in codecAuth.ts; with `tls` it serves HTTPS (the UI passes its access token only to https URLs).
-// Custodian shares are not taken here (infra/shareIntake.ts has its own listener and tokens on the
+// Custodian shares are not taken here (infra/vault/shareIntake.ts has its own listener and tokens on the
 // restore worker).
 import * as fs from 'node:fs';
 import * as http from 'node:http';

@@ -3,13 +3,13 @@
 // Any failure sends an alert naming the failed step (failRunbook), and retention never runs after a
 // failure. A cancelled run alerts too, and ends Cancelled.
 import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities/backup';
-import { BackupInput, backupIdFor, type BackupResult } from '../common/backup';
-import { parseWorkflowInput } from '../common/validate';
-import { STORE_IO, TRANSFER } from './profiles';
-import { BACKUP_ID } from '../common/searchAttributes';
-import { failRunbook, showAttribute, showStep, steps, summarized } from './helpers';
-import { activityQueue } from './queues';
+import type { BackupActivities } from '../../activities/backup/backup';
+import { BackupInput, backupIdFor, type BackupResult } from '../../common/backup';
+import { parseWorkflowInput } from '../../common/validate';
+import { STORE_IO, TRANSFER } from '../profiles';
+import { BACKUP_ID } from '../../common/searchAttributes';
+import { failRunbook, showAttribute, showStep, steps, summarized } from '../helpers';
+import { activityQueue } from '../queues';
 
 const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
 const transfer = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });

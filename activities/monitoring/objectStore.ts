@@ -1,6 +1,6 @@
 // Activities that talk to the S3 object store.
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { ObjectStoreHealth } from '../common/health';
+import type { ObjectStoreHealth } from '../../common/health';
 
 export const objectStoreActivities = (deps: { s3: S3Client; bucket: string; endpoint: string }) => ({
   /** Bucket reachability: the store answers and the backup bucket exists and is accessible. */

@@ -3,14 +3,14 @@
 // per channel in production; the local inboxes in tests) and reports the ones that did not
 // confirm. Reads like docs/runbooks/monitoring.md ("alertDeliveryTest").
 import { condition, defineQuery, log, defineSignal, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
-import type { NotifyActivities } from '../activities/notify';
-import type { DeliveryCheckActivities } from '../activities/deliveryCheck';
-import { AckSignalSchema, AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../common/alertTest';
-import { describeIssues } from '../common/validate';
-import { parseWorkflowInput } from '../common/validate';
-import { SHORT_IO } from './profiles';
-import { showStep } from './helpers';
-import { activityQueue } from './queues';
+import type { NotifyActivities } from '../../activities/notify/notify';
+import type { DeliveryCheckActivities } from '../../activities/notify/deliveryCheck';
+import { AckSignalSchema, AlertDeliveryTestInput, type AckSignal, type DeliveryReport } from '../../common/alertTest';
+import { describeIssues } from '../../common/validate';
+import { parseWorkflowInput } from '../../common/validate';
+import { SHORT_IO } from '../profiles';
+import { showStep } from '../helpers';
+import { activityQueue } from '../queues';
 
 const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', taskQueue: activityQueue('notify') });
 

@@ -4,7 +4,7 @@
 // The option object holds key material: never log it; log `describeTemporalConnection` instead.
 import * as fs from 'node:fs';
 import type { TLSConfig } from '@temporalio/client';
-import { ConfigError, readSecretFile, type Config } from './config';
+import { ConfigError, readSecretFile, type Config } from '../config';
 
 /** Accepted by both `Connection.connect` (client) and `NativeConnection.connect` (worker). */
 export interface TemporalConnectionOptions {

@@ -3,10 +3,10 @@
 // (POST {routing_key, event_action, dedup_key, payload{summary, source, severity, ...}}, 202).
 // Webhook URLs and routing keys are secrets: they are read from Vault (KV v2) at the point of use
 // and cached in memory, so an alert about a sealed Vault can still go out.
-import type { BaoClient } from './bao';
+import type { BaoClient } from '../vault/bao';
 
-import type { Severity } from '../common/alerts';
-export { ROUTES, type ChannelName, type Severity } from '../common/alerts';
+import type { Severity } from '../../common/alerts';
+export { ROUTES, type ChannelName, type Severity } from '../../common/alerts';
 
 export interface ChannelSecrets {
   slack?: { webhookUrl: string };
