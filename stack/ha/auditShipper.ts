@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { applyBucket } from '../../infra/bucketPolicy';
+import { applyBucket } from '../../infra/store/bucketPolicy';
 import { AUDIT_BUCKET, readShipState, shipOnce } from '../../infra/ha/auditShip';
 import { PORTS, stackDir } from '../stack';
 import { haDir, runningPid, startProc, stopProc, type Proc } from './proc';
