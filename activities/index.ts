@@ -15,6 +15,8 @@ import { monitorActivities } from './monitoring/monitor';
 import { objectStoreActivities } from './monitoring/objectStore';
 import { restoreActivities } from './restore/restore';
 import { vaultActivities } from './monitoring/vault';
+import { haActivities } from './ha/failover';
+import { haDriverRegistry } from './ha/drivers';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -26,9 +28,16 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
   };
 }
 
-/** Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share intake, the staging host. */
+/**
+ * Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share
+ * intake, the staging host; and the failover drill, which holds the HA clusters' unseal shares and
+ * drill token (ha.harnessDir) and controls their nodes.
+ */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
-  return restoreActivities({ s3: clients.s3, cfg, intake });
+  return {
+    ...restoreActivities({ s3: clients.s3, cfg, intake }),
+    ...haActivities({ drivers: haDriverRegistry(cfg), stateDir: cfg.ha.harnessDir ?? cfg.restore.stagingDir ?? '.', s3: clients.s3, bucket: cfg.s3.bucket }),
+  };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

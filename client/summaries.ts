@@ -4,6 +4,7 @@
 // and they never contain secrets anyway: workflow kinds, backup ids, targets, reasons, names.
 import type { AlertDeliveryTestInput } from '../common/alertTest';
 import type { BackupInput } from '../common/backup';
+import type { FailoverDrillInput } from '../common/ha';
 import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
@@ -49,6 +50,15 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
     case 'alertDeliveryTest': {
       const a = (input ?? {}) as AlertDeliveryTestInput;
       return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    case 'failoverDrill': {
+      const d = (input ?? {}) as FailoverDrillInput;
+      const targets = d.targets ?? ['vault'];
+      const faults = d.faults ?? ['kill-leader', 'stop-node', 'planned'];
+      return {
+        staticSummary: line(`Failover drill: ${targets.join(' + ')}, ${faults.join(', ')} × ${d.rounds ?? 1}${d.reason ? ` (${d.reason})` : ''}`),
+        staticDetails: '**Runbook**: docs/runbooks/ha-failover.md\n\nInjects real faults into the HA cluster (one node at a time) and heals them; refuses to start unless the cluster is fully healthy.',
+      };
     }
     default: {
       const never: never = name;

@@ -39,6 +39,8 @@ export const ERROR_CATALOG = {
   RestoreRefused: { retryable: false, firstResponse: 'nothing for the target; start a new restore if the reason allows', runbook: 'restore.md#awaitapproval' },
   HaDrillRefused: { retryable: false, firstResponse: 'bring the cluster to full health (`npm run ha:status`, docs/runbooks/ha-failover.md) and start the drill again; never drill a cluster that has no failure tolerance left', runbook: 'ha-failover.md#checkclusterhealthy' },
   HaNodeDidNotRejoin: { retryable: false, firstResponse: 'the drilled node is not back: read its log, restart and unseal it by hand (manual path in the runbook) before anything else', runbook: 'ha-failover.md#healfault' },
+  HaFailoverTooSlow: { retryable: false, firstResponse: 'the cluster did not take a write within maxGapSeconds of the fault: check the leader election (node logs) and HAProxy (`npm run ha:status`, stats page); the drill healed the node before failing', runbook: 'ha-failover.md#runfailoverround' },
+  HaWritesLost: { retryable: false, firstResponse: 'an acknowledged write is gone after a failover: stop drilling, keep the nodes\' data dirs and logs, and treat it as a data-loss incident', runbook: 'ha-failover.md#runfailoverround' },
   ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -179,6 +179,18 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    ha: z
+      .object({
+        /**
+         * The HA harness's state dir (npm run ha:up, $VAULTDR_HA_DIR): node pid files, the HA
+         * cluster's dev-custody unseal shares and the drill token. Unset: no failover drills here.
+         */
+        harnessDir: z.string().optional(),
+        /** HAProxy's Vault frontend: the drill writes through it. */
+        vaultAddress: httpUrl.default('http://127.0.0.1:8280'),
+      })
+      .strict()
+      .default({}),
     alerts: z
       .object({
         /** The same alert (workflow type + step + error type) is sent at most once per window. */
@@ -281,6 +293,7 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_BACKUP_UPLOAD_QUEUE_SIZE: { path: ['backup', 'uploadQueueSize'], kind: 'number' },
   VAULTDR_RESTORE_BAO_BINARY: { path: ['restore', 'baoBinary'], kind: 'string' },
   VAULTDR_RESTORE_STAGING_DIR: { path: ['restore', 'stagingDir'], kind: 'string' },
+  VAULTDR_HA_HARNESS_DIR: { path: ['ha', 'harnessDir'], kind: 'string' },
   VAULTDR_RESTORE_UNSEAL_SHARES_FILE: { path: ['restore', 'unsealSharesFile'], kind: 'string' },
   VAULTDR_RESTORE_VALIDATOR_ROLE_ID_FILE: { path: ['restore', 'validatorRoleIdFile'], kind: 'string' },
   VAULTDR_RESTORE_VALIDATOR_SECRET_ID_FILE: { path: ['restore', 'validatorSecretIdFile'], kind: 'string' },
@@ -393,7 +406,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'harnessDir']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

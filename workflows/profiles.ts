@@ -42,3 +42,13 @@ export const STAGING: ActivityOptions = {
   heartbeatTimeout: '20s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
 };
+
+/**
+ * Failover drill steps (a round, a heal): minutes long, heartbeating, so a worker killed mid-round
+ * is noticed in 20 s and the retry heals the fault it left before anything else.
+ */
+export const DRILL: ActivityOptions = {
+  startToCloseTimeout: '35m',
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes },
+};

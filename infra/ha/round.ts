@@ -86,10 +86,10 @@ export async function runRound(driver: HaDriver, fault: HaFault, o: RoundOptions
     await sleep(warmupMs);
     o.heartbeat?.('injecting');
     if (writer.acked.length === 0) throw new Error(`no write was acknowledged in ${warmupMs} ms before the fault: the cluster is not taking writes (${[...writer.errors].join('; ')})`);
-    const before = Date.now();
     injected = await driver.inject(fault);
-    // A write that started after `before` but before `at` (step-down takes a moment) still counts as after the fault.
-    injectedAt = Math.min(before, injected.at);
+    // The driver stamps `at` right before the signal or the step-down request, after its own
+    // pre-checks: a write that started during those checks must not count as "after the fault".
+    injectedAt = injected.at;
     await o.onInjected?.(injected);
     if (o.direct) {
       const exclude = fault === 'planned' ? '' : injected.node;

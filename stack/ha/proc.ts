@@ -7,9 +7,16 @@ import * as path from 'node:path';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 
-/** Where the harness keeps state and logs: $VAULTDR_HA_DIR, default <project>/.stack/ha. */
+let configuredDir: string | undefined;
+
+/** A worker points the harness code at the dir from its config (ha.harnessDir) instead of the environment. */
+export function useHaDir(dir: string): void {
+  configuredDir = path.resolve(dir);
+}
+
+/** Where the harness keeps state and logs: ha.harnessDir, else $VAULTDR_HA_DIR, default <project>/.stack/ha. */
 export function haDir(): string {
-  return path.resolve(process.env.VAULTDR_HA_DIR ?? path.join(PROJECT_ROOT, '.stack', 'ha'));
+  return configuredDir ?? path.resolve(process.env.VAULTDR_HA_DIR ?? path.join(PROJECT_ROOT, '.stack', 'ha'));
 }
 
 export class HaStackError extends Error {
