@@ -42,6 +42,8 @@ function renderHealth(r: HealthReport & { temporal?: { status: string; address: 
     const v = r.vault;
     const leader = v.raftPeers.find((p) => p.leader);
     lines.push(`vault        ${v.status.padEnd(9)} version ${v.version || '?'}, ${v.sealed ? 'SEALED' : 'unsealed'}, ${v.standby ? 'standby' : 'active'}, raft peers ${v.raftPeers.length}${leader ? ` (leader ${leader.nodeId})` : ''}`);
+    if (v.autopilot) lines.push(`  autopilot  ${v.autopilot.healthy ? 'healthy' : 'UNHEALTHY'}, failure tolerance ${v.autopilot.failureTolerance}`);
+    for (const n of v.nodes ?? []) lines.push(`  node       ${n.nodeId.padEnd(10)} ${n.status.padEnd(9)} ${n.healthy ? 'healthy' : 'UNHEALTHY'}  ${n.address}  last contact ${n.lastContact || '-'}`);
   }
   if (r.objectStore) lines.push(`object store ${r.objectStore.status.padEnd(9)} ${r.objectStore.endpoint} bucket ${r.objectStore.bucket}`);
   if (r.mail) lines.push(`mail relay   ${r.mail.status.padEnd(9)} ${r.mail.host}:${r.mail.port}`);

@@ -24,7 +24,7 @@ export const ERROR_CATALOG = {
   VaultSealed: { retryable: false, firstResponse: 'unseal (health-check runbook); if sealed on purpose, not without the incident lead', runbook: 'backup.md#writecanary' },
   VaultAuthFailed: { retryable: false, firstResponse: 're-issue the AppRole secret-id or re-apply the worker policy', runbook: 'backup.md#writecanary' },
   VaultRequestRejected: { retryable: false, firstResponse: "read OpenBao's answer in the message; check `backup.kvMount` and `backup.canaryPath`", runbook: 'backup.md#writecanary' },
-  VaultStandby: { retryable: true, firstResponse: 'point `vault.address` at the active node or a load balancer that routes only to it', runbook: 'backup.md#snapshottostore' },
+  VaultStandby: { retryable: false, firstResponse: 'point `vault.address` at the active node or a load balancer that routes only to it (HA: HAProxy, docs/runbooks/ha-failover.md)', runbook: 'backup.md#snapshottostore' },
   StoreUnreachable: { retryable: true, firstResponse: '`npx vaultdr health` (object store check), then run again', runbook: 'restore.md#verifybackupbeforerestore' },
   BucketNotCompliant: { retryable: false, firstResponse: 'enable the setting the message names on the bucket, or remove the requirement only if the store cannot do it', runbook: 'backup.md#checkbackupbucket' },
   BackupOverwritten: { retryable: false, firstResponse: 'a backup object no longer matches the version its manifest pins: keep every version, find who wrote to the key, take a new backup', runbook: 'backup.md#overwritten-or-deleted-backup-objects' },

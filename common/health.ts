@@ -21,6 +21,17 @@ export interface RaftPeer {
   voter: boolean;
 }
 
+/** One raft server as autopilot sees it (HA clusters: every node, not only the one vault.address reaches). */
+export interface VaultNodeHealth {
+  nodeId: string;
+  /** Cluster address (raft). */
+  address: string;
+  /** leader | voter | non-voter, as autopilot says. */
+  status: string;
+  healthy: boolean;
+  lastContact: string;
+}
+
 export interface VaultHealth {
   status: CheckStatus;
   reachable: boolean;
@@ -33,6 +44,9 @@ export interface VaultHealth {
   /** Raft leader address as reported by the node, '' when unknown. */
   leaderAddress: string;
   raftPeers: RaftPeer[];
+  /** Every raft server's health and the leader, from autopilot (absent when it could not be read). */
+  nodes?: VaultNodeHealth[];
+  autopilot?: { healthy: boolean; failureTolerance: number; leader: string };
   problems: string[];
 }
 

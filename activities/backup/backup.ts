@@ -37,6 +37,9 @@ import { keepHeartbeating, withHeartbeats } from '../heartbeat';
 import { watchProgress } from '../progress';
 import { kvInventory, type KvInventory } from '../../infra/vault/kvInventory';
 
+/** How long snapshotToStore waits for a standby answer to turn active (a load balancer catching up after a failover). */
+export const STANDBY_GRACE_MS = 10_000;
+
 
 export interface UploadResult {
   manifestKey: string;
@@ -257,8 +260,19 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       }
       if (!health.initialized || health.sealed) throw fail(ErrorType.VaultSealed, `OpenBao at ${deps.bao.address} is ${health.sealed ? 'sealed' : 'not initialized'}: no snapshot taken`, true);
       if (!leader.isSelf) {
-        // Never back up a standby's view: say which node is active so the operator can point at it.
-        throw fail(ErrorType.VaultStandby, `OpenBao at ${deps.bao.address} is a standby; the active node is ${leader.leaderAddress || 'unknown'}: point vault.address at the active node or a load balancer that routes to it`, false);
+        // Through a load balancer mid-failover the node that answered may have just stepped down;
+        // HAProxy moves to the new active node within seconds. Pointed straight at a standby it
+        // never does: after a short grace, fail at once (not minutes of retries) and say where the
+        // active node is. Never back up a standby's view.
+        const graceEnd = Date.now() + STANDBY_GRACE_MS;
+        while (!leader.isSelf && Date.now() < graceEnd) {
+          ctx.heartbeat({ stage: 'vault.address answers as a standby; waiting for the active node' });
+          await new Promise((r) => setTimeout(r, 1000));
+          leader = await deps.bao.leader().catch(() => leader!);
+        }
+        if (!leader.isSelf) {
+          throw fail(ErrorType.VaultStandby, `OpenBao at ${deps.bao.address} is a standby (still after ${STANDBY_GRACE_MS / 1000}s); the active node is ${leader.leaderAddress || 'unknown'}: no snapshot taken; point vault.address at the active node or a load balancer that routes only to it (HAProxy checking GET /v1/sys/health for 200)`, true);
+        }
       }
 
       const baoKv = { get: (p: string) => deps.bao.apiGet(p) };

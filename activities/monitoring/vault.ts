@@ -37,6 +37,11 @@ export const vaultActivities = (deps: { bao: BaoClient }) => ({
       return report;
     }
     if (!report.initialized) report.problems.push(`OpenBao at ${deps.bao.address} is not initialized`);
+    // vault.address must reach the active node (directly or through a load balancer that routes
+    // only to it): a standby's snapshot is refused, so backups from here would fail.
+    if (report.initialized && !report.sealed && report.standby) {
+      report.problems.push(`OpenBao at ${deps.bao.address} is a standby (active node ${report.leaderAddress || 'unknown'}): backups are refused from a standby; point vault.address at the active node or a load balancer that routes only to it`);
+    }
     if (report.sealed) report.problems.push(`OpenBao at ${deps.bao.address} is sealed`);
     if (report.problems.length) {
       report.status = 'unhealthy';
@@ -58,6 +63,20 @@ export const vaultActivities = (deps: { bao: BaoClient }) => ({
       report.status = 'degraded';
       const status = err instanceof BaoError ? err.status : 0;
       report.problems.push(`cannot read raft configuration${status === 403 ? ' (policy denies sys/storage/raft/configuration)' : ''}: ${(err as Error).message}`);
+    }
+    // Every node and the leader as autopilot sees them: an HA cluster with an unhealthy or missing
+    // node is degraded even while the node vault.address reaches is fine.
+    try {
+      const ap = await deps.bao.autopilotState();
+      report.autopilot = { healthy: ap.healthy, failureTolerance: ap.failure_tolerance, leader: ap.leader };
+      report.nodes = Object.values(ap.servers).map((s) => ({ nodeId: s.name ?? s.id ?? '?', address: s.address ?? '', status: s.status ?? '', healthy: !!s.healthy, lastContact: s.last_contact ?? '' }));
+      const before = report.problems.length;
+      for (const n of report.nodes.filter((x) => !x.healthy)) report.problems.push(`raft node ${n.nodeId} (${n.address}) is unhealthy per autopilot (last contact ${n.lastContact || 'unknown'})`);
+      if (!ap.healthy) report.problems.push(`autopilot: cluster not healthy (failure tolerance ${ap.failure_tolerance})`);
+      if (report.problems.length > before && report.status === 'healthy') report.status = 'degraded';
+    } catch (err) {
+      report.status = report.status === 'unhealthy' ? 'unhealthy' : 'degraded';
+      report.problems.push(`cannot read autopilot state: ${(err as Error).message}`);
     }
     return report;
   },

@@ -125,18 +125,26 @@ export class VaultHaDriver implements HaDriver {
     if (r.status !== 200) throw new Error(`write ${round}/${seq}: HTTP ${r.status}${r.servedBy ? ` from ${r.servedBy}` : ''}: ${(r.json.errors ?? []).join('; ') || r.json.text || ''}`);
   }
 
+  /**
+   * Reads the round back through HAProxy, but only once HAProxy routes to the active node: right
+   * after a step-down the old leader (a standby now) stays in rotation until its next check, and a
+   * standby answers reads from its own, possibly not yet caught-up, copy (OpenBao 2.5+ standby
+   * reads). A record missing there would be a stale read, not a lost write; a record missing at
+   * the active node is lost.
+   */
   async missing(round: string, seqs: number[]): Promise<number[]> {
-    // One LIST through HAProxy instead of a read per record; retried while a failover settles.
     let lastErr = '';
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < 120; attempt++) {
       try {
+        const leader = await this.leader();
         const r = await call(`${this.env.haproxyAddr}/v1/secret/metadata/drill/${round}?list=true`, { headers: { 'X-Vault-Token': this.env.token() } }, 5000);
-        if (r.status === 404) return [...seqs];
-        if (r.status === 200) {
+        if (!leader || r.servedBy !== leader.name) {
+          lastErr = `HAProxy answered from ${r.servedBy || 'no server'}, the active node is ${leader?.name ?? 'unknown'}`;
+        } else if (r.status === 404) return [...seqs];
+        else if (r.status === 200) {
           const present = new Set(((r.json.data?.keys ?? []) as string[]).map((k) => Number(k)));
           return seqs.filter((s) => !present.has(s));
-        }
-        lastErr = `HTTP ${r.status}`;
+        } else lastErr = `HTTP ${r.status}`;
       } catch (err) {
         lastErr = (err as Error).message;
       }
@@ -195,7 +203,8 @@ export class VaultHaDriver implements HaDriver {
       const pid = this.env.pid(f.node);
       if (pid === undefined) {
         // Killed (or died): the same data dir, the same raft member, started again.
-        await this.env.start(f.node).catch((err: Error) => (lastDetail = err.message));
+        await this.env.start(f.node).catch((err: Error) => (lastDetail = `restart failed: ${err.message.split('\n')[0]}`));
+        if (this.env.pid(f.node) === undefined) await sleep(1000);
         continue;
       }
       const h = await nodeHealth(node);

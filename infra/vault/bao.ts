@@ -51,6 +51,15 @@ export interface RaftServer {
   protocol_version?: string;
 }
 
+export interface AutopilotServer {
+  healthy: boolean;
+  name?: string;
+  id?: string;
+  address?: string;
+  status?: string;
+  last_contact?: string;
+}
+
 type VaultConfig = Config['vault'];
 
 export interface BaoClientOptions {
@@ -141,9 +150,9 @@ export class BaoClient {
   }
 
   /** Raft autopilot's view: overall health, failure tolerance and each server's health. */
-  async autopilotState(): Promise<{ healthy: boolean; failure_tolerance: number; servers: Record<string, { healthy: boolean; name?: string }> }> {
-    const body = (await this.read('sys/storage/raft/autopilot/state')) as { data?: { healthy?: boolean; failure_tolerance?: number; servers?: Record<string, { healthy: boolean; name?: string }> } };
-    return { healthy: body.data?.healthy ?? false, failure_tolerance: body.data?.failure_tolerance ?? 0, servers: body.data?.servers ?? {} };
+  async autopilotState(): Promise<{ healthy: boolean; failure_tolerance: number; leader: string; servers: Record<string, AutopilotServer> }> {
+    const body = (await this.read('sys/storage/raft/autopilot/state')) as { data?: { healthy?: boolean; failure_tolerance?: number; leader?: string; servers?: Record<string, AutopilotServer> } };
+    return { healthy: body.data?.healthy ?? false, failure_tolerance: body.data?.failure_tolerance ?? 0, leader: body.data?.leader ?? '', servers: body.data?.servers ?? {} };
   }
 
   /** sys/leader (unauthenticated): whether this node is the active one, and who is. */
