@@ -5,6 +5,9 @@ import { z } from 'zod';
 // eslint-disable-next-line no-restricted-imports
 import type { ClusterHealth, HaFault, HaTarget, InjectedFault } from '../infra/ha/driver';
 
+/** Where publishDrillReport puts reports (in the backup bucket); latest.json feeds the metrics. */
+export const DRILL_REPORT_PREFIX = 'drills/failover/';
+
 export const HA_TARGETS = ['vault', 'postgres'] as const satisfies readonly HaTarget[];
 export const HA_FAULTS = ['kill-leader', 'kill-postgres', 'stop-node', 'planned'] as const satisfies readonly HaFault[];
 /** Faults a target knows; kill-postgres (postmaster only, Patroni restarts it) exists for postgres only. */

@@ -8,6 +8,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BaoClient } from './vault/bao';
 import type { Config } from './config';
 import { loadDrState, type DrState } from './store/drState';
+import { getJsonObject } from './store/objects';
+import { DRILL_REPORT_PREFIX, type FailoverDrillResult } from '../common/ha';
 
 export interface MetricsDeps {
   cfg: Config;
@@ -79,6 +81,47 @@ export function registerStateGauges(deps: MetricsDeps): void {
   gauge('vaultdr_restore_validation_last_status', '1 when the newest staging restore validation succeeded, 0 when it failed', (s) => (s.lastValidation ? (s.lastValidation.ok ? 1 : 0) : undefined));
   new Gauge({ name: 'vaultdr_restore_rto_target_seconds', help: 'Configured RTO target', registers: [registry] }).set(deps.cfg.restore.rtoTargetSeconds);
   new Gauge({ name: 'vaultdr_restore_rpo_target_seconds', help: 'Configured RPO target', registers: [registry] }).set(deps.cfg.restore.rpoTargetSeconds);
+
+  // The last failover drill (drills/failover/latest.json, written by publishDrillReport).
+  let drillCache: { at: number; r: Promise<FailoverDrillResult | undefined> } | undefined;
+  const drill = () => {
+    if (!drillCache || Date.now() - drillCache.at > cacheMs) drillCache = { at: Date.now(), r: getJsonObject<FailoverDrillResult>(deps.s3, deps.cfg.s3.bucket, `${DRILL_REPORT_PREFIX}latest.json`).catch(() => undefined) };
+    return drillCache.r;
+  };
+  new Gauge({
+    name: 'vaultdr_ha_failover_gap_seconds',
+    help: 'Last failover drill: time from the fault to the first acknowledged write through HAProxy, by target, fault and quantile (0.5, 0.95, 1 = max)',
+    labelNames: ['target', 'fault', 'quantile'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of (await drill())?.stats ?? []) {
+        this.set({ target: s.target, fault: s.fault, quantile: '0.5' }, s.p50Ms / 1000);
+        this.set({ target: s.target, fault: s.fault, quantile: '0.95' }, s.p95Ms / 1000);
+        this.set({ target: s.target, fault: s.fault, quantile: '1' }, s.maxMs / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'vaultdr_ha_drill_lost_writes',
+    help: 'Last failover drill: acknowledged writes missing afterwards, by target and fault (must be 0)',
+    labelNames: ['target', 'fault'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of (await drill())?.stats ?? []) this.set({ target: s.target, fault: s.fault }, s.lostWrites);
+    },
+  });
+  new Gauge({
+    name: 'vaultdr_ha_drill_last_timestamp_seconds',
+    help: 'When the last failover drill finished',
+    registers: [registry],
+    async collect() {
+      const r = await drill();
+      if (r) this.set(Date.parse(r.finishedAt) / 1000);
+      else this.reset();
+    },
+  });
 
   const vault = async () => deps.bao.health().catch(() => undefined);
   let vaultCache: { at: number; h: ReturnType<typeof vault> } | undefined;

@@ -20,10 +20,21 @@ export interface PrometheusOptions {
   openbaoTarget: string;
   openbaoTokenFile: string;
   alertmanager: string;
+  /** The HA harness's nodes and HAProxy (npm run ha:up); without it the HA jobs are left out, so their rules stay quiet. */
+  ha?: { openbaoTargets: string[]; tokenFile: string; haproxyTarget: string };
 }
+
+const HA_BLOCK = /\n  # --- HA [\s\S]*# --- end HA ---\n/;
 
 export function renderPrometheusConfig(o: PrometheusOptions): string {
   let c = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8');
+  if (!HA_BLOCK.test(c)) throw new Error('deploy config changed: the HA scrape block markers are missing; update stack/monitoring.ts');
+  if (!o.ha) c = c.replace(HA_BLOCK, '\n');
+  else {
+    c = replaceOnce(c, "['openbao-1:8200', 'openbao-2:8200', 'openbao-3:8200']", JSON.stringify(o.ha.openbaoTargets).replace(/"/g, "'"));
+    c = replaceOnce(c, '/run/secrets/openbao_ha_metrics_token', o.ha.tokenFile);
+    c = replaceOnce(c, "'haproxy:8404'", `'${o.ha.haproxyTarget}'`);
+  }
   if (o.interval) {
     c = replaceOnce(c, 'scrape_interval: 15s', `scrape_interval: ${o.interval}`);
     c = replaceOnce(c, 'evaluation_interval: 15s', `evaluation_interval: ${o.interval}`);

@@ -33,6 +33,7 @@ function check(): Promise<AuditCheckReport> {
 
 function assertComplete(r: AuditCheckReport, leader: string): void {
   assert.deepEqual(r.problems, [], JSON.stringify(r, null, 2));
+  assert.deepEqual(r.unreachable, []);
   assert.ok(r.stanzaIdentical && r.deviceListed);
   const viaHaproxy = r.requests.filter((q) => q.what.includes('through HAProxy'));
   assert.equal(viaHaproxy.length, 2);
@@ -81,6 +82,7 @@ describe('HA audit logs: every request audited by its node, shipped off-node wit
     assert.ok(!(during instanceof Error), String(during));
     // The killed node is down during this check: its read fails, everything else must hold.
     assert.deepEqual(during.problems, [], JSON.stringify(during, null, 2));
+    assert.deepEqual(during.unreachable, [before]);
     assert.ok(during.requests.filter((q) => q.what.includes('through HAProxy')).every((q) => q.servedBy === after && q.loggedBy.includes(after!)));
     // After the rejoin: all three nodes again, and the killed node's log continues with no gap.
     assertComplete(await check(), (await driver.health()).leader!);

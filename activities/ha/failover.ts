@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { failure } from '../../common/errors';
-import type { ClusterHealth, FailoverDrillResult, RoundOutcome } from '../../common/ha';
+import { DRILL_REPORT_PREFIX, type ClusterHealth, type FailoverDrillResult, type RoundOutcome } from '../../common/ha';
 import type { HaDriver, HaFault, HaTarget, InjectedFault } from '../../infra/ha/driver';
 import { runRound } from '../../infra/ha/round';
 import { renderDrillMarkdown } from '../../infra/ha/report';
@@ -25,7 +25,6 @@ export interface HaActivityDeps {
   bucket: string;
 }
 
-export const DRILL_REPORT_PREFIX = 'drills/failover/';
 
 export const haActivities = (deps: HaActivityDeps) => {
   const pendingFile = (target: HaTarget) => path.join(deps.stateDir, 'drill-state', `pending-${target}.json`);

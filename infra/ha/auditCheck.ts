@@ -39,6 +39,8 @@ export interface AuditedRequest {
 }
 
 export interface AuditCheckReport {
+  /** Nodes that did not answer the direct read (down during a failover). */
+  unreachable: string[];
   stanzaIdentical: boolean;
   stanzaPerNode: Record<string, boolean>;
   deviceListed: boolean;
@@ -89,6 +91,10 @@ export async function checkAudit(o: AuditCheckOptions): Promise<AuditCheckReport
   const listed = await call(`${o.haproxyAddr}/v1/sys/audit`, { headers });
   const deviceListed = listed.status === 200 && (listed.json.data ?? listed.json)[`${o.devicePath}/`]?.type === 'file';
 
+  // Where each node's log stood before the check's requests: only the shipped chunks from there
+  // on are read back (a busy cluster's logs are many MB; contiguity comes from the chunk listing).
+  const sizeOf = (f: string) => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+  const startAt = Object.fromEntries(o.nodes.map((n) => [n.name, sizeOf(n.auditLog)]));
   const id = crypto.randomUUID();
   const marker = `vaultdr-audit-marker-${id}`;
   const requests: Omit<AuditedRequest, 'loggedBy'>[] = [];
@@ -98,9 +104,14 @@ export async function checkAudit(o: AuditCheckOptions): Promise<AuditCheckReport
   const r = await call(`${o.haproxyAddr}/v1/secret/data/drill/audit/${id}`, { headers });
   requests.push({ what: 'KV read through HAProxy', requestId: r.json.request_id, servedBy: r.servedBy });
   // Straight to every node: a standby answers the read itself (2.5+) and must log it itself.
+  const unreachable: string[] = [];
   for (const n of o.nodes) {
     for (let i = 0; i < 20; i++) {
-      const d = await call(`${n.addr}/v1/secret/data/drill/audit/${id}`, { headers });
+      const d = await call(`${n.addr}/v1/secret/data/drill/audit/${id}`, { headers }).catch(() => undefined);
+      if (!d) {
+        unreachable.push(n.name); // a node that is down (mid-drill) serves nothing, so logs nothing
+        break;
+      }
       if (d.status === 200) {
         requests.push({ what: `KV read straight to ${n.name}`, requestId: d.json.request_id, servedBy: n.name });
         break;
@@ -132,9 +143,12 @@ export async function checkAudit(o: AuditCheckOptions): Promise<AuditCheckReport
     shippedBy = [];
     for (const n of o.nodes) {
       const chunks = await listShipped(o.s3, o.bucket, o.cluster, n.name);
-      const shipped = await readShipped(o.s3, o.bucket, chunks);
+      const tail = chunks.filter((c) => c.end > startAt[n.name]!);
+      const from = tail[0]?.start ?? 0;
+      const shipped = await readShipped(o.s3, o.bucket, tail, from);
       const local = fs.existsSync(n.auditLog) ? fs.readFileSync(n.auditLog) : Buffer.alloc(0);
-      shipping.push({ node: n.name, localBytes: local.length, shippedBytes: shipped.length, gaps: gaps(chunks).length, prefixMatches: local.subarray(0, shipped.length).equals(shipped) });
+      const shippedEnd = chunks.reduce((a, c) => Math.max(a, c.end), 0);
+      shipping.push({ node: n.name, localBytes: local.length, shippedBytes: shippedEnd, gaps: gaps(chunks).length, prefixMatches: local.subarray(from, from + shipped.length).equals(shipped) });
       if (hash && shipped.includes(hash)) shippedBy.push(n.name);
     }
     if (loggedMarker.every((n) => shippedBy.includes(n)) || Date.now() - t0 > o.shipBoundMs) break;
@@ -148,5 +162,5 @@ export async function checkAudit(o: AuditCheckOptions): Promise<AuditCheckReport
   }
   if (!stanzaIdentical) problems.push(`audit stanza differs between nodes or is missing: ${JSON.stringify(stanzaPerNode)}`);
   if (!deviceListed) problems.push(`sys/audit does not list the file device at ${o.devicePath}/`);
-  return { stanzaIdentical, stanzaPerNode, deviceListed, requests: audited, problems, marker: { hash, loggedBy: loggedMarker, shippedBy, shipDelayMs }, shipping };
+  return { unreachable, stanzaIdentical, stanzaPerNode, deviceListed, requests: audited, problems, marker: { hash, loggedBy: loggedMarker, shippedBy, shipDelayMs }, shipping };
 }

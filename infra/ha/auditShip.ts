@@ -87,10 +87,10 @@ export function gaps(chunks: ShippedChunk[]): { from: number; to: number }[] {
   return out;
 }
 
-/** The shipped copy of a node's log, chunks concatenated in order (the check greps it). */
-export async function readShipped(s3: S3Client, bucket: string, chunks: ShippedChunk[]): Promise<Buffer> {
+/** The shipped copy of a node's log from byte `from` on, chunks concatenated in order (the check greps it). */
+export async function readShipped(s3: S3Client, bucket: string, chunks: ShippedChunk[], from = 0): Promise<Buffer> {
   const parts: Buffer[] = [];
-  let at = 0;
+  let at = from;
   for (const c of chunks) {
     if (c.end <= at) continue; // a re-shipped chunk after a crash: same bytes, skip the duplicate
     const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: c.key }));

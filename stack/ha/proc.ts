@@ -60,6 +60,15 @@ export function procState(pid: number): string | undefined {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return procState(pid) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export function logTail(p: Pick<Proc, 'name' | 'dir'>, lines = 8): string {
   try {
     return fs.readFileSync(logFile(p), 'utf8').trim().split('\n').slice(-lines).join('\n');
@@ -94,7 +103,9 @@ export async function startProc(p: Proc): Promise<'started' | 'already running'>
   }
   const deadline = Date.now() + p.startTimeoutMs;
   while (Date.now() < deadline) {
-    if (runningPid(p) === undefined) throw new HaStackError(`${p.name}: exited during start-up; last log lines (${logFile(p)}):\n${logTail(p)}`);
+    // Liveness by pid, not by command line: a wrapper that execs the real server (the PyPI `bao`)
+    // has an empty or changing cmdline for a moment, which is not an exit.
+    if (!alive(pid)) throw new HaStackError(`${p.name}: exited during start-up; last log lines (${logFile(p)}):\n${logTail(p)}`);
     if (await p.up()) return 'started';
     await sleep(200);
   }

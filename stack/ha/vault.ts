@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toolPaths } from '../tools';
 import type { VaultHaEnv } from '../../infra/ha/vaultDriver';
-import { haDir, HaStackError, httpJson, runningPid, sleep, startProc, stopProc, writeSecret, type Proc } from './proc';
+import { haDir, HaStackError, httpJson, PROJECT_ROOT, runningPid, sleep, startProc, stopProc, writeSecret, type Proc } from './proc';
 
 export interface VaultNode {
   name: string;
@@ -241,8 +241,25 @@ export async function bootstrapVaultCluster(log: (l: string) => void): Promise<s
       done.push(`issued the ${name} token (policy ${policy})`);
     }
   }
+  // vault-dr's own worker identity on this cluster (backups through HAProxy): the same
+  // least-privilege policy and AppRole as on the single-node stack.
+  await baoAt(leader, 'PUT', 'sys/policies/acl/vaultdr-worker', token, { policy: fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'openbao', 'policies', 'vaultdr-worker.hcl'), 'utf8') });
+  const auths = (await baoAt(leader, 'GET', 'sys/auth', token)).json;
+  if (!auths.data?.['approle/'] && !auths['approle/']) {
+    await baoAt(leader, 'POST', 'sys/auth/approle', token, { type: 'approle' });
+    done.push('enabled approle');
+  }
+  await baoAt(leader, 'POST', 'auth/approle/role/vaultdr-worker', token, { token_policies: ['vaultdr-worker'], token_ttl: '1h', token_max_ttl: '4h', secret_id_ttl: '0' });
+  writeSecret(workerRoleIdFile(), (await baoAt(leader, 'GET', 'auth/approle/role/vaultdr-worker/role-id', token)).json.data.role_id + '\n');
+  if (!fs.existsSync(workerSecretIdFile())) {
+    writeSecret(workerSecretIdFile(), (await baoAt(leader, 'POST', 'auth/approle/role/vaultdr-worker/secret-id', token, {})).json.data.secret_id + '\n');
+    done.push('issued the vaultdr-worker AppRole secret-id');
+  }
   return done;
 }
+
+export const workerRoleIdFile = () => path.join(vaultDir(), 'worker-role-id');
+export const workerSecretIdFile = () => path.join(vaultDir(), 'worker-secret-id');
 
 /** The node that answers sys/health 200 (active), or throws after the timeout. */
 export async function waitActive(timeoutMs: number, exclude: string[] = []): Promise<VaultNode> {
