@@ -40,6 +40,8 @@ export const vaultActivities = (deps: { bao: BaoClient }) => ({
     // vault.address must reach the active node (directly or through a load balancer that routes
     // only to it): a standby's snapshot is refused, so backups from here would fail.
     if (report.initialized && !report.sealed && report.standby) {
+      // sys/health carries no leader address; sys/leader does.
+      if (!report.leaderAddress) report.leaderAddress = (await deps.bao.leader().catch(() => undefined))?.leaderAddress ?? '';
       report.problems.push(`OpenBao at ${deps.bao.address} is a standby (active node ${report.leaderAddress || 'unknown'}): backups are refused from a standby; point vault.address at the active node or a load balancer that routes only to it`);
     }
     if (report.sealed) report.problems.push(`OpenBao at ${deps.bao.address} is sealed`);
