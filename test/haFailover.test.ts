@@ -3,7 +3,8 @@
 // - the harness is up and fully healthy, every node carries the same audit stanza;
 // - failoverDrill started with {} (as from the Web UI) runs one round of each Vault fault
 //   (SIGKILL of the leader, SIGSTOP of the leader, planned step-down): a gap measured, no
-//   acknowledged write lost, the node back and the cluster fully healthy, the report in S3;
+//   acknowledged write lost, the node back and the cluster fully healthy, the report in S3, and
+//   no secret (unseal shares, root or drill token) anywhere in its history;
 // - refusals: bad input names the field, target postgres without its driver, a cluster with a
 //   node down (not fully healthy; and killing the leader there would lose quorum), a node that
 //   does not come back fails the drill with an alert.
@@ -20,8 +21,8 @@ import { VaultHaDriver } from '../infra/ha/vaultDriver';
 import { haUp, haStatus } from '../stack/ha/index';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
-import { AUDIT_STANZA, harnessVaultEnv, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
-import { clearAlertDedup, failureOf, mailpitMessages } from './helpers/inspect';
+import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
+import { clearAlertDedup, failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -65,11 +66,19 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
   });
 
   it('started with {}: one round of each Vault fault, no acknowledged write lost, cluster healthy again, report in S3', async () => {
-    const { result, progress } = await withWorker(cfg, async () => {
+    const { result, progress, history } = await withWorker(cfg, async () => {
       const h = await start('ha-drill', {});
       const result = (await h.result()) as FailoverDrillResult;
-      return { result, progress: (await h.query('progress')) as { step: string; roundsDone: number } };
+      return { result, progress: (await h.query('progress')) as { step: string; roundsDone: number }, history: await historyTexts(client, cfg, h.workflowId) };
     });
+    // No secret of the HA cluster (unseal shares, root token, drill token) nor of the stack in history.
+    const init = readInit();
+    const secrets = [init.root_token, ...init.keys_base64, fs.readFileSync(drillTokenFile(), 'utf8').trim(), ...stackSecrets().map((x) => x.value)];
+    for (const secret of secrets) {
+      assert.ok(!history.raw.includes(secret), 'a secret in the raw history');
+      assert.ok(!history.decoded.some((d) => d.includes(secret)), 'a secret in a decoded payload');
+    }
+    assert.deepEqual([...new Set(history.activityTypes)].sort(), ['checkClusterHealthy', 'healFault', 'publishDrillReport', 'runFailoverRound']);
     assert.deepEqual(
       result.rounds.map((r) => r.fault),
       ['kill-leader', 'stop-node', 'planned'],
