@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backupRoleActivities, notifyRoleActivities, restoreRoleActivities } from '../activities';
+import { backupRoleActivities, createActivities, notifyRoleActivities, restoreRoleActivities } from '../activities';
 import { buildClients } from '../infra/clients';
 import { ConfigSchema } from '../infra/config';
 import { PROJECT_ROOT } from './helpers/stack';
@@ -183,16 +183,24 @@ function stepsOf(doc: string, problems: string[]): Step[] {
   return out;
 }
 
+// Building activities reads no file and opens no connection; the config needs a keyring and a Vault identity path.
+const buildCfg = () => ConfigSchema.parse({ codec: { keysFile: '/nonexistent/keys.json' }, vault: { tokenFile: '/nonexistent/token' } });
+
 /** The activities each role's worker registers, from the same assembly functions the workers call. */
 function roleActivities(): Record<'backup' | 'restore' | 'notify', string[]> {
-  // Building activities reads no file and opens no connection; the config needs a keyring and a Vault identity path.
-  const cfg = ConfigSchema.parse({ codec: { keysFile: '/nonexistent/keys.json' }, vault: { tokenFile: '/nonexistent/token' } });
+  const cfg = buildCfg();
   const clients = buildClients(cfg);
   return {
     backup: Object.keys(backupRoleActivities(cfg, clients)),
     restore: Object.keys(restoreRoleActivities(cfg, clients)),
     notify: Object.keys(notifyRoleActivities(cfg, clients)),
   };
+}
+
+/** Every activity any role builds (createActivities assembles them all, for the CLI). */
+function allActivities(): Set<string> {
+  const cfg = buildCfg();
+  return new Set([...Object.keys(createActivities(cfg, buildClients(cfg))), ...Object.values(roleActivities()).flat()]);
 }
 
 /** The step names workflows pass to the shared step helper: `step('selectBackup', …)`. */
@@ -262,8 +270,7 @@ describe('runbooks and README against the code', () => {
 
   it('every step heading names an activity the workers build, or a step the workflow runs, and its code: line names it', () => {
     const problems: string[] = [];
-    const built = roleActivities();
-    const activities = new Set(Object.values(built).flat());
+    const activities = allActivities();
     assert.ok(activities.size >= 25, `built only ${activities.size} activities`);
     const wfSteps = workflowSteps();
     for (const s of runbooks.flatMap((d) => stepsOf(d, problems))) {
@@ -282,7 +289,7 @@ describe('runbooks and README against the code', () => {
     const steps = runbooks.flatMap((d) => stepsOf(d, problems));
     const headed = new Set(steps.map((s) => s.name));
     const named = new Set(steps.flatMap((s) => s.refs.flatMap((r) => r.names)));
-    const activities = new Set(Object.values(roleActivities()).flat());
+    const activities = allActivities();
     const wfSources = filesUnder(path.join(ROOT, 'workflows'), '.ts').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     const called = [...activities].filter((a) => new RegExp(`\\b${a}\\b`).test(wfSources));
     assert.ok(called.length >= 20, `found only ${called.length} activities in workflow code`);
