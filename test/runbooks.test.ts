@@ -338,6 +338,24 @@ describe('runbooks and README against the code', () => {
     assert.deepEqual(problems, []);
   });
 
+  it('every `npm run <script>` the docs mention is a script in package.json', () => {
+    const scripts = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const problems: string[] = [];
+    let runs = 0;
+    for (const f of docFiles()) {
+      fs.readFileSync(f, 'utf8')
+        .split('\n')
+        .forEach((l, i) => {
+          for (const m of l.matchAll(/\bnpm run ([\w:-]+)/g)) {
+            runs++;
+            if (!(m[1]! in scripts)) problems.push(`${rel(f)}:${i + 1}: npm run ${m[1]} is not a script in package.json`);
+          }
+        });
+    }
+    assert.ok(runs >= 5, `found only ${runs} npm run mentions`);
+    assert.deepEqual(problems, []);
+  });
+
   it("the README's quick start is two commands", () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('\n## ', readme.indexOf('## Quick start') + 1));
