@@ -298,6 +298,41 @@ describe('runbooks and README against the code', () => {
     assert.deepEqual(problems, []);
   });
 
+  it('the profile a runbook gives a step is the profile its workflow binds that activity to', () => {
+    // const { a, b } = proxyActivities<T>({ ...PROFILE, taskQueue: … }) in the workflows.
+    const bound = new Map<string, string>();
+    for (const f of filesUnder(path.join(ROOT, 'workflows'), '.ts')) {
+      for (const m of fs.readFileSync(f, 'utf8').matchAll(/const \{([^}]+)\} = proxyActivities<[^>]+>\(\{ \.\.\.([A-Z_]+)\b/g)) {
+        for (const name of m[1]!.split(',').map((n) => n.trim().split(':')[0]!.trim())) bound.set(name, m[2]!);
+      }
+    }
+    assert.ok(bound.size >= 15, `found only ${bound.size} activities bound to a profile`);
+    const problems: string[] = [];
+    let checked = 0;
+    for (const doc of runbooks) {
+      const lines = proseLines(doc);
+      for (const s of stepsOf(doc, [])) {
+        const end = lines.findIndex((l, i) => i >= s.line && /^#{1,3} /.test(l));
+        const said = /profile `([A-Z_]+)`/.exec(lines.slice(s.line, end < 0 ? undefined : end).join('\n'))?.[1];
+        if (!said || !bound.has(s.name)) continue;
+        checked++;
+        if (said !== bound.get(s.name)) problems.push(`${rel(doc)}:${s.line}: ${s.name} runs under ${bound.get(s.name)}, the runbook says ${said}`);
+      }
+      // The restore runbook's table: | `PROFILE` | step, step | …
+      for (const [i, l] of lines.entries()) {
+        const row = /^\| `([A-Z_]+)`(?: \([^)]*\))? \| ([^|]+) \|/.exec(l);
+        if (!row) continue;
+        for (const name of row[2]!.split(',').map((n) => n.trim().split(' ')[0]!)) {
+          if (!bound.has(name)) continue;
+          checked++;
+          if (bound.get(name) !== row[1]) problems.push(`${rel(doc)}:${i + 1}: ${name} runs under ${bound.get(name)}, the table says ${row[1]}`);
+        }
+      }
+    }
+    assert.ok(checked >= 15, `checked only ${checked} profile statements`);
+    assert.deepEqual(problems, []);
+  });
+
   it('docs/worker-roles.md lists exactly the activities each role builds', () => {
     const table = fs.readFileSync(path.join(ROOT, 'docs', 'worker-roles.md'), 'utf8');
     const built = roleActivities();
