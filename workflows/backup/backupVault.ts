@@ -8,7 +8,7 @@ import { BackupInput, backupIdFor, type BackupResult } from '../../common/backup
 import { parseWorkflowInput } from '../../common/validate';
 import { STORE_IO, TRANSFER } from '../profiles';
 import { BACKUP_ID } from '../../common/searchAttributes';
-import { failRunbook, showAttribute, showStep, steps, summarized } from '../helpers';
+import { failRunbook, showAttribute, showStep, steps, summarized, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 // Each activity bound to its profile here, once: STORE_IO ones heartbeat (BACKUP_STORE_IO), TRANSFER ones move the snapshot.
@@ -28,6 +28,7 @@ export interface BackupProgress {
 export const progress = defineQuery<BackupProgress>('progress');
 
 export async function backupVault(rawInput?: BackupInput): Promise<BackupResult> {
+  describeRun(rawInput);
   const info = workflowInfo();
   const backupId = backupIdFor(new Date(info.runStartTime).toISOString(), info.workflowId, info.runId);
   const state: BackupProgress = { backupId, step: 'validating input', completed: [] };

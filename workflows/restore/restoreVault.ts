@@ -13,7 +13,7 @@ import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, ty
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from '../profiles';
 import { BACKUP_ID, RESTORE_TARGET } from '../../common/searchAttributes';
-import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from '../helpers';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 // Each activity bound to its profile here, once: STORE_IO ones heartbeat (RESTORE_STORE_IO), TRANSFER
@@ -77,6 +77,7 @@ export interface RestoreResult extends RestoreRecord {
 const SCHEDULED_BY = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
 
 export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResult> {
+  describeRun(rawInput);
   const info = workflowInfo();
   const startedAtMs = info.runStartTime.getTime();
   const startedAt = new Date(startedAtMs).toISOString();
