@@ -8,7 +8,7 @@ import { CancellationScope, defineQuery, proxyActivities, setHandler, workflowIn
 import type { HaActivities } from '../../activities/ha/failover';
 import { FAULTS_OF, FailoverDrillInput, gapStats, type FailoverDrillResult, type HaFault, type HaTarget, type RoundResult } from '../../common/ha';
 import { parseWorkflowInput } from '../../common/validate';
-import { failRunbook, showStep, steps, summarized } from '../helpers';
+import { describeRun, failRunbook, showStep, steps, summarized } from '../helpers';
 import { DRILL, STORE_IO } from '../profiles';
 import { activityQueue } from '../queues';
 
@@ -36,6 +36,7 @@ export async function failoverDrill(rawInput?: FailoverDrillInput): Promise<Fail
   const drillId = info.workflowId;
   const state: DrillProgress = { step: 'validating input', completed: [], roundsDone: 0, roundsPlanned: 0, rounds: [] };
   setHandler(progress, () => state);
+  describeRun(rawInput);
   const { step, failedAt, done } = steps<DrillStep>(state);
   showStep('validating input');
   const startedAt = new Date(info.runStartTime).toISOString();
