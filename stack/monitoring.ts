@@ -24,16 +24,17 @@ export interface PrometheusOptions {
   ha?: { openbaoTargets: string[]; tokenFile: string; haproxyTarget: string };
 }
 
-const HA_BLOCK = /\n  # --- HA [\s\S]*# --- end HA ---\n/;
+/** The HA scrape jobs (deploy/prometheus/ha-scrape.yml), appended to scrape_configs where the HA cluster runs. */
+export const HA_SCRAPE = path.join(DEPLOY, 'prometheus', 'ha-scrape.yml');
 
 export function renderPrometheusConfig(o: PrometheusOptions): string {
   let c = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8');
-  if (!HA_BLOCK.test(c)) throw new Error('deploy config changed: the HA scrape block markers are missing; update stack/monitoring.ts');
-  if (!o.ha) c = c.replace(HA_BLOCK, '\n');
-  else {
-    c = replaceOnce(c, "['openbao-1:8200', 'openbao-2:8200', 'openbao-3:8200']", JSON.stringify(o.ha.openbaoTargets).replace(/"/g, "'"));
-    c = replaceOnce(c, '/run/secrets/openbao_ha_metrics_token', o.ha.tokenFile);
-    c = replaceOnce(c, "'haproxy:8404'", `'${o.ha.haproxyTarget}'`);
+  if (o.ha) {
+    let ha = fs.readFileSync(HA_SCRAPE, 'utf8');
+    ha = replaceOnce(ha, "['openbao-1:8200', 'openbao-2:8200', 'openbao-3:8200']", JSON.stringify(o.ha.openbaoTargets).replace(/"/g, "'"));
+    ha = replaceOnce(ha, '/run/secrets/openbao_ha_metrics_token', o.ha.tokenFile);
+    ha = replaceOnce(ha, "'haproxy:8404'", `'${o.ha.haproxyTarget}'`);
+    c = `${c.trimEnd()}\n\n${ha}`;
   }
   if (o.interval) {
     c = replaceOnce(c, 'scrape_interval: 15s', `scrape_interval: ${o.interval}`);

@@ -40,6 +40,8 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   'restore.validatorSecretIdFile': { holders: ['restore'], required: ['restore'] },
   'restore.productionTokenFile': { holders: ['restore'], required: ['restore'] },
   'restore.shareIntakeTokensFile': { holders: ['restore'], required: ['restore'] },
+  // The HA harness (failover drills) is local-only: compose's restore worker does not set it.
+  'ha.harnessDir': { holders: ['restore'], required: [] },
   'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
   'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
 };

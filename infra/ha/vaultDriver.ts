@@ -30,6 +30,9 @@ export interface VaultHaEnv {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** OpenBao's lockRetryInterval: a node that stepped down waits this long before trying for the active lock again. */
+export const STEP_DOWN_LOCK_RETRY_MS = 10_000;
+
 async function call(url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; json: any; servedBy?: string }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
@@ -198,6 +201,12 @@ export class VaultHaDriver implements HaDriver {
       const pid = this.env.pid(f.node);
       if (pid !== undefined) process.kill(pid, 'SIGCONT');
     }
+    // A node that stepped down does not try for the active lock again for 10 s (OpenBao's
+    // lockRetryInterval). If raft hands leadership back to it within that time (the next drill
+    // round stepping down another node), the cluster has a raft leader but no active node until the
+    // timer fires: measured 5.5-6.7 s gaps with rounds 15 s apart. "Healed" therefore includes
+    // waiting that window out, so each planned round starts from a cluster any node can lead.
+    if (f.fault === 'planned') await sleep(Math.max(0, Math.min(deadline, f.at + STEP_DOWN_LOCK_RETRY_MS + 1000) - Date.now()));
     let lastDetail = '';
     while (Date.now() < deadline) {
       const pid = this.env.pid(f.node);
