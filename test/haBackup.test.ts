@@ -99,7 +99,7 @@ describe('Prometheus on the HA cluster (deploy/prometheus/ha-scrape.yml, real Pr
       cfgFile,
       renderPrometheusConfig({
         interval: '1s',
-        workerTarget: '127.0.0.1:1',
+        workerTargets: ['127.0.0.1:1'],
         openbaoTarget: '127.0.0.1:1',
         openbaoTokenFile: metricsTokenFile(),
         alertmanager: '127.0.0.1:1',
