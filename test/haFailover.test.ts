@@ -7,10 +7,12 @@
 //   no secret (unseal shares, root or drill token) anywhere in its history;
 // - refusals: bad input names the field, target postgres without its driver, a cluster with a
 //   node down (not fully healthy; and killing the leader there would lose quorum), a node that
-//   does not come back fails the drill with an alert.
+//   does not come back fails the drill with an alert; a fault an interrupted round left behind is
+//   healed before the next drill runs.
 // Timings are never asserted here (bench/ha.ts measures them).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
@@ -100,6 +102,22 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
     assert.match(md, /\| vault \| kill-leader \| 1 \|/);
     const json = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: result.reportJsonKey! }))).Body!.transformToString()) as FailoverDrillResult;
     assert.equal(json.rounds.length, 3);
+  });
+
+  it('a fault left by an interrupted round (worker killed after injecting) is healed before the next drill runs', async () => {
+    // What a worker SIGKILLed mid-round leaves behind: the leader killed and the pending record that
+    // runFailoverRound writes right after injecting (the retry, or the next drill, heals it first).
+    const driver = new VaultHaDriver(harnessVaultEnv(HAPROXY_VAULT_ADDR));
+    const f = await driver.inject('kill-leader');
+    const pending = path.join(haDir(), 'drill-state', 'pending-vault.json');
+    fs.mkdirSync(path.dirname(pending), { recursive: true });
+    fs.writeFileSync(pending, JSON.stringify(f));
+    const result = await withWorker(cfg, async () => (await start('ha-leftover', { faults: ['planned'] })).result() as Promise<FailoverDrillResult>);
+    assert.equal(result.rounds.length, 1);
+    assert.equal(result.lostWrites, 0);
+    assert.ok(!fs.existsSync(pending), 'the leftover fault is healed and its record removed');
+    assert.ok(nodePid(f.node) !== undefined, `${f.node} runs again`);
+    assert.ok((await driver.health()).healthy);
   });
 
   it('refuses bad input non-retryably, naming the field; refuses target postgres when no driver is present', async () => {
