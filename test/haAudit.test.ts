@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { checkAudit, type AuditCheckReport } from '../infra/ha/auditCheck';
 import { AUDIT_BUCKET } from '../infra/ha/auditShip';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
-import { auditS3, HA_CLUSTER_NAME } from '../stack/ha/auditShipper';
+import { auditS3, haClusterName } from '../stack/ha/auditShipper';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haUp } from '../stack/ha/index';
 import { AUDIT_DEVICE_PATH, drillTokenFile, harnessVaultEnv, nodeAddr, nodeAuditLog, nodeConfigFile, VAULT_NODES } from '../stack/ha/vault';
@@ -25,7 +25,7 @@ function check(): Promise<AuditCheckReport> {
     devicePath: AUDIT_DEVICE_PATH,
     s3: auditS3(),
     bucket: AUDIT_BUCKET,
-    cluster: HA_CLUSTER_NAME,
+    cluster: haClusterName(),
     // The shippers copy every second; 15 s is the bound the runbook promises.
     shipBoundMs: 15_000,
   });

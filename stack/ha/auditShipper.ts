@@ -9,11 +9,18 @@ import { applyBucket } from '../../infra/store/bucketPolicy';
 import { AUDIT_BUCKET, readShipState, shipOnce } from '../../infra/ha/auditShip';
 import { PORTS, stackDir } from '../stack';
 import { haDir, runningPid, startProc, stopProc, type Proc } from './proc';
-import { nodeAuditLog, nodeDir, VAULT_NODES } from './vault';
+import { nodeAuditLog, nodeDir, vaultDir, VAULT_NODES } from './vault';
 
 /** The bound on shipping delay: a line is in S3 at most about this long after OpenBao wrote it. */
 export const SHIP_INTERVAL_MS = 1000;
-export const HA_CLUSTER_NAME = 'ha-local';
+/**
+ * The prefix a cluster's shipped logs live under: `ha-local-<cluster id>`, so a harness created
+ * again from scratch (new logs from byte 0) never mixes its chunks with an earlier cluster's.
+ * Written at bootstrap from sys/health's cluster_id (not a secret).
+ */
+export function haClusterName(): string {
+  return fs.readFileSync(path.join(vaultDir(), 'cluster-name'), 'utf8').trim();
+}
 
 export function auditS3(): S3Client {
   const creds = JSON.parse(fs.readFileSync(path.join(stackDir(), 'seaweedfs', 'credentials.json'), 'utf8')) as { accessKeyId: string; secretAccessKey: string };
@@ -65,12 +72,13 @@ export function shipperStatus(): string[] {
 /** Ships `node` until SIGTERM; a failed upload is retried on the next tick (the offset only moves after success). */
 async function runShipper(node: string): Promise<void> {
   const s3 = auditS3();
+  const cluster = haClusterName();
   let stopping = false;
   process.on('SIGTERM', () => (stopping = true));
   while (!stopping) {
     try {
       // Drain: several chunks in a row when the log grew by more than one chunk.
-      while ((await shipOnce({ s3, bucket: AUDIT_BUCKET, cluster: HA_CLUSTER_NAME, node, logFile: nodeAuditLog(node), stateFile: shipStateFile(node) })) > 0 && !stopping);
+      while ((await shipOnce({ s3, bucket: AUDIT_BUCKET, cluster, node, logFile: nodeAuditLog(node), stateFile: shipStateFile(node) })) > 0 && !stopping);
     } catch (err) {
       console.error(`${new Date().toISOString()} ship ${node}: ${(err as Error).message}`);
     }

@@ -206,10 +206,16 @@ export async function bootstrapVaultCluster(log: (l: string) => void): Promise<s
     writeSecret(haInitFile(), JSON.stringify({ keys_base64: json.keys_base64, root_token: json.root_token }, null, 2));
     done.push('initialised through bao-1 (5 shares, threshold 3)');
   }
-  // The first node must be active before the others can join it.
-  await unsealNode(first.name);
-  await waitUnsealed(first.name, 30_000);
-  await waitActive(30_000);
+  if (done.length) {
+    // A fresh cluster: the first node must be active before the others can join it.
+    await unsealNode(first.name);
+    await waitUnsealed(first.name, 30_000);
+  } else {
+    // A restart of an existing cluster: no node can win an election alone, so every sealed member
+    // gets its shares first (a node that never joined keeps waiting for the leader, below).
+    for (const n of VAULT_NODES) if ((await nodeStatus(n)).sealed) await unsealNode(n.name);
+  }
+  await waitActive(60_000);
   for (const n of VAULT_NODES.slice(1)) {
     const s = await nodeStatus(n);
     if (s.sealed) {
@@ -221,6 +227,8 @@ export async function bootstrapVaultCluster(log: (l: string) => void): Promise<s
   }
   const token = readInit().root_token;
   const leader = await activeNode();
+  const clusterId = (await baoAt(leader, 'GET', 'sys/health')).json.cluster_id as string;
+  fs.writeFileSync(path.join(vaultDir(), 'cluster-name'), `ha-local-${clusterId.slice(0, 8)}\n`);
   const mounts = (await baoAt(leader, 'GET', 'sys/mounts', token)).json;
   if (!mounts.data?.['secret/'] && !mounts['secret/']) {
     await baoAt(leader, 'POST', 'sys/mounts/secret', token, { type: 'kv', options: { version: '2' } });
