@@ -7,6 +7,7 @@ import type { BackupInput } from '../common/backup';
 import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
+import type { BreachInput } from '../common/incident';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -49,6 +50,17 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
     case 'alertDeliveryTest': {
       const a = (input ?? {}) as AlertDeliveryTestInput;
       return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    case 'breachResponse': {
+      const b = (input ?? {}) as BreachInput;
+      const summary = `${b.training ? '[TRAINING] ' : ''}Incident (${b.severity ?? 'sev2'}, ${(b.scope ?? ['vault']).join(', ')}): ${line(b.summary ?? 'declared')}`;
+      const details = [
+        '**Runbook**: docs/runbooks/breach-response.md',
+        ...(b.declaredBy ? [`**Declared by**: ${line(b.declaredBy)}`] : []),
+        ...(b.training ? ['**TRAINING**: notices go to the training inbox; nothing is sealed.'] : []),
+        'Acknowledge with `vaultdr incident ack <workflow id> --who NAME`; status with `vaultdr incident status <workflow id>`.',
+      ];
+      return { staticSummary: line(summary), staticDetails: details.join('\n\n') };
     }
     default: {
       const never: never = name;

@@ -38,6 +38,11 @@ export const ERROR_CATALOG = {
   UnsealFailed: { retryable: false, firstResponse: "make `restore.unsealSharesFile` hold the backed-up cluster's shares as of the backup", runbook: 'restore.md#unsealtarget' },
   RestoreRefused: { retryable: false, firstResponse: 'nothing for the target; start a new restore if the reason allows', runbook: 'restore.md#awaitapproval' },
   ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
+  NoticeTemplateInvalid: { retryable: false, firstResponse: 'fix the template or the tenant registry entry the message names (a variable with no value, an unknown variable); nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
+  NoticeContainsSecret: { retryable: false, firstResponse: 'remove the secret value from the field that carried it (summary, finding, notice facts); rotate that credential too; nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
+  TenantRegistryInvalid: { retryable: false, firstResponse: 'fix the tenant registry (config `incident.tenantsFile` or Vault KV `incident.tenantRegistryPath`) at the field the message names', runbook: 'breach-response.md#assessexposure' },
+  NoticeDeliveryFailed: { retryable: true, firstResponse: "the relay refused or was unreachable for this tenant's notice; retried automatically; after the last attempt send it by hand (runbook) and record it with `vaultdr incident note`", runbook: 'breach-response.md#sendtenantnotice' },
+  SealFailed: { retryable: false, firstResponse: 'seal by hand on the active node (`bao operator seal`), stop the standbys, then record it with `vaultdr incident note`', runbook: 'breach-response.md#emergencyseal' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorType = keyof typeof ERROR_CATALOG;

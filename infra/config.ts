@@ -200,6 +200,23 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    incident: z
+      .object({
+        /** Tenant registry as a JSON file ({"tenants": [...]}, see docs/runbooks/breach-response.md); unset: read from Vault KV. */
+        tenantsFile: z.string().optional(),
+        /** KV v2 path (under backup.kvMount) of the tenant registry when no file is set. */
+        tenantRegistryPath: z.string().default('vault-dr/tenants'),
+        /** Folder of the versioned notice templates; default: the repo's templates/notices. */
+        templatesDir: z.string().optional(),
+        /** Who sends the notices, and the contact point they name (GDPR Art. 33(3)(b)). */
+        providerName: z.string().min(1).max(200).default('the vault-dr platform operator'),
+        contact: mailAddress.default('security@localhost'),
+        from: mailAddress.default('security@localhost'),
+        /** Training runs send notices here (Mailpit), never through the real relay. */
+        trainingSmtp: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(1).max(65535).default(1025) }).strict().default({}),
+      })
+      .strict()
+      .default({}),
     worker: z
       .object({
         logLevel: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -393,7 +410,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
+const FILE_KEYS = new Set(['tenantsFile', 'templatesDir', 'caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);
