@@ -1,17 +1,17 @@
 // `vaultdr backup ...`, `vaultdr keys ...` and `vaultdr schedules ...`.
-import type { IntakeStatus } from '../infra/shareIntake';
+import type { IntakeStatus } from '../infra/vault/shareIntake';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { backupObjectKeys, manifestProblem, type BackupManifest, type BackupResult } from '../common/backup';
-import { backupActivities } from '../activities/backup';
+import { backupActivities } from '../activities/backup/backup';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { initKeys, readShareFile, reconstructFromShares } from '../infra/escrow';
-import { readTokensFile } from '../infra/codecServer';
-import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
-import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
-import { getJsonObject } from '../infra/objects';
+import { initKeys, readShareFile, reconstructFromShares } from '../infra/crypto/escrow';
+import { readTokensFile } from '../infra/temporal/codecServer';
+import { loadPrivateKeyFile, loadRecipients } from '../infra/crypto/keys';
+import { verifyStoredBackup, type VerifyReport } from '../infra/crypto/verifyBackup';
+import { getJsonObject } from '../infra/store/objects';
 import { connectClient } from './connect';
 import { applySchedules } from './schedules';
 import { startWorkflow } from './workflows';

@@ -2,8 +2,8 @@
 // bucket) and `vaultdr bucket check` (read-only: the settings, and every backup's pinned object
 // version). The backup worker never writes bucket configuration; it runs the same check nightly.
 import { Command } from 'commander';
-import { backupActivities, DAMAGED_STATUSES } from '../activities/backup';
-import { applyBucket, bucketSpec, checkBucket, type BucketCheck } from '../infra/bucketPolicy';
+import { backupActivities, DAMAGED_STATUSES } from '../activities/backup/backup';
+import { applyBucket, bucketSpec, checkBucket, type BucketCheck } from '../infra/store/bucketPolicy';
 import { buildS3Client } from '../infra/clients';
 import type { CliContext } from './backupCommands';
 

@@ -8,16 +8,16 @@ import type { Client } from '@temporalio/client';
 import { BACKUP_ID, RESTORE_TARGET, VAULT_DR_STEP, WAITING_FOR_APPROVAL_QUERY } from '../common/searchAttributes';
 import { backupObjectKeys, type BackupManifest } from '../common/backup';
 import type { RestoreRecord } from '../common/restore';
-import { restoreActivities } from '../activities/restore';
+import { restoreActivities } from '../activities/restore/restore';
 import { buildS3Client } from '../infra/clients';
-import { reconstructFromShares } from '../infra/escrow';
-import { loadPrivateKeyFile } from '../infra/keys';
-import { getJsonObject } from '../infra/objects';
-import { verifyBackupStream, verifyStoredBackup } from '../infra/verifyBackup';
+import { reconstructFromShares } from '../infra/crypto/escrow';
+import { loadPrivateKeyFile } from '../infra/crypto/keys';
+import { getJsonObject } from '../infra/store/objects';
+import { verifyBackupStream, verifyStoredBackup } from '../infra/crypto/verifyBackup';
 import type { CliContext } from './backupCommands';
 import { startWorkflow } from './workflows';
 import { connectClient } from './connect';
-import { approveRestore, type RestoreProgress } from '../workflows/restoreVault';
+import { approveRestore, type RestoreProgress } from '../workflows/restore/restoreVault';
 
 export interface WaitingRestore {
   workflowId: string;

@@ -19,14 +19,14 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { backupActivities } from '../activities/backup';
-import { restoreActivities } from '../activities/restore';
+import { backupActivities } from '../activities/backup/backup';
+import { restoreActivities } from '../activities/restore/restore';
 import { backupIdFor, backupObjectKeys, type BackupManifest } from '../common/backup';
 import { evaluate } from '../common/monitor';
-import { applyBucket, bucketSpec, RULE_EXPIRE_DELETED } from '../infra/bucketPolicy';
+import { applyBucket, bucketSpec, RULE_EXPIRE_DELETED } from '../infra/store/bucketPolicy';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { loadDrState } from '../infra/drState';
+import { loadDrState } from '../infra/store/drState';
 import { stackDir } from '../stack/stack';
 import { vaultdr } from './helpers/inspect';
 import { ensureStack } from './helpers/stack';

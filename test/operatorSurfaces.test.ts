@@ -12,7 +12,7 @@ import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@te
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { AlertRequest } from '../activities/notify';
+import type { AlertRequest } from '../activities/notify/notify';
 import { listRestoresWaitingForApproval } from '../client/restoreCommands';
 import { connectClient } from '../client/connect';
 import { startWorkflow } from '../client/workflows';
@@ -20,12 +20,12 @@ import { WORKER_ROLES, roleQueue } from '../common/roles';
 import { BACKUP_ID, RESTORE_TARGET, VAULT_DR_SEARCH_ATTRIBUTES, VAULT_DR_STEP, WAITING_FOR, WAITING_FOR_APPROVAL_QUERY } from '../common/searchAttributes';
 import type { RestoreRecord } from '../common/restore';
 import type { DeliveryReport } from '../common/alertTest';
-import { dataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH, ensureKeyringFile, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH, ensureKeyringFile, loadKeyring } from '../infra/temporal/codec';
 import { ConfigSchema, type Config } from '../infra/config';
 import { toolPaths } from '../stack/tools';
 import { workflowsPath } from '../workers/worker';
-import type { ConfigureResult, MonitorStatus } from '../workflows/vaultHealthMonitor';
-import type { RestoreProgress } from '../workflows/restoreVault';
+import type { ConfigureResult, MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
+import type { RestoreProgress } from '../workflows/restore/restoreVault';
 import { plan, restoreStubs, type Stubs } from './helpers/timeSkipping';
 import { quietRuntime } from './helpers/worker';
 

@@ -10,7 +10,7 @@
 // a few hundred events, where a 5 s poll loop was ~17,000 iterations and hit the history limit.
 import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { VAULT_DR_STEP, WAITING_FOR, type VaultDrSearchAttribute } from '../common/searchAttributes';
-import type { NotifyActivities, Severity } from '../activities/notify';
+import type { NotifyActivities, Severity } from '../activities/notify/notify';
 import { capText } from '../common/validate';
 import { NON_RETRYABLE_ERROR_TYPES } from '../common/errors';
 import { ALERT } from './profiles';

@@ -7,13 +7,13 @@
 import * as fs from 'node:fs';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import type { BaoClient } from '../../infra/bao';
+import type { BaoClient } from '../../infra/vault/bao';
 import type { Config } from '../../infra/config';
 import type { MailTransport } from '../../infra/clients';
 import { failure } from '../../common/errors';
 import { describeIssues } from '../../common/validate';
 import type { NoticePreview } from '../../common/incident';
-import { TenantRegistry, assertNoSecret, defaultTemplatesDir, loadNoticeTemplate, previewDigest, renderNotice, type NoticeVars, type Tenant } from '../../infra/notices';
+import { TenantRegistry, assertNoSecret, defaultTemplatesDir, loadNoticeTemplate, previewDigest, renderNotice, type NoticeVars, type Tenant } from '../../infra/mail/notices';
 
 /** Facts every tenant's notice shares; the activity adds the tenant's own and the config's. */
 export type SharedNoticeFacts = Omit<NoticeVars, 'tenant_id' | 'tenant_name' | 'affected_paths' | 'record_count' | 'provider_name' | 'contact'>;

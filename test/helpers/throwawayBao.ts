@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Agent, fetch } from 'undici';
-import { freePort } from '../../infra/stagingVault';
+import { freePort } from '../../infra/vault/stagingVault';
 
 export const BAO_BINARY = process.env.VAULTDR_BAO_BINARY ?? path.join(os.homedir(), '.cache', 'vault-dr', 'venv', 'bin', 'bao');
 

@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, executeChild, isCancellation, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { IncidentActivities, SharedNoticeFacts } from '../../activities/emergency/incident';
 import type { SealActivities } from '../../activities/emergency/seal';
-import type { NotifyActivities, Severity } from '../../activities/notify';
+import type { NotifyActivities, Severity } from '../../activities/notify/notify';
 import { shortHash } from '../../common/backup';
 import {
   Acknowledge,
