@@ -7,6 +7,7 @@ import type { BackupInput } from '../common/backup';
 import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
+import type { RotateInput } from '../common/rotation';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -49,6 +50,14 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
     case 'alertDeliveryTest': {
       const a = (input ?? {}) as AlertDeliveryTestInput;
       return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    case 'rotateCredential': {
+      const r = (input ?? {}) as RotateInput;
+      const what = `${r.credentialClass ?? 'the default credential class'}${r.scope ? ` (${line(r.scope)})` : ''}`;
+      return {
+        staticSummary: line(`${r.training ? 'TRAINING: ' : ''}Emergency rotation of ${what}${r.incidentId ? ` for incident ${r.incidentId}` : ''}`),
+        staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
+      };
     }
     default: {
       const never: never = name;

@@ -4,3 +4,4 @@ export { backupVault } from './backupVault';
 export { restoreVault } from './restoreVault';
 export { vaultHealthMonitor } from './vaultHealthMonitor';
 export { alertDeliveryTest } from './alertDeliveryTest';
+export { rotateCredential } from './emergency/rotateCredential';
