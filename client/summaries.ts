@@ -8,6 +8,7 @@ import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
 import type { BreachInput } from '../common/incident';
+import type { RotateInput } from '../common/rotation';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -61,6 +62,14 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
         'Acknowledge with `vaultdr incident ack <workflow id> --who NAME`; status with `vaultdr incident status <workflow id>`.',
       ];
       return { staticSummary: line(summary), staticDetails: details.join('\n\n') };
+    }
+    case 'rotateCredential': {
+      const r = (input ?? {}) as RotateInput;
+      const what = `${r.credentialClass ?? 'the default credential class'}${r.scope ? ` (${line(r.scope)})` : ''}`;
+      return {
+        staticSummary: line(`${r.training ? 'TRAINING: ' : ''}Emergency rotation of ${what}${r.incidentId ? ` for incident ${r.incidentId}` : ''}`),
+        staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
+      };
     }
     default: {
       const never: never = name;

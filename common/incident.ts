@@ -4,9 +4,7 @@
 // Workflow-safe: no Node built-ins.
 import { z } from 'zod';
 
-/** Credential classes the rotation child (`rotateCredential`) knows. */
-export const CREDENTIAL_CLASSES = ['approle-secret-id', 'token-prefix', 'smtp', 'ssh', 'postgres', 'channel-secrets', 'backup-recipient'] as const;
-export type CredentialClass = (typeof CREDENTIAL_CLASSES)[number];
+import { CREDENTIAL_CLASSES, type CredentialClass, type RotateResult } from './rotation';
 
 export const INCIDENT_SEVERITIES = ['sev1', 'sev2', 'sev3'] as const;
 export type IncidentSeverity = (typeof INCIDENT_SEVERITIES)[number];
@@ -71,6 +69,8 @@ export const BreachInput = z
     training: z.boolean().default(false),
     /** Classes rotated by rotateCredential children; default by scope (see defaultClasses). */
     credentialClasses: z.array(z.enum(CREDENTIAL_CLASSES)).max(CREDENTIAL_CLASSES.length).optional(),
+    /** What within a class to rotate (role name, lease prefix, key id...); unset: the worker's default per class. */
+    rotationScopes: z.record(z.enum(CREDENTIAL_CLASSES), z.string().trim().min(1).max(200)).default({}),
     /** Tenants to notify (registry ids); default every tenant in the registry. */
     tenants: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a tenant id like acme')).max(500).optional(),
     /** Notice template version in templates/notices (default: the newest). */
@@ -103,13 +103,13 @@ export type BreachConfig = z.output<typeof BreachInput>;
 export function defaultClasses(scope: string[]): CredentialClass[] {
   const out = new Set<CredentialClass>();
   for (const s of scope) {
-    if (s === 'vault') ['approle-secret-id', 'token-prefix', 'backup-recipient'].forEach((c) => out.add(c as CredentialClass));
-    else if (s === 'mail') out.add('smtp');
-    else if (s.startsWith('host')) out.add('ssh');
-    else if (s === 'postgres' || s === 'database') out.add('postgres');
-    else if (s === 'alerting' || s === 'chat') out.add('channel-secrets');
+    if (s === 'vault') ['approle-secret-id', 'token-lease', 'backup-recipient'].forEach((c) => out.add(c as CredentialClass));
+    else if (s === 'mail') ['smtp-relay', 'mailbox-password'].forEach((c) => out.add(c as CredentialClass));
+    else if (s.startsWith('host')) out.add('ssh-key');
+    else if (s === 'postgres' || s === 'database') out.add('postgres-role');
+    else if (s === 'alerting' || s === 'chat') out.add('channel-secret');
   }
-  if (out.size === 0) ['approle-secret-id', 'token-prefix'].forEach((c) => out.add(c as CredentialClass));
+  if (out.size === 0) ['approle-secret-id', 'token-lease'].forEach((c) => out.add(c as CredentialClass));
   return [...out];
 }
 
@@ -175,14 +175,8 @@ export interface TimelineEntry {
   detail: string;
 }
 
-export interface RotationOutcome {
-  credentialClass: string;
-  rotated: boolean;
-  newVerified: boolean;
-  oldRefused: boolean;
-  oldLeftInPlace: boolean;
-  detail: string;
-}
+/** What breachResponse records per class: the rotateCredential child's result. */
+export type RotationOutcome = RotateResult;
 
 export interface NoticePreview {
   tenantId: string;

@@ -5,3 +5,4 @@ export { restoreVault } from './restore/restoreVault';
 export { vaultHealthMonitor } from './monitoring/vaultHealthMonitor';
 export { alertDeliveryTest } from './monitoring/alertDeliveryTest';
 export { breachResponse } from './emergency/breachResponse';
+export { rotateCredential } from './emergency/rotateCredential';

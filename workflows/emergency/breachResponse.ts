@@ -68,8 +68,6 @@ export const closeIncident = defineUpdate<{ accepted: true }, [CloseDecision]>('
 export const addFinding = defineSignal<[Finding]>('addFinding');
 export const note = defineSignal<[Note]>('note');
 
-/** The result type of the rotation child (built on the `rotate` branch; started by name). */
-interface RotateCredentialResult extends RotationOutcome {}
 
 const HOUR = 3600_000;
 
@@ -297,11 +295,11 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
     stage('rotate');
     await step('rotateCredentials', async () => {
       for (const credentialClass of classes) {
-        const outcome = await executeChild<(req: unknown) => Promise<RotateCredentialResult>>('rotateCredential', {
+        const outcome = await executeChild<(req: unknown) => Promise<RotationOutcome>>('rotateCredential', {
           workflowId: `${info.workflowId}-rotate-${credentialClass}`,
-          args: [{ credentialClass, scope: input.scope.join(','), training: input.training, incidentId }],
+          args: [{ credentialClass, ...(input.rotationScopes[credentialClass] ? { scope: input.rotationScopes[credentialClass] } : {}), training: input.training, incidentId: info.workflowId }],
           staticSummary: `${tag()}Rotate ${credentialClass} for incident ${incidentId}`,
-        }).catch((err: unknown): RotateCredentialResult => {
+        }).catch((err: unknown): RotationOutcome => {
           if (isCancellation(err)) throw err;
           const f = describeFailure(err);
           return { credentialClass, rotated: false, newVerified: false, oldRefused: false, oldLeftInPlace: true, detail: `rotation failed: ${f?.message ?? 'unknown failure'}` };
