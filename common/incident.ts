@@ -118,6 +118,7 @@ export function defaultClasses(scope: string[]): CredentialClass[] {
 
 export const Acknowledge = z.object({ who, role: z.string().trim().max(100).optional() }).strict();
 export type Acknowledge = z.output<typeof Acknowledge>;
+export type AcknowledgeInput = z.input<typeof Acknowledge>;
 
 export const ContainmentDecision = z
   .object({
@@ -129,6 +130,7 @@ export const ContainmentDecision = z
   })
   .strict();
 export type ContainmentDecision = z.output<typeof ContainmentDecision>;
+export type ContainmentDecisionInput = z.input<typeof ContainmentDecision>;
 
 export const NoticeDecision = z
   .object({
@@ -140,6 +142,7 @@ export const NoticeDecision = z
   })
   .strict();
 export type NoticeDecision = z.output<typeof NoticeDecision>;
+export type NoticeDecisionInput = z.input<typeof NoticeDecision>;
 
 export const ActionItem = z.object({ what: proseText(500).pipe(z.string().min(1)), owner: who, due: z.string().date('expected a date like 2026-12-15') }).strict();
 export type ActionItem = z.output<typeof ActionItem>;
@@ -153,12 +156,15 @@ export const CloseDecision = z
   })
   .strict();
 export type CloseDecision = z.output<typeof CloseDecision>;
+export type CloseDecisionInput = z.input<typeof CloseDecision>;
 
 export const Finding = z.object({ who, finding: proseText(2000).pipe(z.string().min(1)), affects: z.array(z.string().max(200)).max(20).optional() }).strict();
 export type Finding = z.output<typeof Finding>;
+export type FindingInput = z.input<typeof Finding>;
 
 export const Note = z.object({ who, text: proseText(2000).pipe(z.string().min(1)) }).strict();
 export type Note = z.output<typeof Note>;
+export type NoteInput = z.input<typeof Note>;
 
 // ---------------------------------------------------------------------------------------------
 // state

@@ -26,7 +26,13 @@ import {
   Note,
   NoticeDecision,
   defaultClasses,
+  type AcknowledgeInput,
   type BreachConfig,
+  type CloseDecisionInput,
+  type ContainmentDecisionInput,
+  type FindingInput,
+  type NoteInput,
+  type NoticeDecisionInput,
   type BreachProgress,
   type BreachResult,
   type BreachStage,
@@ -58,15 +64,15 @@ export type BreachStep =
 
 export const progress = defineQuery<BreachProgress>('progress');
 /** A responder joins the incident; the first acknowledgement ends triage's wait. */
-export const acknowledge = defineUpdate<{ accepted: true; acknowledgedBy: string[] }, [Acknowledge]>('acknowledge');
+export const acknowledge = defineUpdate<{ accepted: true; acknowledgedBy: string[] }, [AcknowledgeInput]>('acknowledge');
 /** Approve (or refuse) the containment plan; `seal: true` approves the emergency seal when it was proposed. */
-export const approveContainment = defineUpdate<{ accepted: true; approve: boolean; seal: boolean }, [ContainmentDecision]>('approveContainment');
+export const approveContainment = defineUpdate<{ accepted: true; approve: boolean; seal: boolean }, [ContainmentDecisionInput]>('approveContainment');
 /** Approve (or refuse) the rendered tenant notices, naming the preview digest that was read. */
-export const approveNotice = defineUpdate<{ accepted: true; approve: boolean }, [NoticeDecision]>('approveNotice');
+export const approveNotice = defineUpdate<{ accepted: true; approve: boolean }, [NoticeDecisionInput]>('approveNotice');
 /** End the incident with the review's summary, contributing factors and action items. */
-export const closeIncident = defineUpdate<{ accepted: true }, [CloseDecision]>('closeIncident');
-export const addFinding = defineSignal<[Finding]>('addFinding');
-export const note = defineSignal<[Note]>('note');
+export const closeIncident = defineUpdate<{ accepted: true }, [CloseDecisionInput]>('closeIncident');
+export const addFinding = defineSignal<[FindingInput]>('addFinding');
+export const note = defineSignal<[NoteInput]>('note');
 
 
 const HOUR = 3600_000;
@@ -195,7 +201,8 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
     details: () => ({ incident: incidentId, severity: state.severity, scope: state.scope.join(', '), stage: state.stage, 'notice deadline': state.noticeDeadline, ...(state.training ? { mode: 'TRAINING' } : {}) }),
   };
 
-  // An unanswered approval climbs the on-call levels: one level per reminder, the last one paged.
+  // An unanswered approval climbs the on-call levels: the declaration went to the first, each
+  // reminder goes one level up, and the last level is paged (critical).
   const escalating = (what: string, instruction: string, isDone: () => boolean) => {
     const levels = input.onCallLevels;
     let reminders = 0;
@@ -205,7 +212,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
       done: isDone,
       timeoutMinutes: input.approvalTimeoutMinutes,
       remindEveryMinutes: input.escalateEveryMinutes,
-      escalateAfter: levels.length,
+      escalateAfter: Math.max(1, levels.length - 1),
       state,
       alert: {
         ...alert,
@@ -339,7 +346,8 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
           const d = state.notices!.deliveries[i]!;
           try {
             const sent = await summarized(noticeSender.sendTenantNotice, `${tag()}Notice to tenant ${notice.tenantId}`, { incidentId, training: input.training, notice });
-            Object.assign(d, { status: 'sent', attempts: sent.attempt, messageId: sent.messageId, sentAt: sent.sentAt, detail: sent.reused ? 'sent by an earlier attempt' : 'accepted by the relay' });
+            // Workflow time, the same clock as the deadline (the relay's own time is in the S3 record).
+            Object.assign(d, { status: 'sent', attempts: sent.attempt, messageId: sent.messageId, sentAt: now(), detail: sent.reused ? 'sent by an earlier attempt' : 'accepted by the relay' });
             record('vault-dr', 'sendTenantNotice', `${notice.tenantId} <${notice.to}>: accepted (${sent.messageId})`);
           } catch (err) {
             if (isCancellation(err)) throw err;
