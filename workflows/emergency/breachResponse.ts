@@ -427,7 +427,7 @@ function noticeFacts(input: BreachConfig, s: BreachProgress): SharedNoticeFacts 
     law_enforcement: n.lawEnforcementDelay ? 'This notice was delayed at the request of law enforcement.' : 'This notice was not delayed at the request of law enforcement.',
     measures: [
       c?.decision?.approve ? `  - containment approved by ${c.decision.who}${c.sealed ? `; the secrets service was sealed (${c.sealed})` : ''}` : '  - containment under way',
-      '  - every affected credential class rotated by an automated, verified procedure (status below)',
+      `  - ${s.rotations.filter((r) => r.rotated && r.newVerified && r.oldRefused).length} of ${s.rotations.length} affected credential class(es) replaced by a procedure that proves the new credential works and the old one is refused (status below)`,
       '  - the incident is documented and will be reviewed (GDPR Art. 33(5))',
     ].join('\n'),
     rotation_status: rotated.length ? rotated.join('\n') : '  - no credential class rotated',

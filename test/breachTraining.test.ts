@@ -1,0 +1,146 @@
+// A full breachResponse in TRAINING mode on the real local stack, driven as responders drive it:
+// the test declares it, acknowledges, adds a finding and a note, approves containment, reads the
+// notice preview through the CLI and approves its digest, and closes the incident. The real
+// activities run: the incident record in SeaweedFS, the tenant registry from OpenBao KV, the
+// rotateCredential children, the notices rendered from templates/notices and sent to Mailpit
+// (the training inbox), then `vaultdr incident review` rebuilds the timeline from history.
+// Nothing sealed (training), every notice marked TRAINING, no stack secret in history or notices.
+import assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { BreachProgress, BreachResult } from '../common/incident';
+import { connectClient } from '../client/connect';
+import type { Config } from '../infra/config';
+import { acknowledge, addFinding, approveContainment, approveNotice, closeIncident, note } from '../workflows/emergency/breachResponse';
+import { bao, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
+import { withWorker } from './helpers/worker';
+
+/** Classes the training run rotates (rotateCredential children); each must end rotated and verified. */
+export const TRAINING_CLASSES = ['approle-secret-id', 'token-lease', 'backup-recipient'] as const;
+
+describe('breachResponse training run on the local stack (responders, rotation children, notices in Mailpit, review)', function () {
+  this.timeout(240_000);
+  let cfg: Config;
+  let client: Client;
+  let cliEnv: NodeJS.ProcessEnv;
+  const token = crypto.randomBytes(4).toString('hex');
+  const tenants = [
+    { id: 'acme', name: 'Acme Health GmbH', noticeEmail: `privacy+${token}@acme.test`, secretPaths: ['secret/data/tenants/acme/db', 'secret/data/tenants/acme/smtp'], jurisdictions: ['EU'] },
+    { id: 'globex', name: 'Globex Inc.', noticeEmail: `dpo+${token}@globex.test`, secretPaths: ['secret/data/tenants/globex/api'], jurisdictions: ['US-CA'] },
+  ];
+
+  before(async () => {
+    const base = await ensureStack();
+    const queue = uniqueQueue('breach');
+    cfg = withQueue(base, queue);
+    // The tenant registry lives in OpenBao KV (the worker's policy reads secret/data/vault-dr/*).
+    cfg = { ...cfg, incident: { ...cfg.incident, tenantRegistryPath: `vault-dr/tenants-${token}` } };
+    const put = await bao('POST', `secret/data/vault-dr/tenants-${token}`, { data: { tenants } });
+    assert.equal(put.status, 200, JSON.stringify(put.json));
+    client = await connectClient(cfg);
+    // The CLI reads this test's own parsed config (the shared stack's file may be rewritten meanwhile by other branches).
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-breach-')), 'vaultdr.json');
+    fs.writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
+    cliEnv = { VAULTDR_CONFIG: file };
+  });
+  after(async () => {
+    await bao('DELETE', `secret/metadata/vault-dr/tenants-${token}`).catch(() => undefined);
+    await client?.connection.close();
+  });
+
+  it('declare → triage → contain → rotate → notify → review, with every responder action on the timeline', async () => {
+    const phases: Record<string, number> = {};
+    await withWorker(cfg, async () => {
+      const t0 = Date.now();
+      const mark = (name: string) => (phases[name] = Math.round((Date.now() - t0) / 100) / 10);
+      const workflowId = `incident-training-${token}`;
+      const h = await client.workflow.start('breachResponse', {
+        taskQueue: cfg.temporal.taskQueue,
+        workflowId,
+        args: [{ training: true, severity: 'sev2', scope: ['vault'], summary: 'training: an AppRole secret-id was printed in a CI log', declaredBy: 'alice', credentialClasses: [...TRAINING_CLASSES], proposeSeal: true }],
+      });
+      const until = async (step: string) => {
+        for (let i = 0; i < 600; i++) {
+          const p = await h.query<BreachProgress>('progress');
+          if (p.step === step) return p;
+          if (p.step === 'failed') assert.fail(`incident failed: ${p.error}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.fail(`never reached ${step}`);
+      };
+      await until('awaitAcknowledgement');
+      mark('declared');
+      await h.executeUpdate(acknowledge, { args: [{ who: 'bob', role: 'incident commander' }] });
+      await until('awaitContainmentApproval');
+      mark('triaged');
+      await h.signal(addFinding, { who: 'carol', finding: 'the CI job printed the secret-id of role vaultdr-worker on 2026-11-30' });
+      await h.signal(note, { who: 'carol', text: 'CI logs purged' });
+      // Malformed: refused by the validator, the incident goes on.
+      await assert.rejects(h.executeUpdate(approveContainment, { args: [{ who: 'bob', approve: 'yes' } as never] }));
+      await h.executeUpdate(approveContainment, { args: [{ who: 'bob', approve: true, seal: true, why: 'training: practise the seal decision' }] });
+      const atNotices = await until('awaitNoticeApproval');
+      mark('contained+rotated');
+      assert.deepEqual(
+        atNotices.rotations.map((r) => [r.credentialClass, r.rotated, r.newVerified, r.oldRefused]),
+        TRAINING_CLASSES.map((c) => [c, true, true, true]),
+        `rotations: ${JSON.stringify(atNotices.rotations)}`,
+      );
+      // The responder reads the notices through the CLI and approves the digest it printed.
+      const preview = await vaultdrAsync(['incident', 'notices', 'preview', workflowId], cliEnv);
+      assert.equal(preview.code, 0, preview.stderr);
+      const digest = /digest ([0-9a-f]{16})/.exec(preview.stdout)?.[1];
+      assert.ok(digest, preview.stdout);
+      assert.match(preview.stdout, /\[TRAINING\] Notice of Data Breach/);
+      await h.executeUpdate(approveNotice, { args: [{ who: 'dana', approve: true, previewDigest: digest, why: 'both notices read' }] });
+      await until('awaitIncidentClose');
+      mark('notified');
+      await h.executeUpdate(closeIncident, { args: [{ who: 'bob', summary: 'training incident closed', contributingFactors: ['CI prints env'], actionItems: [{ what: 'mask CI variables', owner: 'eve', due: '2026-12-15' }] }] });
+      const r = (await h.result()) as BreachResult;
+      mark('closed');
+      assert.equal(r.training, true);
+      assert.equal(r.noticesSent, 2);
+      assert.equal(r.noticesSentWithinDeadline, true);
+      assert.ok(r.timeline.some((t) => t.what === 'emergencySeal' && /TRAINING: .*nothing was sealed/.test(t.detail)), 'training never seals');
+      assert.deepEqual(
+        r.timeline.filter((t) => t.who !== 'vault-dr').map((t) => `${t.who}:${t.what}`),
+        ['alice:declare', 'bob:acknowledge', 'carol:addFinding', 'carol:note', 'bob:approveContainment', 'dana:approveNotice', 'bob:closeIncident'],
+      );
+      const health = await bao('GET', 'sys/seal-status');
+      assert.equal(health.json.sealed, false, 'a training run must not seal the cluster');
+
+      // Two notices in Mailpit, one per tenant, marked TRAINING, with the CA headings and the tenant's paths.
+      const mails: { to: string; subject: string; text: string }[] = [];
+      for (let i = 0; i < 50 && mails.length < 2; i++) {
+        mails.length = 0;
+        for (const m of (await mailpitMessages()).filter((x) => x.To.some((t) => t.Address.includes(token)))) mails.push({ to: m.To[0]!.Address, subject: m.Subject, text: await mailpitText(m.ID) });
+        if (mails.length < 2) await new Promise((res) => setTimeout(res, 200));
+      }
+      assert.deepEqual(mails.map((m) => m.to).sort(), tenants.map((t) => t.noticeEmail).sort());
+      for (const m of mails) {
+        const tenant = tenants.find((t) => t.noticeEmail === m.to)!;
+        assert.match(m.subject, /^\[TRAINING\] Notice of Data Breach/);
+        assert.match(m.text, /TRAINING EXERCISE/);
+        for (const heading of ['What Happened', 'What Information Was Involved', 'What We Are Doing', 'What You Can Do', 'For More Information']) assert.ok(m.text.includes(heading), `${heading} missing`);
+        assert.ok(m.text.includes(tenant.name) && tenant.secretPaths.every((p) => m.text.includes(p)), m.text);
+        assert.match(m.text, /the CI job printed the secret-id/, 'findings reach the notice');
+        for (const c of TRAINING_CLASSES) assert.ok(m.text.includes(`${c}: replaced`), `rotation of ${c} not reported`);
+      }
+      mark('mail checked');
+
+      // The review's timeline, rebuilt from history by the CLI.
+      const review = await vaultdrAsync(['incident', 'review', workflowId], cliEnv);
+      assert.equal(review.code, 0, review.stderr);
+      for (const line of ['| bob | acknowledge |', '| carol | addFinding |', '| dana | approveNotice |', '| bob | closeIncident |', 'rotateCredential completed', '| mask CI variables | eve | 2026-12-15 |']) assert.ok(review.stdout.includes(line), `review lacks "${line}":\n${review.stdout}`);
+
+      // No secret the stack holds in the history or the notices.
+      const texts = await historyTexts(client, cfg, workflowId);
+      const everything = [texts.raw, ...texts.decoded, ...mails.map((m) => m.text)].join('\n');
+      for (const s of stackSecrets()) assert.ok(!everything.includes(s.value), `${s.name} found in the history or a notice`);
+      process.stdout.write(`      phases (s from declaration): ${JSON.stringify(phases)}\n`);
+    });
+  });
+});
