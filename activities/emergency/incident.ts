@@ -143,12 +143,12 @@ export const incidentActivities = (deps: IncidentDeps) => {
      * per incident and tenant: a retry or a restarted worker finds the record and returns it.
      */
     async sendTenantNotice(req: { incidentId: string; training: boolean; notice: NoticePreview }): Promise<NoticeRecord & { reused: boolean }> {
+      // Checked again here, first: the activity must not trust that what it was handed was rendered by prepareTenantNotices.
+      assertNoSecret(`${req.notice.subject}\n${req.notice.text}`, req.notice.tenantId, await deps.deniedValues());
+      if (req.training && !req.notice.subject.startsWith('[TRAINING]')) throw failure('NoticeTemplateInvalid', `training notice for ${req.notice.tenantId} is not marked TRAINING; nothing was sent`);
       const key = noticeKey(req.incidentId, req.notice.tenantId);
       const earlier = await readJson<NoticeRecord>(key);
       if (earlier) return { ...earlier, reused: true };
-      // Checked again here: the activity must not trust that what it was handed was rendered by prepareTenantNotices.
-      assertNoSecret(`${req.notice.subject}\n${req.notice.text}`, req.notice.tenantId, await deps.deniedValues());
-      if (req.training && !req.notice.subject.startsWith('[TRAINING]')) throw failure('NoticeTemplateInvalid', `training notice for ${req.notice.tenantId} is not marked TRAINING; nothing was sent`);
       const attempt = Context.current().info.attempt;
       const messageId = `<${req.incidentId}.${req.notice.tenantId}@vault-dr>`;
       try {
