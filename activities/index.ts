@@ -15,6 +15,8 @@ import { monitorActivities } from './monitor';
 import { objectStoreActivities } from './objectStore';
 import { restoreActivities } from './restore';
 import { vaultActivities } from './vault';
+import { rotationActivities } from './emergency/rotation';
+import { recipientActivities } from './emergency/recipients';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -23,12 +25,16 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
     ...monitorActivities({ bao: clients.bao, s3: clients.s3, cfg }),
+    ...recipientActivities({ cfg }),
   };
 }
 
-/** Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share intake, the staging host. */
+/**
+ * Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share
+ * intake, the staging host; and emergency rotation (rotator token, PostgreSQL superuser URL).
+ */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
-  return restoreActivities({ s3: clients.s3, cfg, intake });
+  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }) };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

@@ -37,6 +37,8 @@ export const ERROR_CATALOG = {
   RestoreRejected: { retryable: true, firstResponse: "read OpenBao's reason in the message; compare `restore.baoBinary`'s version with the manifest", runbook: 'restore.md#restoresnapshot' },
   UnsealFailed: { retryable: false, firstResponse: "make `restore.unsealSharesFile` hold the backed-up cluster's shares as of the backup", runbook: 'restore.md#unsealtarget' },
   RestoreRefused: { retryable: false, firstResponse: 'nothing for the target; start a new restore if the reason allows', runbook: 'restore.md#awaitapproval' },
+  RotationNotPossible: { retryable: false, firstResponse: 'the rotation cannot run as asked (unknown scope, no default scope, a prefix that would revoke the rotator itself): fix the input or rotation.* config the message names', runbook: 'credential-rotation.md#planrotation' },
+  UnsealRotationFailed: { retryable: false, firstResponse: 'the unseal-key ceremony is not where the workflow expects it (cancelled, another ceremony started, new shares do not unseal): read the message; the old shares stay valid until verification completes', runbook: 'unseal-key-rotation.md#initrootkeyrotation' },
   ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
 } as const satisfies Record<string, ErrorInfo>;
 
