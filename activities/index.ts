@@ -20,6 +20,8 @@ import { sealActivities } from './emergency/seal';
 import { buildMailTransport } from '../infra/clients';
 import { readSecretFile } from '../infra/config';
 import { readSecretJson } from '../infra/secretFile';
+import { rotationActivities } from './emergency/rotation';
+import { recipientActivities } from './emergency/recipients';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -28,13 +30,17 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
     ...monitorActivities({ bao: clients.bao, s3: clients.s3, cfg }),
+    ...recipientActivities({ cfg }),
   };
 }
 
-/** Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share intake, the staging host. */
+/**
+ * Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share
+ * intake, the staging host; and emergency rotation (rotator token, PostgreSQL superuser URL).
+ */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
   // The emergency seal needs the break-glass token, which only this role holds.
-  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...sealActivities({ cfg }) };
+  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealActivities({ cfg }) };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

@@ -15,6 +15,8 @@ import type { BreachProgress, BreachResult } from '../common/incident';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
 import { acknowledge, addFinding, approveContainment, approveNotice, closeIncident, note } from '../workflows/emergency/breachResponse';
+import { ensureRotatorToken } from '../stack/stack';
+import { loadRecipients } from '../infra/crypto/keys';
 import { bao, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
@@ -27,6 +29,10 @@ describe('breachResponse training run on the local stack (responders, rotation c
   let cfg: Config;
   let client: Client;
   let cliEnv: NodeJS.ProcessEnv;
+  let tmp: string;
+  /** Credential values before and after the rotations: none may appear in history or a notice. */
+  const values: Record<string, string> = {};
+  let rotationScopes: Record<string, string> = {};
   const token = crypto.randomBytes(4).toString('hex');
   const tenants = [
     { id: 'acme', name: 'Acme Health GmbH', noticeEmail: `privacy+${token}@acme.test`, secretPaths: ['secret/data/tenants/acme/db', 'secret/data/tenants/acme/smtp'], jurisdictions: ['EU'] },
@@ -35,21 +41,46 @@ describe('breachResponse training run on the local stack (responders, rotation c
 
   before(async () => {
     const base = await ensureStack();
-    const queue = uniqueQueue('breach');
-    cfg = withQueue(base, queue);
-    // The tenant registry lives in OpenBao KV (the worker's policy reads secret/data/vault-dr/*).
-    cfg = { ...cfg, incident: { ...cfg.incident, tenantRegistryPath: `vault-dr/tenants-${token}` } };
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-breach-'));
+    // The stack's recipients and validation key are shared with other tests: the rotation replaces copies.
+    fs.copyFileSync(base.backup.recipientsFile!, path.join(tmp, 'recipients.json'));
+    fs.copyFileSync(base.backup.validationKeyFile!, path.join(tmp, 'validation-key.json'));
+    cfg = withQueue(
+      {
+        ...base,
+        backup: { ...base.backup, recipientsFile: path.join(tmp, 'recipients.json'), validationKeyFile: path.join(tmp, 'validation-key.json') },
+        rotation: { ...base.rotation, tokenFile: await ensureRotatorToken() },
+        // The tenant registry lives in OpenBao KV (the worker's policy reads secret/data/vault-dr/*).
+        incident: { ...base.incident, tenantRegistryPath: `vault-dr/tenants-${token}` },
+        metrics: { listen: '' },
+        restore: { ...base.restore, shareIntakeTokensFile: undefined },
+      },
+      uniqueQueue('breach'),
+    );
+    // What the incident says leaked: an AppRole's secret-id, tokens issued under a token role, the validation recipient key.
+    const role = `breach-train-${token}`;
+    await bao('POST', `auth/approle/role/${role}`, { token_policies: ['default'], token_ttl: '5m' });
+    const roleId = (await bao('GET', `auth/approle/role/${role}/role-id`)).json.data.role_id as string;
+    values['old secret-id'] = (await bao('POST', `auth/approle/role/${role}/secret-id`, {})).json.data.secret_id as string;
+    await bao('POST', `secret/data/vault-dr/credentials/approle-secret-id/${role}`, { data: { role_id: roleId, secret_id: values['old secret-id'] } });
+    const tokenRole = `vaultdr-incident-${token}`;
+    await bao('POST', `auth/token/roles/${tokenRole}`, { allowed_policies: ['default'], orphan: true });
+    values['leaked token'] = (await bao('POST', `auth/token/create/${tokenRole}`, { ttl: '1h' })).json.auth.client_token as string;
+    const compromised = loadRecipients(cfg.backup.recipientsFile!).find((r) => r.role === 'validation')!.keyId;
+    values['old validation key'] = (JSON.parse(fs.readFileSync(cfg.backup.validationKeyFile!, 'utf8')) as { privateKey: string }).privateKey;
+    rotationScopes = { 'approle-secret-id': role, 'token-lease': `auth/token/create/${tokenRole}`, 'backup-recipient': compromised };
     const put = await bao('POST', `secret/data/vault-dr/tenants-${token}`, { data: { tenants } });
     assert.equal(put.status, 200, JSON.stringify(put.json));
     client = await connectClient(cfg);
     // The CLI reads this test's own parsed config (the shared stack's file may be rewritten meanwhile by other branches).
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-breach-')), 'vaultdr.json');
+    const file = path.join(tmp, 'vaultdr.json');
     fs.writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
     cliEnv = { VAULTDR_CONFIG: file };
   });
   after(async () => {
     await bao('DELETE', `secret/metadata/vault-dr/tenants-${token}`).catch(() => undefined);
     await client?.connection.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('declare → triage → contain → rotate → notify → review, with every responder action on the timeline', async () => {
@@ -61,7 +92,7 @@ describe('breachResponse training run on the local stack (responders, rotation c
       const h = await client.workflow.start('breachResponse', {
         taskQueue: cfg.temporal.taskQueue,
         workflowId,
-        args: [{ training: true, severity: 'sev2', scope: ['vault'], summary: 'training: an AppRole secret-id was printed in a CI log', declaredBy: 'alice', credentialClasses: [...TRAINING_CLASSES], proposeSeal: true }],
+        args: [{ training: true, severity: 'sev2', scope: ['vault'], summary: 'training: an AppRole secret-id was printed in a CI log', declaredBy: 'alice', credentialClasses: [...TRAINING_CLASSES], rotationScopes, proposeSeal: true }],
       });
       const until = async (step: string) => {
         for (let i = 0; i < 600; i++) {
@@ -136,10 +167,14 @@ describe('breachResponse training run on the local stack (responders, rotation c
       assert.equal(review.code, 0, review.stderr);
       for (const line of ['| bob | acknowledge |', '| carol | addFinding |', '| dana | approveNotice |', '| bob | closeIncident |', 'rotateCredential completed', '| mask CI variables | eve | 2026-12-15 |']) assert.ok(review.stdout.includes(line), `review lacks "${line}":\n${review.stdout}`);
 
-      // No secret the stack holds in the history or the notices.
-      const texts = await historyTexts(client, cfg, workflowId);
-      const everything = [texts.raw, ...texts.decoded, ...mails.map((m) => m.text)].join('\n');
-      for (const s of stackSecrets()) assert.ok(!everything.includes(s.value), `${s.name} found in the history or a notice`);
+      // No secret the stack holds, and no old or new credential value, in the histories (incident and children) or the notices.
+      values['new secret-id'] = (await bao('GET', `secret/data/vault-dr/credentials/approle-secret-id/${rotationScopes['approle-secret-id']}`)).json.data.data.secret_id as string;
+      values['new validation key'] = (JSON.parse(fs.readFileSync(cfg.backup.validationKeyFile!, 'utf8')) as { privateKey: string }).privateKey;
+      assert.notEqual(values['new secret-id'], values['old secret-id']);
+      assert.notEqual(values['new validation key'], values['old validation key']);
+      const histories = await Promise.all([workflowId, ...TRAINING_CLASSES.map((c) => `${workflowId}-rotate-${c}`)].map((id) => historyTexts(client, cfg, id)));
+      const everything = [...histories.flatMap((t) => [t.raw, ...t.decoded]), ...mails.map((m) => m.text), review.stdout].join('\n');
+      for (const s of [...stackSecrets(), ...Object.entries(values).map(([name, value]) => ({ name, value }))]) assert.ok(!everything.includes(s.value), `${s.name} found in a history, a notice or the review`);
       process.stdout.write(`      phases (s from declaration): ${JSON.stringify(phases)}\n`);
     });
   });
