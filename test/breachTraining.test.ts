@@ -14,7 +14,7 @@ import type { Client } from '@temporalio/client';
 import type { BreachProgress, BreachResult } from '../common/incident';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
-import { acknowledge, addFinding, approveContainment, approveNotice, closeIncident, note } from '../workflows/emergency/breachResponse';
+import { acknowledge, addFinding, approveContainment, closeIncident, note } from '../workflows/emergency/breachResponse';
 import { ensureRotatorToken } from '../stack/stack';
 import { loadRecipients } from '../infra/crypto/keys';
 import { bao, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
@@ -126,7 +126,12 @@ describe('breachResponse training run on the local stack (responders, rotation c
       const digest = /digest ([0-9a-f]{16})/.exec(preview.stdout)?.[1];
       assert.ok(digest, preview.stdout);
       assert.match(preview.stdout, /\[TRAINING\] Notice of Data Breach/);
-      await h.executeUpdate(approveNotice, { args: [{ who: 'dana', approve: true, previewDigest: digest, why: 'both notices read' }] });
+      // Through the CLI: a digest that is not the preview's is refused with the reason (exit 3), then the right one is accepted.
+      const wrong = await vaultdrAsync(['incident', 'approve-notice', workflowId, '--digest', 'ffffffffffffffff', '--who', 'dana', '--why', 'skimmed'], cliEnv);
+      assert.equal(wrong.code, 3, wrong.stderr);
+      assert.match(wrong.stderr, /refused: .*not the current preview/);
+      const right = await vaultdrAsync(['incident', 'approve-notice', workflowId, '--digest', digest, '--who', 'dana', '--why', 'both notices read'], cliEnv);
+      assert.equal(right.code, 0, right.stderr);
       await until('awaitIncidentClose');
       mark('notified');
       await h.executeUpdate(closeIncident, { args: [{ who: 'bob', summary: 'training incident closed', contributingFactors: ['CI prints env'], actionItems: [{ what: 'mask CI variables', owner: 'eve', due: '2026-12-15' }] }] });
