@@ -11,7 +11,7 @@ import type { ConfigureResult, MonitorSettings, MonitorStatus } from '../workflo
 import type { Config } from '../infra/config';
 import type { CliContext } from './backupCommands';
 import { connectClient } from './connect';
-import { staticMetadata } from './summaries';
+import { staticMetadata } from '../common/summaries';
 import { startWorkflow } from './workflows';
 
 /** One monitor per task queue (i.e. per installation): a fixed id, started if absent. "vault-dr-health-monitor" by default. */

@@ -43,7 +43,7 @@ export const ERROR_CATALOG = {
   NoticeTemplateInvalid: { retryable: false, firstResponse: 'fix the template or the tenant registry entry the message names (a variable with no value, an unknown variable); nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
   NoticeContainsSecret: { retryable: false, firstResponse: 'remove the secret value from the field that carried it (summary, finding, notice facts); rotate that credential too; nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
   TenantRegistryInvalid: { retryable: false, firstResponse: 'fix the tenant registry (config `incident.tenantsFile` or Vault KV `incident.tenantRegistryPath`) at the field the message names', runbook: 'breach-response.md#assessexposure' },
-  NoticeDeliveryFailed: { retryable: true, firstResponse: "the relay refused or was unreachable for this tenant's notice; retried automatically; after the last attempt send it by hand (runbook) and record it with `vaultdr incident note`", runbook: 'breach-response.md#sendtenantnotice' },
+  NoticeDeliveryFailed: { retryable: true, firstResponse: "the relay refused or was unreachable for this tenant's notice; retried automatically; after the last attempt send it by hand (runbook) and record it with `vaultdr incident note`", runbook: 'breach-response.md#sendtenantnotices' },
   SealFailed: { retryable: false, firstResponse: 'seal by hand on the active node (`bao operator seal`), stop the standbys, then record it with `vaultdr incident note`', runbook: 'breach-response.md#emergencyseal' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -7,23 +7,14 @@ import { Readable, Transform, type TransformCallback, type Writable } from 'node
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  PutObjectLegalHoldCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import {
-  BACKUP_PREFIX,
-  backupObjectKeys,
-  manifestProblem,
-  planRetention,
-  type BackupManifest,
-  type RetentionPolicy,
-} from '../../common/backup';
+import { backupObjectKeys, type BackupManifest, type RetentionPolicy } from '../../common/backup';
 import { ErrorType, failure as fail } from '../../common/errors';
 import type { BaoClient } from '../../infra/vault/bao';
 import { BaoError } from '../../infra/vault/bao';
@@ -31,8 +22,9 @@ import { BackupFormatError, createEncryptor, parseHeader } from '../../infra/cry
 import type { Config } from '../../infra/config';
 import { KeyError, loadRecipients } from '../../infra/crypto/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../../infra/vault/snapshotInspect';
-import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from '../../infra/store/objects';
-import { bucketSpec, checkBucket, type BucketCheck } from '../../infra/store/bucketPolicy';
+import { statusOf } from '../../infra/store/objects';
+import { BackupCatalog, type BackupSummary, type PruneResult } from '../../infra/store/catalog';
+import { bucketSpec, type BucketCheck } from '../../infra/store/bucketPolicy';
 import { keepHeartbeating, withHeartbeats } from '../heartbeat';
 import { watchProgress } from '../progress';
 import { kvInventory, type KvInventory } from '../../infra/vault/kvInventory';
@@ -46,44 +38,6 @@ export interface UploadResult {
   plaintextBytes: number;
   raftIndex: number;
   reusedEarlierAttempt: boolean;
-}
-
-export interface BackupSummary {
-  backupId: string;
-  /**
-   * 'manifest mismatch': the manifest describes another backup. 'overwritten': the object's
-   * current version is not the one the manifest pins; 'pinned version missing': the pinned
-   * version is gone; 'snapshot deleted': the current version is a delete marker. None of these
-   * is ever treated as verified (not "latest", not counted by retention) nor pruned.
-   */
-  status: 'verified' | 'uploaded' | 'no manifest' | 'manifest mismatch' | 'overwritten' | 'pinned version missing' | 'snapshot deleted';
-  /** The manifest's status before the object check, when the object check changed it. */
-  manifestStatus?: 'verified' | 'uploaded';
-  /** What the object check found, in words (for `backup list` and alerts). */
-  problem?: string;
-  createdAt: string;
-  objectKey: string;
-  objectBytes: number;
-  raftIndex?: number;
-  trigger?: string;
-}
-
-/** Statuses of a backup whose stored object no longer matches its manifest (see BackupSummary). */
-export const DAMAGED_STATUSES: readonly BackupSummary['status'][] = ['overwritten', 'pinned version missing', 'snapshot deleted'];
-
-/** The listing status and words for a pinned object that is not intact; undefined when it is. */
-function damageOf(state: PinnedState): { status: BackupSummary['status']; problem: string } | undefined {
-  switch (state.kind) {
-    case 'intact':
-    case 'unpinned':
-      return undefined;
-    case 'overwritten':
-      return { status: 'overwritten', problem: `overwritten: current version ${state.currentVersionId} is not the pinned ${state.pinnedVersionId}` };
-    case 'pinned version missing':
-      return { status: 'pinned version missing', problem: `pinned version ${state.pinnedVersionId} no longer exists` };
-    case 'deleted':
-      return { status: 'snapshot deleted', problem: `the snapshot's current version is a delete marker (pinned ${state.pinnedVersionId} ${state.pinnedExists ? 'still exists' : 'is gone'})` };
-  }
 }
 
 /** Counts and hashes bytes as they pass. */
@@ -142,8 +96,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
   const bucket = deps.cfg.s3.bucket;
   const bcfg = deps.cfg.backup;
 
-  const getJson = <T>(key: string) => getJsonObject<T>(s3, bucket, key);
-  const putJson = (key: string, value: unknown) => putJsonObject(s3, bucket, key, value);
+  const catalog = new BackupCatalog(s3, bucket);
 
   async function abortStaleUploads(key: string): Promise<number> {
     const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
@@ -156,55 +109,13 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
     return n;
   }
 
-  async function listManifestIds(): Promise<{ withManifest: string[]; withoutManifest: string[] }> {
-    const ids = new Map<string, { manifest: boolean; snapshot: boolean }>();
-    for (const key of await listAllKeys(s3, bucket, BACKUP_PREFIX)) {
-      const m = /^backups\/([^/]+)\/(manifest\.json|snapshot\.vdrb)$/.exec(key);
-      if (!m) continue;
-      const e = ids.get(m[1]!) ?? { manifest: false, snapshot: false };
-      if (m[2] === 'manifest.json') e.manifest = true;
-      else e.snapshot = true;
-      ids.set(m[1]!, e);
-    }
-    const all = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
-    return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id) };
-  }
-
-  /**
-   * Every backup in the bucket with what its manifest says (one read per manifest) and whether
-   * the object version the manifest pins is still there and still current (two HEADs), newest first.
-   */
-  async function readBackups(): Promise<BackupSummary[]> {
-    const { withManifest, withoutManifest } = await listManifestIds();
-    const out: BackupSummary[] = [];
-    const read = async (id: string) => {
-      const m = await getJson<BackupManifest>(backupObjectKeys(id).manifest);
-      if (m && manifestProblem(id, m)) out.push({ backupId: id, status: 'manifest mismatch', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
-      else if (m) {
-        const row: BackupSummary = { backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger };
-        const state = await pinnedObjectState(s3, bucket, m.object.key, m.object.versionId);
-        const damage = damageOf(state);
-        if (damage) Object.assign(row, { manifestStatus: m.status, status: damage.status, problem: damage.problem });
-        out.push(row);
-      }
-    };
-    // A few at a time: a year of backups is ~40 manifests and 80 HEADs.
-    for (let i = 0; i < withManifest.length; i += 8) await Promise.all(withManifest.slice(i, i + 8).map(read));
-    for (const id of withoutManifest) out.push({ backupId: id, status: 'no manifest', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
-    return out.sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
-  }
-
   return withHeartbeats({
     /**
      * Reads the bucket's settings (GetBucket* only, never a Put) and fails when they differ from
      * what `vaultdr bucket apply` sets: the backup worker holds no bucket-admin rights.
      */
     async checkBackupBucket(): Promise<BucketCheck> {
-      const check = await checkBucket(s3, bucketSpec(deps.cfg));
-      if (!check.compliant) {
-        throw fail(ErrorType.BucketNotCompliant, `bucket "${bucket}" is not as \`vaultdr bucket apply\` set it: ${check.differences.join('; ')}; refusing to back up into it`, true);
-      }
-      return check;
+      return catalog.checkBucket(bucketSpec(deps.cfg));
     },
 
     /** Writes the canary secret whose value names this backup; a restore must read it back. */
@@ -235,7 +146,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         throw fail(ErrorType.KeyMaterialMissing, (err as KeyError).message, true);
       }
 
-      const earlier = await getJson<BackupManifest>(keys.manifest);
+      const earlier = await catalog.manifest(req.backupId);
       if (earlier) {
         try {
           const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: keys.snapshot }));
@@ -377,14 +288,14 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         object: { bucket, key: keys.snapshot, bytes: cipher.bytes, sha256: cipher.hash.digest('hex'), versionId },
         encryption: { format: 'vdrbak/1', chunkSize: header.chunkSize, recipients: header.recipients.map((r) => r.keyId) },
       };
-      await putJson(keys.manifest, manifest);
+      await catalog.saveManifest(req.backupId, manifest);
       return { manifestKey: keys.manifest, objectKey: keys.snapshot, objectBytes: manifest.object.bytes, objectSha256: manifest.object.sha256, plaintextBytes: manifest.plaintext.bytes, raftIndex: meta.index, reusedEarlierAttempt: false };
     },
 
     /** Re-reads the uploaded object from S3, checks size, SHA-256 and header against the manifest, then marks it verified. */
     async verifyUploadedBackup(req: { backupId: string }): Promise<{ verifiedAt: string; objectSha256: string }> {
       const keys = backupObjectKeys(req.backupId);
-      const manifest = await getJson<BackupManifest>(keys.manifest);
+      const manifest = await catalog.manifest(req.backupId);
       if (!manifest) throw fail(ErrorType.BackupNotFound, `manifest ${keys.manifest} not found in bucket ${bucket}`, true);
       if (manifest.status === 'verified' && manifest.verifiedAt) return { verifiedAt: manifest.verifiedAt, objectSha256: manifest.object.sha256 };
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys.snapshot, VersionId: manifest.object.versionId }));
@@ -441,79 +352,18 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       if (sha !== manifest.object.sha256) problems.push(`SHA-256 ${sha} differs from manifest ${manifest.object.sha256}`);
       if (problems.length) throw fail(ErrorType.BackupCorrupt, `backup object s3://${bucket}/${keys.snapshot} failed verification: ${problems.join('; ')}`, true);
       const verifiedAt = new Date().toISOString();
-      await putJson(keys.manifest, { ...manifest, status: 'verified', verifiedAt });
+      await catalog.saveManifest(req.backupId, { ...manifest, status: 'verified', verifiedAt });
       return { verifiedAt, objectSha256: sha };
     },
 
-    /**
-     * Applies retention (30 daily + 12 monthly by default) to verified backups; unverified and
-     * damaged ones (overwritten, pinned version missing) are kept and named, never deleted. Puts a
-     * legal hold on the pinned version of every kept backup (so lifecycle never expires it) and
-     * lifts it from the ones it deletes.
-     */
-    async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<{ deleted: string[]; kept: number; unverified: string[]; damaged: string[]; legalHolds: number | 'unsupported by store' }> {
-      // The floor is configuration only: a run's input (UI, CLI) may keep more, never less.
-      const { minDaily, minMonthly } = bcfg.retention;
-      if (req.retention && (req.retention.daily < minDaily || req.retention.monthly < minMonthly)) {
-        const field = req.retention.daily < minDaily ? `retention.daily ${req.retention.daily}` : `retention.monthly ${req.retention.monthly}`;
-        const floor = req.retention.daily < minDaily ? `backup.retention.minDaily = ${minDaily}` : `backup.retention.minMonthly = ${minMonthly}`;
-        throw fail(ErrorType.InvalidInput, `pruneBackups: field "${field}" is below the configured floor ${floor}; nothing was deleted (lower the floor only in the configuration)`, true);
-      }
-      const listed = await readBackups();
-      // A backup without a manifest, or whose object no longer matches it, counts as unverified: retention never deletes it.
-      const candidates = listed.map((b) => ({ backupId: b.backupId, status: b.status === 'verified' ? ('verified' as const) : ('uploaded' as const), createdAt: b.createdAt }));
-      if (!candidates.some((c) => c.backupId === req.justVerified && c.status === 'verified')) {
-        // The backup this run verified must be visible; if not, the listing is not trustworthy.
-        throw fail(ErrorType.VerificationFailed, `retention refused: the backup just verified (${req.justVerified}) is not listed as verified`, true);
-      }
-      const plan = planRetention(candidates, req.retention ?? bcfg.retention);
-      const manifests = new Map<string, BackupManifest>();
-      const pinned = async (id: string) => {
-        if (!manifests.has(id)) manifests.set(id, (await getJson<BackupManifest>(backupObjectKeys(id).manifest))!);
-        return manifests.get(id)!.object;
-      };
-      let legalHolds: number | 'unsupported by store' = 0;
-      const hold = async (id: string, on: boolean) => {
-        if (legalHolds === 'unsupported by store') return;
-        const o = await pinned(id);
-        if (!o.versionId) return;
-        try {
-          await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: o.key, VersionId: o.versionId, LegalHold: { Status: on ? 'ON' : 'OFF' } }));
-          if (on) legalHolds = (legalHolds as number) + 1;
-        } catch (err) {
-          // A bucket without object lock (or a store without it) cannot hold versions: say so once.
-          if (statusOf(err) === 501 || statusOf(err) === 400) legalHolds = 'unsupported by store';
-          else throw err;
-        }
-      };
-      const keptVerified = plan.keep.filter((k) => listed.find((b) => b.backupId === k.backupId)?.status === 'verified');
-      for (const k of keptVerified) await hold(k.backupId, true);
-      const deleted: string[] = [];
-      for (const id of plan.delete) {
-        const k = backupObjectKeys(id);
-        await hold(id, false);
-        // One request for both keys: a crash cannot leave a manifest whose snapshot is gone.
-        const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: k.snapshot }, { Key: k.manifest }], Quiet: true } }));
-        if (res.Errors?.length) throw new Error(`cannot delete backup ${id}: ${res.Errors.map((e) => `${e.Key}: ${e.Message}`).join('; ')}`);
-        // withHeartbeats keeps this activity heartbeating; no per-delete beat (the CLI runs it outside an activity).
-        deleted.push(id);
-      }
-      const unverified = listed.filter((c) => c.status !== 'verified' && !DAMAGED_STATUSES.includes(c.status)).map((c) => c.backupId);
-      const damaged = listed.filter((c) => DAMAGED_STATUSES.includes(c.status));
-      if (damaged.length) {
-        // Everything else was done; the damaged backups are kept and the run fails so someone looks.
-        throw fail(
-          ErrorType.BackupOverwritten,
-          `backup object(s) no longer match their manifest: ${damaged.map((d) => `${d.backupId} (${d.problem})`).join('; ')}; they are kept, never counted as verified; retention deleted ${deleted.length ? deleted.join(', ') : 'nothing'}`,
-          true,
-        );
-      }
-      return { deleted, kept: plan.keep.length, unverified, damaged: [], legalHolds };
+    /** Retention (30 daily + 12 monthly by default) through the catalog: see BackupCatalog.prune. */
+    async pruneBackups(req: { retention?: RetentionPolicy; justVerified: string }): Promise<PruneResult> {
+      return catalog.prune(req, bcfg.retention);
     },
 
     /** Lists backups newest first (for the CLI and later for restore selection). */
     async listBackups(): Promise<BackupSummary[]> {
-      return readBackups();
+      return catalog.list();
     },
   }, BACKUP_STORE_IO);
 };

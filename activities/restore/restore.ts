@@ -22,7 +22,7 @@ import { loadPrivateKeyFile } from '../../infra/crypto/keys';
 import { getJsonObject, listAllKeys, putJsonObject } from '../../infra/store/objects';
 import { readStaging, restartStaging, stagingApi as openbaoApi, stagingRoot, stagingToken, startStaging, stopStaging, unsealWithShares } from '../../infra/vault/stagingVault';
 import { VerifyError, verifyStoredBackup } from '../../infra/crypto/verifyBackup';
-import { backupActivities } from '../backup/backup';
+import { BackupCatalog } from '../../infra/store/catalog';
 import { heartbeating, keepHeartbeating, withHeartbeats } from '../heartbeat';
 import { watchProgress } from '../progress';
 
@@ -71,8 +71,9 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
   const { s3, cfg } = deps;
   const bucket = cfg.s3.bucket;
   const root = stagingRoot(cfg.restore.stagingDir);
+  const catalog = new BackupCatalog(s3, bucket);
   const manifestOf = async (backupId: string) => {
-    const m = await getJsonObject<BackupManifest>(s3, bucket, backupObjectKeys(backupId).manifest);
+    const m = await catalog.manifest(backupId);
     if (!m) throw fail(ErrorType.BackupNotFound, `backup ${backupId}: manifest ${backupObjectKeys(backupId).manifest} not found in bucket ${bucket}`);
     const problem = manifestProblem(backupId, m);
     if (problem) throw fail(ErrorType.BackupCorrupt, `backup ${backupId}: ${problem}; refusing to restore it`);
@@ -182,7 +183,7 @@ export const restoreActivities = (deps: { s3: S3Client; cfg: Config; intake?: Sh
     async selectBackup(req: { backupId: string }): Promise<SelectedBackup> {
       let id = req.backupId;
       if (id === 'latest') {
-        const list = await backupActivities({ bao: undefined as never, s3, cfg }).listBackups();
+        const list = await catalog.list();
         const newest = list.find((b) => b.status === 'verified');
         if (!newest) throw fail(ErrorType.BackupNotFound, `no verified backup in bucket ${bucket}`);
         id = newest.backupId;

@@ -2,7 +2,7 @@
 // in S3) and the restore history (staging validations and production restores). One loader for
 // the worker's /metrics and the vaultHealthMonitor workflow, so both see the same truth.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { backupActivities, DAMAGED_STATUSES } from '../../activities/backup/backup';
+import { BackupCatalog, DAMAGED_STATUSES } from './catalog';
 import { restoreActivities } from '../../activities/restore/restore';
 import type { Config } from '../config';
 import type { DrState } from '../../common/monitor';
@@ -11,10 +11,10 @@ import { countsAsValidation } from '../../common/restore';
 export type { DrState } from '../../common/monitor';
 
 export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
-  const backups = backupActivities({ bao: undefined as never, s3, cfg });
+  const backups = new BackupCatalog(s3, cfg.s3.bucket);
   const restores = restoreActivities({ s3, cfg });
   try {
-    const list = await backups.listBackups();
+    const list = await backups.list();
     const newest = list.find((b) => b.status === 'verified');
     // A run whose input was rejected, or a person's mistyped backup id, never tried to restore
     // anything: it stays in the history for the record but says nothing about whether backups restore.

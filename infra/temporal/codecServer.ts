@@ -4,6 +4,7 @@
 // in codecAuth.ts; with `tls` it serves HTTPS (the UI passes its access token only to https URLs).
 // Custodian shares are not taken here (infra/vault/shareIntake.ts has its own listener and tokens on the
 // restore worker).
+import { readBody } from '../http';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -84,36 +85,31 @@ export function createCodecServer(opts: CodecServerOptions): http.Server | https
     );
   };
   const codecRoute = (req: http.IncomingMessage, res: http.ServerResponse, route: string, reply: (status: number, body: unknown) => void) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
+    readBody(req, max).then(
+      (raw) => {
+        if (res.writableEnded) return;
+        let body: { payloads?: JsonPayload[] };
+        try {
+          body = JSON.parse(raw.toString('utf8')) as typeof body;
+          if (!Array.isArray(body.payloads)) throw new Error('payloads must be an array');
+        } catch (err) {
+          // Never JSON.parse's message: it quotes the body, which may be a plaintext payload.
+          reply(400, { error: err instanceof SyntaxError ? 'bad request: body is not valid JSON' : `bad request: ${(err as Error).message}` });
+          return;
+        }
+        const payloads = body.payloads.map(fromJson);
+        const op = route === '/encode' ? opts.codec.encode(payloads) : opts.codec.decode(payloads);
+        op.then(
+          (out) => reply(200, { payloads: out.map(toJson) }),
+          // The error text never includes payload contents; it names the failing key id at most.
+          (err: Error) => reply(400, { error: `cannot ${route.slice(1)}: ${err.message}` }),
+        );
+      },
+      () => {
         reply(413, { error: 'body too large' });
         req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (res.writableEnded) return;
-      let body: { payloads?: JsonPayload[] };
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
-        if (!Array.isArray(body.payloads)) throw new Error('payloads must be an array');
-      } catch (err) {
-        // Never JSON.parse's message: it quotes the body, which may be a plaintext payload.
-        reply(400, { error: err instanceof SyntaxError ? 'bad request: body is not valid JSON' : `bad request: ${(err as Error).message}` });
-        return;
-      }
-      const payloads = body.payloads.map(fromJson);
-      const op = route === '/encode' ? opts.codec.encode(payloads) : opts.codec.decode(payloads);
-      op.then(
-        (out) => reply(200, { payloads: out.map(toJson) }),
-        // The error text never includes payload contents; it names the failing key id at most.
-        (err: Error) => reply(400, { error: `cannot ${route.slice(1)}: ${err.message}` }),
-      );
-    });
+      },
+    );
   };
   return opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : http.createServer(handler);
 }

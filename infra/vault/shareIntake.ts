@@ -4,6 +4,7 @@
 // fingerprint against the backup's recipients, and signals the workflow — with counts only.
 // The intake listens on its own address (restore.shareIntakeListen) in the restore role's process,
 // with its own tokens: a custodian's token cannot decode workflow history at the codec endpoint.
+import { readBody } from '../http';
 import * as http from 'node:http';
 import type { ShareFile } from '../crypto/escrow';
 import { tokenMatches } from '../temporal/codecAuth';
@@ -171,29 +172,24 @@ export function createShareIntakeServer(opts: { intake: ShareIntake; tokens: str
     const workflowId = shareRoute[1]!;
     if (req.method === 'GET') return reply(200, opts.intake.status(workflowId));
     if (req.method !== 'POST') return reply(405, { error: 'GET or POST' });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_SHARE_BODY) {
+    readBody(req, MAX_SHARE_BODY).then(
+      (raw) => {
+        if (res.headersSent) return;
+        let share: ShareFile;
+        try {
+          share = JSON.parse(raw.toString('utf8')) as ShareFile;
+        } catch {
+          return reply(400, { error: 'body must be a share file (JSON)' });
+        }
+        opts.intake.submit(workflowId, share).then(
+          (status) => reply(200, status),
+          (err: Error) => reply(400, { error: err.message }),
+        );
+      },
+      () => {
         reply(413, { error: 'body too large for a share file' });
         req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      let share: ShareFile;
-      try {
-        share = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ShareFile;
-      } catch {
-        return reply(400, { error: 'body must be a share file (JSON)' });
-      }
-      opts.intake.submit(workflowId, share).then(
-        (status) => reply(200, status),
-        (err: Error) => reply(400, { error: err.message }),
-      );
-    });
+      },
+    );
   });
 }

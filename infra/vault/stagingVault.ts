@@ -5,6 +5,7 @@
 // decrypted snapshot and the unseal shares are sent, so the parent folder must be the worker's own:
 // created 0700, and on every use refused when it is a symlink, owned by another user, or open to
 // group/others. The OpenBao binary always comes from config, never from the state file.
+import { raftServerHcl } from './serverConfig';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -137,22 +138,7 @@ export async function startStaging(opts: { root: string; stagingId: string; baoB
   fs.mkdirSync(path.join(dir, 'raft'), { recursive: true, mode: 0o700 });
   const [apiPort, clusterPort] = [await freePort(), await freePort()];
   const address = `http://127.0.0.1:${apiPort}`;
-  fs.writeFileSync(
-    path.join(dir, 'staging.hcl'),
-    `disable_mlock = true
-listener "tcp" {
-  address         = "127.0.0.1:${apiPort}"
-  cluster_address = "127.0.0.1:${clusterPort}"
-  tls_disable     = true
-}
-storage "raft" {
-  path    = "${path.join(dir, 'raft')}"
-  node_id = "${opts.stagingId}"
-}
-api_addr     = "${address}"
-cluster_addr = "http://127.0.0.1:${clusterPort}"
-`,
-  );
+  fs.writeFileSync(path.join(dir, 'staging.hcl'), raftServerHcl({ apiPort, clusterPort, raftDir: path.join(dir, 'raft'), nodeId: opts.stagingId }));
   const info = await spawnServer({ stagingId: opts.stagingId, address, pid: 0, dir, baoBinary: opts.baoBinary });
   const init = await api(address, 'POST', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 });
   if (init.status !== 200) throw new Error(`staging init failed: HTTP ${init.status}`);

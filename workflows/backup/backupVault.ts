@@ -8,11 +8,12 @@ import { BackupInput, backupIdFor, type BackupResult } from '../../common/backup
 import { parseWorkflowInput } from '../../common/validate';
 import { STORE_IO, TRANSFER } from '../profiles';
 import { BACKUP_ID } from '../../common/searchAttributes';
-import { failRunbook, showAttribute, showStep, steps, summarized } from '../helpers';
+import { failRunbook, showAttribute, showStep, steps, summarized, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
-const store = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
-const transfer = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });
+// Each activity bound to its profile here, once: STORE_IO ones heartbeat (BACKUP_STORE_IO), TRANSFER ones move the snapshot.
+const { checkBackupBucket, writeCanary, pruneBackups } = proxyActivities<BackupActivities>({ ...STORE_IO, taskQueue: activityQueue('backup') });
+const { snapshotToStore, verifyUploadedBackup } = proxyActivities<BackupActivities>({ ...TRANSFER, taskQueue: activityQueue('backup') });
 
 export type BackupStep = 'validating input' | 'checkBackupBucket' | 'writeCanary' | 'snapshotToStore' | 'verifyUploadedBackup' | 'pruneBackups' | 'done' | 'failed';
 
@@ -27,6 +28,7 @@ export interface BackupProgress {
 export const progress = defineQuery<BackupProgress>('progress');
 
 export async function backupVault(rawInput?: BackupInput): Promise<BackupResult> {
+  describeRun(rawInput);
   const info = workflowInfo();
   const backupId = backupIdFor(new Date(info.runStartTime).toISOString(), info.workflowId, info.runId);
   const state: BackupProgress = { backupId, step: 'validating input', completed: [] };
@@ -40,10 +42,10 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
   try {
     input = parseWorkflowInput('backupVault', BackupInput, rawInput);
     const { trigger, prune, retention } = input;
-    await step('checkBackupBucket', () => store.checkBackupBucket());
-    const canary = await step('writeCanary', () => store.writeCanary({ backupId }));
+    await step('checkBackupBucket', () => checkBackupBucket());
+    const canary = await step('writeCanary', () => writeCanary({ backupId }));
     const uploaded = await step('snapshotToStore', () =>
-      summarized(transfer.snapshotToStore, `Snapshot OpenBao to backup ${backupId}`, {
+      summarized(snapshotToStore, `Snapshot OpenBao to backup ${backupId}`, {
         backupId,
         workflowId: info.workflowId,
         runId: info.runId,
@@ -54,8 +56,8 @@ export async function backupVault(rawInput?: BackupInput): Promise<BackupResult>
     );
     state.objectKey = uploaded.objectKey;
     state.objectBytes = uploaded.objectBytes;
-    await step('verifyUploadedBackup', () => summarized(transfer.verifyUploadedBackup, `Verify uploaded backup ${backupId}`, { backupId }));
-    const pruned = prune ? await step('pruneBackups', () => store.pruneBackups({ retention, justVerified: backupId })) : undefined;
+    await step('verifyUploadedBackup', () => summarized(verifyUploadedBackup, `Verify uploaded backup ${backupId}`, { backupId }));
+    const pruned = prune ? await step('pruneBackups', () => pruneBackups({ retention, justVerified: backupId })) : undefined;
     done();
     return {
       backupId,

@@ -41,7 +41,7 @@ import {
 import { samePerson } from '../../common/restore';
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { ALERT, NOTICE, SHORT_IO, STORE_IO } from '../profiles';
-import { awaitHuman, describeFailure, failRunbook, showStep, steps, summarized, type AlertContext } from '../helpers';
+import { awaitHuman, describeFailure, describeRun, failRunbook, showStep, steps, summarized, type AlertContext } from '../helpers';
 import { activityQueue } from '../queues';
 
 const store = proxyActivities<IncidentActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
@@ -78,6 +78,7 @@ export const note = defineSignal<[NoteInput]>('note');
 const HOUR = 3600_000;
 
 export async function breachResponse(rawInput?: BreachInput): Promise<BreachResult> {
+  describeRun(rawInput);
   const info = workflowInfo();
   const startedAt = new Date(info.runStartTime.getTime()).toISOString();
   const incidentId = `INC-${startedAt.slice(0, 16).replace(/[-:]/g, '')}Z-${shortHash(`${info.workflowId}/${info.runId}`)}`;

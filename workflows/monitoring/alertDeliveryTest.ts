@@ -9,7 +9,7 @@ import { AckSignalSchema, AlertDeliveryTestInput, type AckSignal, type DeliveryR
 import { describeIssues } from '../../common/validate';
 import { parseWorkflowInput } from '../../common/validate';
 import { SHORT_IO } from '../profiles';
-import { showStep } from '../helpers';
+import { showStep, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 const { sendTestAlert } = proxyActivities<NotifyActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', taskQueue: activityQueue('notify') });
@@ -18,6 +18,7 @@ export const report = defineQuery<DeliveryReport>('report');
 export const ack = defineSignal<[AckSignal]>('ack');
 
 export async function alertDeliveryTest(rawInput?: AlertDeliveryTestInput): Promise<DeliveryReport> {
+  describeRun(rawInput);
   const input = parseWorkflowInput('alertDeliveryTest', AlertDeliveryTestInput, rawInput);
   showStep('sending test alerts');
   const token = `adt-${uuid4().slice(0, 8)}`;

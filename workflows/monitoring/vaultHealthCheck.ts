@@ -7,7 +7,7 @@ import type { MailActivities } from '../../activities/monitoring/mail';
 import { HealthCheckInput, worstStatus, type HealthReport } from '../../common/health';
 import { parseWorkflowInput } from '../../common/validate';
 import { SHORT_IO } from '../profiles';
-import { showStep } from '../helpers';
+import { showStep, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 const { checkVaultHealth, checkObjectStore } = proxyActivities<VaultActivities & ObjectStoreActivities>({ ...SHORT_IO, taskQueue: activityQueue('backup') });
@@ -20,6 +20,7 @@ export interface HealthCheckProgress {
 export const progress = defineQuery<HealthCheckProgress>('progress');
 
 export async function vaultHealthCheck(rawInput?: HealthCheckInput): Promise<HealthReport> {
+  describeRun(rawInput);
   const state: HealthCheckProgress = { step: 'validating input', completed: [] };
   const at = (step: HealthCheckProgress['step']) => {
     state.step = step;

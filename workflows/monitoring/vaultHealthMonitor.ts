@@ -9,7 +9,7 @@ import type { NotifyActivities } from '../../activities/notify/notify';
 import { MonitorInput, evaluate, undecidable, type MonitorFacts, type Problem } from '../../common/monitor';
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { SHORT_IO } from '../profiles';
-import { showStep } from '../helpers';
+import { showStep, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 const { collectMonitorFacts } = proxyActivities<MonitorActivities>({ ...SHORT_IO, startToCloseTimeout: '2m', taskQueue: activityQueue('backup') });
@@ -57,6 +57,7 @@ export const configure = defineUpdate<ConfigureResult, [Partial<MonitorSettings>
 export const configureSignal = defineSignal<[Partial<MonitorSettings>]>('configure');
 
 export async function vaultHealthMonitor(rawInput?: MonitorInput): Promise<never> {
+  describeRun(rawInput);
   const input = parseWorkflowInput('vaultHealthMonitor', MonitorInput, rawInput);
   const info = workflowInfo();
   const { carried, ...initial } = input;

@@ -13,13 +13,15 @@ import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, ty
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from '../profiles';
 import { BACKUP_ID, RESTORE_TARGET } from '../../common/searchAttributes';
-import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext } from '../helpers';
+import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
-const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
-const transfer = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
-const stagingOps = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
-const poller = proxyActivities<RestoreActivities>({ ...POLL, taskQueue: activityQueue('restore') });
+// Each activity bound to its profile here, once: STORE_IO ones heartbeat (RESTORE_STORE_IO), TRANSFER
+// ones move a backup, STAGING ones drive a server, POLL is the long unseal wait.
+const { selectBackup, openShareIntake, closeShareIntake, planProductionRestore, recordRestore } = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
+const { verifyBackupBeforeRestore, restoreSnapshot } = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
+const { startStagingVault, unsealTarget, verifyRestoredSecrets, teardownStaging } = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { pollTargetUnsealed } = proxyActivities<RestoreActivities>({ ...POLL, taskQueue: activityQueue('restore') });
 
 export type RestoreStep =
   | 'validating input'
@@ -75,11 +77,21 @@ export interface RestoreResult extends RestoreRecord {
 const SCHEDULED_BY = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
 
 export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResult> {
+  describeRun(rawInput);
   const info = workflowInfo();
   const startedAtMs = info.runStartTime.getTime();
   const startedAt = new Date(startedAtMs).toISOString();
   const restoreId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const scheduled = !!info.typedSearchAttributes.get(SCHEDULED_BY);
+  // What every restore record (verified, failed, cancelled) starts with.
+  const recordHead = () => ({
+    restoreId,
+    workflowId: info.workflowId,
+    reason: input.reason,
+    target: input.target,
+    ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+    ...(scheduled ? { scheduled } : {}),
+  });
   const state: RestoreProgress = { restoreId, step: 'validating input', completed: [] };
   setHandler(progress, () => state);
   let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
@@ -133,7 +145,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     input = parseWorkflowInput('restoreVault', RestoreInput, rawInput);
     state.requestedBy = input.requestedBy;
     showAttribute(RESTORE_TARGET, input.target);
-    const backup = await step('selectBackup', () => summarized(store.selectBackup, `Select backup ${input.backupId}`, { backupId: input.backupId }));
+    const backup = await step('selectBackup', () => summarized(selectBackup, `Select backup ${input.backupId}`, { backupId: input.backupId }));
     state.backupId = backup.backupId;
     showAttribute(BACKUP_ID, backup.backupId);
     snapshotCreatedAt = backup.createdAt;
@@ -143,15 +155,15 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     let verifiedAtMs = 0;
     try {
       if (keySource === 'custodian-shares') {
-        await step('openShareIntake', () => store.openShareIntake({ backupId: backup.backupId }));
+        await step('openShareIntake', () => openShareIntake({ backupId: backup.backupId }));
         await step('awaitCustodianShares', () =>
           awaitHuman({ ...wait(), what: 'custodian shares', done: () => state.shares !== undefined, instruction: `each custodian runs: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (until the threshold is reached)` }),
         );
       }
-      await step('verifyBackupBeforeRestore', () => summarized(transfer.verifyBackupBeforeRestore, `Verify backup ${backup.backupId} (${keySource})`, { backupId: backup.backupId, keySource }));
+      await step('verifyBackupBeforeRestore', () => summarized(verifyBackupBeforeRestore, `Verify backup ${backup.backupId} (${keySource})`, { backupId: backup.backupId, keySource }));
       if (input.target === 'production') {
         const target = { kind: 'production' as const };
-        state.plan = await step('planProductionRestore', () => summarized(store.planProductionRestore, `Plan the production restore of ${backup.backupId}`, { backupId: backup.backupId }));
+        state.plan = await step('planProductionRestore', () => summarized(planProductionRestore, `Plan the production restore of ${backup.backupId}`, { backupId: backup.backupId }));
         await step('awaitApproval', () =>
           awaitHuman({ ...wait(), what: 'approval', done: () => state.approval !== undefined, instruction: `someone other than ${input.requestedBy} approves or refuses with: vaultdr restore approve ${info.workflowId} --who NAME --why REASON` }),
         );
@@ -159,7 +171,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
           markFailed('awaitApproval'); // a refusal is the outcome of this step, not of a later one
           throw ApplicationFailure.create({ type: 'RestoreRefused', message: `refused by ${state.approval!.who}: ${state.approval!.why}; the target was not touched`, nonRetryable: true });
         }
-        await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
+        await step('restoreSnapshot', () => summarized(restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
         // After a forced restore the target may seal itself; a human restarts and unseals it.
         await step('awaitTargetUnsealed', () =>
           pollUntil({
@@ -167,29 +179,29 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
             what: 'target unsealed',
             escalateAfter: 1, // a sealed production cluster is an outage: every reminder pages
             instruction: "restart the server if it is sealed, then unseal it with the backed-up cluster's key shares (docs/runbooks/restore.md)",
-            poll: ({ untilIso }) => poller.pollTargetUnsealed({ target, expectClusterId: state.plan!.backupClusterId, untilIso }),
+            poll: ({ untilIso }) => pollTargetUnsealed({ target, expectClusterId: state.plan!.backupClusterId, untilIso }),
           }),
         );
-        checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
+        checks = await step('verifyRestoredSecrets', () => verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
         verifiedAtMs = Date.now();
       } else {
         const target = { kind: 'staging' as const, stagingId };
         try {
           stagingStarted = true;
-          const staging = await step('startStagingVault', () => stagingOps.startStagingVault({ stagingId }));
+          const staging = await step('startStagingVault', () => startStagingVault({ stagingId }));
           state.stagingAddress = staging.address;
-          await step('restoreSnapshot', () => summarized(transfer.restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
-          await step('unsealTarget', () => stagingOps.unsealTarget({ stagingId }));
-          checks = await step('verifyRestoredSecrets', () => stagingOps.verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
+          await step('restoreSnapshot', () => summarized(restoreSnapshot, `Restore ${backup.backupId} into ${input.target}`, { backupId: backup.backupId, target, keySource }));
+          await step('unsealTarget', () => unsealTarget({ stagingId }));
+          checks = await step('verifyRestoredSecrets', () => verifyRestoredSecrets({ target, canary: backup.canary, kv: backup.kv }));
           verifiedAtMs = Date.now(); // RTO ends when the secrets are verified, not after teardown
         } finally {
           // Staging goes away on success, failure and cancellation alike.
-          await CancellationScope.nonCancellable(() => step('teardownStaging', () => stagingOps.teardownStaging({ stagingId })));
+          await CancellationScope.nonCancellable(() => step('teardownStaging', () => teardownStaging({ stagingId })));
         }
       }
     } finally {
       // The rebuilt escrow key leaves the worker's memory whatever happened.
-      if (keySource === 'custodian-shares') await CancellationScope.nonCancellable(() => store.closeShareIntake());
+      if (keySource === 'custodian-shares') await CancellationScope.nonCancellable(() => closeShareIntake());
     }
     const problems = [
       ...(checks.canary.matches ? [] : [`canary at ${checks.canary.path} reads "${checks.canary.found}", expected "${checks.canary.expected}"`]),
@@ -200,12 +212,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
     ];
     if (problems.length) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `restored secrets differ: ${problems.join('; ')}`, nonRetryable: true, details: [checks] });
     const record: RestoreRecord = {
-      restoreId,
-      workflowId: info.workflowId,
-      reason: input.reason,
-      target: input.target,
-      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
-      ...(scheduled ? { scheduled } : {}),
+      ...recordHead(),
       backupId: backup.backupId,
       status: 'verified',
       snapshotCreatedAt,
@@ -217,18 +224,13 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       checks,
       ...(state.approval ? { approval: state.approval } : {}),
     };
-    const saved = await step('recordRestore', () => store.recordRestore({ record }));
+    const saved = await step('recordRestore', () => recordRestore({ record }));
     done();
     return { ...record, historyKey: saved.key };
   } catch (err) {
     const failedStep: RestoreStep = failedAt() ?? (state.step === 'validating input' ? 'validating input' : 'verifyRestoredSecrets');
     const failedRecord = (errorType: string, message: string, cancelled: boolean): RestoreRecord => ({
-      restoreId,
-      workflowId: info.workflowId,
-      reason: input.reason,
-      target: input.target,
-      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
-      ...(scheduled ? { scheduled } : {}),
+      ...recordHead(),
       backupId: state.backupId ?? input.backupId,
       status: cancelled ? 'cancelled' : 'failed',
       failedStep,
@@ -251,7 +253,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
       },
       // A person's mistyped backup id is answered by the failure itself; it does not page on-call.
       severity: (f) => (isMistypedBackupId({ target: input.target, backupId: state.backupId ?? input.backupId, errorType: f.errorType, scheduled }) ? 'warning' : 'critical'),
-      record: (f) => store.recordRestore({ record: failedRecord(f.errorType, f.message, f.cancelled) }),
+      record: (f) => recordRestore({ record: failedRecord(f.errorType, f.message, f.cancelled) }),
       failureMessage: (f) => `restore ${restoreId} failed at ${failedStep}: ${f.message}`,
     });
   }

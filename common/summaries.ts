@@ -1,15 +1,16 @@
-// Static summaries and details set when vault-dr starts a workflow (CLI and schedules), so the
-// Temporal Web UI's list and detail views say what each run is for without the codec. They are
-// stored in the workflow's user metadata as payloads (the codec encrypts them like any payload),
-// and they never contain secrets anyway: workflow kinds, backup ids, targets, reasons, names.
-import type { AlertDeliveryTestInput } from '../common/alertTest';
-import type { BackupInput } from '../common/backup';
-import type { HealthCheckInput } from '../common/health';
-import type { MonitorInput } from '../common/monitor';
-import type { RestoreInput } from '../common/restore';
-import type { BreachInput } from '../common/incident';
-import type { RotateInput } from '../common/rotation';
-import type { WorkflowName } from './workflows';
+// What each run is for, in one line and a few details, rendered from its input: the CLI and the
+// schedules set it as the run's static summary and details when they start a workflow (stored in
+// the workflow's user metadata as payloads, which the codec encrypts like any payload), and every
+// workflow sets it as its current details itself (workflows/helpers.ts describeRun), so a run
+// started from the Web UI with `{}` says the same. Never a secret: workflow kinds, backup ids,
+// targets, reasons, names. Workflow-safe (no Node imports): the workflows import it.
+import type { AlertDeliveryTestInput } from './alertTest';
+import type { BackupInput } from './backup';
+import type { HealthCheckInput } from './health';
+import type { MonitorInput } from './monitor';
+import type { RestoreInput } from './restore';
+import type { BreachInput } from './incident';
+import type { RotateInput } from './rotation';
 
 export interface StaticMetadata {
   staticSummary: string;
@@ -19,7 +20,7 @@ export interface StaticMetadata {
 const line = (s: string) => s.replace(/\s+/g, ' ').trim().slice(0, 200);
 
 /** The summary ("Production restore of 20261201T020000Z-ab12cd34, needs approval") and details of a run. */
-export function staticMetadata(name: WorkflowName, input: unknown): StaticMetadata {
+export function staticMetadata(name: string, input: unknown): StaticMetadata {
   switch (name) {
     case 'restoreVault': {
       const r = (input ?? {}) as RestoreInput;
@@ -71,9 +72,7 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
         staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
       };
     }
-    default: {
-      const never: never = name;
-      return { staticSummary: String(never) };
-    }
+    default:
+      return { staticSummary: name };
   }
 }
