@@ -181,6 +181,27 @@ describe('breachResponse training run on the local stack (responders, rotation c
       const everything = [...histories.flatMap((t) => [t.raw, ...t.decoded]), ...mails.map((m) => m.text), review.stdout].join('\n');
       for (const s of [...stackSecrets(), ...Object.entries(values).map(([name, value]) => ({ name, value }))]) assert.ok(!everything.includes(s.value), `${s.name} found in a history, a notice or the review`);
       process.stdout.write(`      phases (s from declaration): ${JSON.stringify(phases)}\n`);
+
+      // Declaring from the terminal: a bad flag is refused before anything starts; a good one starts
+      // a run that `incident status` follows (ended here: it is not part of the exercise).
+      const bad = await vaultdrAsync(['incident', 'declare', '--severity', 'sev9'], cliEnv);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /field "severity"/);
+      const declared = await vaultdrAsync(['--json', 'incident', 'declare', '--training', '--by', 'alice', '--summary', 'CLI declaration check', '--classes', 'token-lease'], cliEnv);
+      assert.equal(declared.code, 0, declared.stderr);
+      const declaredId = (JSON.parse(declared.stdout) as { workflowId: string }).workflowId;
+      try {
+        let status = '';
+        for (let i = 0; i < 50 && !/waiting  acknowledgement/.test(status); i++) {
+          status = (await vaultdrAsync(['incident', 'status', declaredId], cliEnv)).stdout;
+          if (!/waiting  acknowledgement/.test(status)) await new Promise((res) => setTimeout(res, 300));
+        }
+        assert.match(status, /^\[TRAINING\] incident INC-/);
+        assert.match(status, /waiting  acknowledgement: a responder runs: vaultdr incident ack/);
+        assert.match(status, /alice +declare +sev2 vault: CLI declaration check \(TRAINING\)/);
+      } finally {
+        await client.workflow.getHandle(declaredId).terminate('CLI declaration check done');
+      }
     });
   });
 });
