@@ -17,6 +17,7 @@ import { restoreActivities } from './restore';
 import { vaultActivities } from './vault';
 import { rotationActivities } from './emergency/rotation';
 import { recipientActivities } from './emergency/recipients';
+import { sealDrillActivities } from './emergency/sealDrill';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -34,7 +35,7 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
  * intake, the staging host; and emergency rotation (rotator token, PostgreSQL superuser URL).
  */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
-  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }) };
+  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealDrillActivities({ cfg, intake }) };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

@@ -7,7 +7,7 @@ import { backupObjectKeys, manifestProblem, type BackupManifest, type BackupResu
 import { backupActivities } from '../activities/backup';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { initKeys, readShareFile, reconstructFromShares } from '../infra/escrow';
+import { initKeys, readAnyShareFile, reconstructFromShares } from '../infra/escrow';
 import { readTokensFile } from '../infra/codecServer';
 import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
 import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
@@ -209,7 +209,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .argument('<files...>', 'your share file(s)')
     .option('--endpoint <url>', 'the restore worker\'s share intake (default: http://<restore.shareIntakeListen>)')
     .option('--token-file <file>', 'share intake bearer token file (default: restore.shareIntakeTokensFile)')
-    .description('hand custodian shares to the restore worker directly (never through Temporal)')
+    .description('hand custodian shares to the restore worker directly (never through Temporal): vault-dr escrow share files, or OpenBao unseal shares (a file with the bare key) for a seal drill or a key-rotation proof')
     .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string }, cmd: Command) => {
       const cfg = ctx.cfgOf(cmd);
       const endpoint = opts.endpoint ?? `http://${cfg.restore.shareIntakeListen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
@@ -219,7 +219,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
       let status: IntakeStatus | undefined;
       for (const file of files) {
-        const share = readShareFile(file);
+        const share = readAnyShareFile(file);
         let res: Response;
         try {
           res = await fetch(`${endpoint}/shares/${encodeURIComponent(workflowId)}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(share) });

@@ -7,7 +7,7 @@ import type { BackupInput } from '../common/backup';
 import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
-import type { RotateInput } from '../common/rotation';
+import type { RotateInput, SealDrillInput } from '../common/rotation';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -57,6 +57,13 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
       return {
         staticSummary: line(`${r.training ? 'TRAINING: ' : ''}Emergency rotation of ${what}${r.incidentId ? ` for incident ${r.incidentId}` : ''}`),
         staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
+      };
+    }
+    case 'sealUnsealDrill': {
+      const d = (input ?? {}) as SealDrillInput;
+      return {
+        staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians submit shares with `vaultdr keys submit-share <workflow id> SHARE_FILE`.',
       };
     }
     default: {

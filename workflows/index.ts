@@ -5,3 +5,4 @@ export { restoreVault } from './restoreVault';
 export { vaultHealthMonitor } from './vaultHealthMonitor';
 export { alertDeliveryTest } from './alertDeliveryTest';
 export { rotateCredential } from './emergency/rotateCredential';
+export { sealUnsealDrill } from './emergency/sealUnsealDrill';
