@@ -24,6 +24,7 @@ import {
   type BackupManifest,
   type RetentionPolicy,
 } from '../common/backup';
+import { generationsKey, type GenerationsFile } from '../common/unsealKeys';
 import { ErrorType, failure as fail } from '../common/errors';
 import type { BaoClient } from '../infra/bao';
 import { BaoError } from '../infra/bao';
@@ -376,6 +377,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         plaintext: { bytes: plain.bytes, sha256: plain.hash.digest('hex') },
         object: { bucket, key: keys.snapshot, bytes: cipher.bytes, sha256: cipher.hash.digest('hex'), versionId },
         encryption: { format: 'vdrbak/1', chunkSize: header.chunkSize, recipients: header.recipients.map((r) => r.keyId) },
+        unsealKeys: { generation: (await getJson<GenerationsFile>(generationsKey(health.cluster_id ?? '')))?.current ?? 1, record: generationsKey(health.cluster_id ?? '') },
       };
       await putJson(keys.manifest, manifest);
       return { manifestKey: keys.manifest, objectKey: keys.snapshot, objectBytes: manifest.object.bytes, objectSha256: manifest.object.sha256, plaintextBytes: manifest.plaintext.bytes, raftIndex: meta.index, reusedEarlierAttempt: false };

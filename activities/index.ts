@@ -18,6 +18,7 @@ import { vaultActivities } from './vault';
 import { rotationActivities } from './emergency/rotation';
 import { recipientActivities } from './emergency/recipients';
 import { sealDrillActivities } from './emergency/sealDrill';
+import { unsealRotationActivities } from './emergency/unsealRotation';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -35,7 +36,7 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
  * intake, the staging host; and emergency rotation (rotator token, PostgreSQL superuser URL).
  */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
-  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealDrillActivities({ cfg, intake }) };
+  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealDrillActivities({ cfg, intake }), ...unsealRotationActivities({ cfg, s3: clients.s3 }) };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

@@ -8,6 +8,7 @@ import { backupActivities } from '../activities/backup';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { initKeys, readAnyShareFile, reconstructFromShares } from '../infra/escrow';
+import { custodianShare } from './emergencyCommands';
 import { readTokensFile } from '../infra/codecServer';
 import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
 import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
@@ -209,8 +210,10 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .argument('<files...>', 'your share file(s)')
     .option('--endpoint <url>', 'the restore worker\'s share intake (default: http://<restore.shareIntakeListen>)')
     .option('--token-file <file>', 'share intake bearer token file (default: restore.shareIntakeTokensFile)')
+    .option('--pgp-key <file>', 'OpenBao unseal share handed out PGP-encrypted (unseal-key rotation): decrypt it here with your private key first')
+    .option('--passphrase-file <file>', 'the PGP private key\'s passphrase')
     .description('hand custodian shares to the restore worker directly (never through Temporal): vault-dr escrow share files, or OpenBao unseal shares (a file with the bare key) for a seal drill or a key-rotation proof')
-    .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string }, cmd: Command) => {
+    .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string; pgpKey?: string; passphraseFile?: string }, cmd: Command) => {
       const cfg = ctx.cfgOf(cmd);
       const endpoint = opts.endpoint ?? `http://${cfg.restore.shareIntakeListen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
       const tokenFile = opts.tokenFile ?? cfg.restore.shareIntakeTokensFile;
@@ -219,7 +222,12 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
       let status: IntakeStatus | undefined;
       for (const file of files) {
-        const share = readAnyShareFile(file);
+        let share: ReturnType<typeof readAnyShareFile>;
+        try {
+          share = opts.pgpKey ? { format: 'openbao-unseal-share/1', key: await custodianShare(file, opts) } : readAnyShareFile(file);
+        } catch (err) {
+          return ctx.fail((err as Error).message);
+        }
         let res: Response;
         try {
           res = await fetch(`${endpoint}/shares/${encodeURIComponent(workflowId)}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(share) });

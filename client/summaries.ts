@@ -8,6 +8,7 @@ import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
 import type { RotateInput, SealDrillInput } from '../common/rotation';
+import type { UnsealRotationInput } from '../common/unsealKeys';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -64,6 +65,13 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
       return {
         staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`,
         staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians submit shares with `vaultdr keys submit-share <workflow id> SHARE_FILE`.',
+      };
+    }
+    case 'rotateUnsealKeys': {
+      const u = (input ?? {}) as UnsealRotationInput;
+      return {
+        staticSummary: `${u.training ? 'TRAINING: ' : ''}Unseal-key rotation ceremony (${u.threshold ?? 2} of ${u.shares ?? 'one share per custodian'})`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians: `vaultdr keys rotate-submit`, then `vaultdr keys rotate-verify`, then `vaultdr keys submit-share <workflow id> SHARE.asc --pgp-key KEY`.',
       };
     }
     default: {

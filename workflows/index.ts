@@ -6,3 +6,4 @@ export { vaultHealthMonitor } from './vaultHealthMonitor';
 export { alertDeliveryTest } from './alertDeliveryTest';
 export { rotateCredential } from './emergency/rotateCredential';
 export { sealUnsealDrill } from './emergency/sealUnsealDrill';
+export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';
