@@ -9,9 +9,9 @@
 import type { Command } from 'commander';
 import { CREDENTIAL_CLASSES, type RotateResult } from '../common/rotation';
 import { readSecretFile } from '../infra/config';
-import { stagingApi } from '../infra/stagingVault';
+import { stagingApi } from '../infra/vault/stagingVault';
 import { decryptShare, readText } from '../infra/unsealKeys';
-import { readAnyShareFile } from '../infra/escrow';
+import { readAnyShareFile } from '../infra/crypto/escrow';
 import { confirmRotated } from '../workflows/emergency/rotateCredential';
 import type { CliContext } from './backupCommands';
 import { connectClient } from './connect';

@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../infra/stagingVault';
+import { freePort } from '../infra/vault/stagingVault';
 
 export const PG_BIN = process.env.VAULTDR_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 

@@ -7,14 +7,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { applyBucket, type BucketSetting } from '../infra/bucketPolicy';
+import { applyBucket, type BucketSetting } from '../infra/store/bucketPolicy';
 import { Connection } from '@temporalio/client';
 import * as os from 'node:os';
 import { temporal as temporalProto } from '@temporalio/proto';
-import { ensureKeyringFile } from '../infra/codec';
+import { ensureKeyringFile } from '../infra/temporal/codec';
 import { WORKER_ROLES, roleQueue, type WorkerRole } from '../common/roles';
 import { scopeConfig } from '../workers/roles';
-import { initKeys } from '../infra/escrow';
+import { initKeys } from '../infra/crypto/escrow';
 import { ensureTools, toolPaths, type InstallReport } from './tools';
 import { renderAlertmanagerConfig, renderPrometheusConfig } from './monitoring';
 
@@ -37,6 +37,7 @@ export const PORTS = {
   prometheus: 9090,
   alertmanager: 9093,
   workerMetrics: 9464,
+  notifyMetrics: 9465,
 } as const;
 
 export const BACKUP_BUCKET = 'vault-dr-backups';
@@ -518,8 +519,10 @@ function writeConfig(): string {
   fs.writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n');
   // One config per worker role, as each role's host would have it: only that role's secrets.
   for (const role of WORKER_ROLES) {
-    const scoped = scopeConfig(cfg, [role]).cfg as typeof cfg & { worker?: { roles: WorkerRole[] } };
+    const scoped = scopeConfig(cfg, [role]).cfg as typeof cfg & { worker?: { roles: WorkerRole[] }; metrics?: { listen: string } };
     scoped.worker = { roles: [role] };
+    // Each role is its own process on this host: the notify role serves its counters on a port of its own.
+    if (role === 'notify') scoped.metrics = { listen: `127.0.0.1:${PORTS.notifyMetrics}` };
     fs.writeFileSync(roleConfigFile(role), JSON.stringify(scoped, null, 2) + '\n');
   }
   return file;
@@ -707,7 +710,7 @@ async function prepareMonitoring(): Promise<string[]> {
   }
   fs.writeFileSync(
     path.join(promDir, 'prometheus.yml'),
-    renderPrometheusConfig({ workerTarget: `127.0.0.1:${PORTS.workerMetrics}`, openbaoTarget: `127.0.0.1:${PORTS.bao}`, openbaoTokenFile: tokenFile, alertmanager: `127.0.0.1:${PORTS.alertmanager}` }),
+    renderPrometheusConfig({ workerTargets: [`127.0.0.1:${PORTS.workerMetrics}`, `127.0.0.1:${PORTS.notifyMetrics}`], openbaoTarget: `127.0.0.1:${PORTS.bao}`, openbaoTokenFile: tokenFile, alertmanager: `127.0.0.1:${PORTS.alertmanager}` }),
   );
   const ch = localChannels();
   writeSecret(path.join(amDir, 'slack_webhook_url'), ch.slackWebhookUrl);

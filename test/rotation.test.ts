@@ -16,7 +16,7 @@ import { rotationActivities } from '../activities/emergency/rotation';
 import { ensureRotatorToken } from '../stack/stack';
 import { postgresAvailable, startThrowawayPostgres, type ThrowawayPostgres } from '../stack/postgres';
 import { parsePgUrl, tryLogin, asSuperuser } from '../infra/postgres/roles';
-import { loadRecipients } from '../infra/keys';
+import { loadRecipients } from '../infra/crypto/keys';
 import { bao, historyTexts } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';

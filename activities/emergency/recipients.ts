@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { ErrorType, failure as fail } from '../../common/errors';
 import type { Config } from '../../infra/config';
-import { keyIdOf, loadRecipients, wrapDataKey, type Recipient, type WrappedKey } from '../../infra/keys';
+import { keyIdOf, loadRecipients, wrapDataKey, type Recipient, type WrappedKey } from '../../infra/crypto/keys';
 
 export const recipientActivities = (deps: { cfg: Config }) => {
   const file = () => {

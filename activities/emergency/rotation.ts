@@ -14,8 +14,8 @@ import { ErrorType, failure as fail } from '../../common/errors';
 import { CREDENTIAL_CLASSES, type CredentialClass } from '../../common/rotation';
 import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
-import { keyIdOfPrivate, generateKeyPair, loadPrivateKeyFile, unwrapDataKey, type WrappedKey } from '../../infra/keys';
-import { stagingApi } from '../../infra/stagingVault';
+import { keyIdOfPrivate, generateKeyPair, loadPrivateKeyFile, unwrapDataKey, type WrappedKey } from '../../infra/crypto/keys';
+import { stagingApi } from '../../infra/vault/stagingVault';
 import { parsePgUrl, roleExists, setPassword, terminateSessions, tryLogin, type PgTarget } from '../../infra/postgres/roles';
 import { withHeartbeats } from '../heartbeat';
 

@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ErrorType, failure as fail } from '../../common/errors';
 import type { Config } from '../../infra/config';
-import type { ShareIntake, UnsealTarget } from '../../infra/shareIntake';
-import { readStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, waitActive } from '../../infra/stagingVault';
+import type { ShareIntake, UnsealTarget } from '../../infra/vault/shareIntake';
+import { readStaging, stagingApi, stagingRoot, stagingToken, startStaging, stopStaging, waitActive } from '../../infra/vault/stagingVault';
 import { heartbeating } from '../heartbeat';
 
 export interface DrillTarget {

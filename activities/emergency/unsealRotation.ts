@@ -15,9 +15,9 @@ import { ErrorType, failure as fail } from '../../common/errors';
 import { generationsKey, UNSEAL_KEYS_PREFIX, type GenerationsFile, type UnsealKeyGeneration } from '../../common/unsealKeys';
 import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
-import { getJsonObject, listAllKeys, putJsonObject } from '../../infra/objects';
+import { getJsonObject, listAllKeys, putJsonObject } from '../../infra/store/objects';
 import { armorEncryptedShare, loadCustodians, pgpKeyForBao } from '../../infra/unsealKeys';
-import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, waitActive } from '../../infra/stagingVault';
+import { readStaging, restartStaging, stagingApi, stagingRoot, stagingToken, startStaging, waitActive } from '../../infra/vault/stagingVault';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { heartbeating } from '../heartbeat';
 

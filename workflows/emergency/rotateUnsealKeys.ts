@@ -14,7 +14,7 @@ import { UnsealRotationInput, type UnsealRotationResult } from '../../common/uns
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
-import { POLL, awaitHuman, failRunbook, pollUntil, showStep, steps, type AlertContext } from '../helpers';
+import { POLL, awaitHuman, failRunbook, pollUntil, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
 const ceremony = proxyActivities<UnsealRotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 const poller = proxyActivities<UnsealRotationActivities>({ ...POLL, taskQueue: activityQueue('restore') });
@@ -58,6 +58,7 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
   const copyId = `keyproof-${info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80)}`;
   const state: UnsealRotationProgress = { step: 'validating input', completed: [], phasesMs: {} };
   setHandler(progress, () => state);
+  describeRun(rawInput);
   setHandler(custodianSharesReady, (raw) => {
     const parsed = UnsealReady.safeParse(raw);
     if (!parsed.success) {

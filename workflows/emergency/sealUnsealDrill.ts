@@ -10,7 +10,7 @@ import { SealDrillInput, UnsealReady, type SealDrillResult } from '../../common/
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
-import { awaitHuman, failRunbook, showStep, steps, type AlertContext } from '../helpers';
+import { awaitHuman, failRunbook, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
 const drill = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 
@@ -37,6 +37,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
   const drillId = `drill-${info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80)}`;
   const state: SealDrillProgress = { drillId, step: 'validating input', completed: [], phasesMs: {} };
   setHandler(progress, () => state);
+  describeRun(rawInput);
   setHandler(custodianSharesReady, (raw) => {
     const parsed = UnsealReady.safeParse(raw);
     if (!parsed.success) {
