@@ -84,7 +84,7 @@ describe('emergency ceremonies: seal/unseal drill and unseal-key rotation (throw
     let shareValues: string[] = [];
     const result = await withIntake(async (endpoint) => {
       const h = await client.workflow.start('sealUnsealDrill', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ shares: 3, threshold: 2 }] });
-      const p = await waitStep(workflowId, 'awaitCustodianShares');
+      const p = await waitStep(workflowId, 'awaitDrillShares');
       const files = (p as unknown as { shareFiles: string[] }).shareFiles;
       assert.equal(files.length, 3);
       shareValues = files.map((f) => fs.readFileSync(f, 'utf8').trim());
@@ -92,7 +92,7 @@ describe('emergency ceremonies: seal/unseal drill and unseal-key rotation (throw
       assert.equal(first.code, 0, first.stderr);
       assert.match(first.stdout, /1 share\(s\) of 2 received/);
       await sleep(500);
-      assert.equal((await h.query<{ step: string }>('progress')).step, 'awaitCustodianShares', 'must wait for the threshold');
+      assert.equal((await h.query<{ step: string }>('progress')).step, 'awaitDrillShares', 'must wait for the threshold');
       const second = await vaultdrAsync(['keys', 'submit-share', workflowId, files[2]!, '--endpoint', endpoint]);
       assert.equal(second.code, 0, second.stderr);
       assert.match(second.stdout, /threshold reached/);

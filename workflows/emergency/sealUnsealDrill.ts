@@ -1,6 +1,6 @@
 // sealUnsealDrill — the emergency seal and the quorum unseal, rehearsed on a throwaway OpenBao.
 // Reads like docs/runbooks/unseal-key-rotation.md "Seal/unseal drill":
-//   startDrillVault → sealVault → proveRefuses → openUnsealIntake → awaitCustodianShares
+//   startDrillVault → sealVault → proveRefuses → openUnsealIntake → awaitDrillShares
 //   → proveServes → closeUnsealIntake, teardownDrillVault (always)
 // Custodians hand their shares to the restore worker's share intake (`vaultdr keys submit-share`),
 // which forwards each to sys/unseal: no share enters history, only counts. Each phase is timed.
@@ -14,7 +14,7 @@ import { awaitHuman, failRunbook, showStep, steps, type AlertContext, describeRu
 
 const drill = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 
-export type SealDrillStep = 'startDrillVault' | 'sealVault' | 'proveRefuses' | 'openUnsealIntake' | 'awaitCustodianShares' | 'proveServes' | 'closeUnsealIntake' | 'teardownDrillVault';
+export type SealDrillStep = 'startDrillVault' | 'sealVault' | 'proveRefuses' | 'openUnsealIntake' | 'awaitDrillShares' | 'proveServes' | 'closeUnsealIntake' | 'teardownDrillVault';
 
 export interface SealDrillProgress {
   drillId: string;
@@ -72,7 +72,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
       const refused = await step('proveRefuses', () => drill.proveRefuses(target));
       state.phasesMs.proveRefuses = Date.now() - sealDone;
       if (!refused.refused) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `the sealed server still answers: ${refused.detail}`, nonRetryable: true });
-      await step('awaitCustodianShares', () =>
+      await step('awaitDrillShares', () =>
         awaitHuman({
           what: 'custodian shares',
           instruction: `${input.threshold} of ${input.shares} custodians each run: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (drill share files: ${server.shareFiles.length ? server.shareFiles[0]!.replace(/share-1\.txt$/, 'share-<n>.txt') : 'none'})`,
