@@ -22,6 +22,8 @@ import { readSecretFile } from '../infra/config';
 import { readSecretJson } from '../infra/secretFile';
 import { rotationActivities } from './emergency/rotation';
 import { recipientActivities } from './emergency/recipients';
+import { sealDrillActivities } from './emergency/sealDrill';
+import { unsealRotationActivities } from './emergency/unsealRotation';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -40,7 +42,7 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
  */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
   // The emergency seal needs the break-glass token, which only this role holds.
-  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealActivities({ cfg }) };
+  return { ...restoreActivities({ s3: clients.s3, cfg, intake }), ...rotationActivities({ cfg }), ...sealDrillActivities({ cfg, intake }), ...unsealRotationActivities({ cfg, s3: clients.s3 }), ...sealActivities({ cfg }) };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */

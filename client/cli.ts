@@ -13,6 +13,7 @@ import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
 import { registerIncidentCommands } from './incidentCommands';
+import { registerEmergencyCommands } from './emergencyCommands';
 import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
@@ -139,6 +140,7 @@ export function buildProgram(): Command {
   registerRestoreCommands(program, ctx);
   registerMonitorCommands(program, ctx);
   registerIncidentCommands(program, ctx);
+  registerEmergencyCommands(program, ctx);
   return program;
 }
 

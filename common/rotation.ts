@@ -75,3 +75,34 @@ export type RotationConfirmation = z.output<typeof RotationConfirmation>;
 export function rotationIdOf(workflowId: string, credentialClass: string, scope: string): string {
   return `${workflowId}/${credentialClass}/${scope}`.slice(0, 400);
 }
+
+/** sealUnsealDrill input: a throwaway OpenBao with this many custodian shares; how long custodians have. */
+export const SealDrillInput = z
+  .object({
+    shares: z.number().int().min(1).max(10).default(3),
+    threshold: z.number().int().min(1).max(10).default(2),
+    /** How long to wait for the custodians' shares, and how often to remind. */
+    unsealTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(60),
+    remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(15),
+    training: z.boolean().default(false),
+    incidentId: z.string().trim().min(1).max(200).optional(),
+  })
+  .strict()
+  .refine((d) => d.threshold <= d.shares, { path: ['threshold'], message: 'threshold must not exceed shares' });
+export type SealDrillInput = z.input<typeof SealDrillInput>;
+
+export interface SealDrillResult {
+  drillId: string;
+  address: string;
+  sealed: boolean;
+  refusedWhileSealed: boolean;
+  servesAgain: boolean;
+  sharesUsed: number;
+  threshold: number;
+  /** Each phase's duration in ms (workflow clock): seal, proveRefuses, unseal (seal done → unsealed), serveAgain, total. */
+  phasesMs: Record<'seal' | 'proveRefuses' | 'unseal' | 'serveAgain' | 'total', number>;
+  detail: string;
+}
+
+/** The custodianSharesReady signal from the share intake (counts only). */
+export const UnsealReady = z.object({ received: z.number().int().min(1).max(255), threshold: z.number().int().min(0).max(255), keyId: z.string().min(1).max(300) }).strict();

@@ -10,7 +10,8 @@ import type { HealthCheckInput } from './health';
 import type { MonitorInput } from './monitor';
 import type { RestoreInput } from './restore';
 import type { BreachInput } from './incident';
-import type { RotateInput } from './rotation';
+import type { RotateInput, SealDrillInput } from './rotation';
+import type { UnsealRotationInput } from './unsealKeys';
 
 export interface StaticMetadata {
   staticSummary: string;
@@ -70,6 +71,20 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
       return {
         staticSummary: line(`${r.training ? 'TRAINING: ' : ''}Emergency rotation of ${what}${r.incidentId ? ` for incident ${r.incidentId}` : ''}`),
         staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
+      };
+    }
+    case 'sealUnsealDrill': {
+      const d = (input ?? {}) as SealDrillInput;
+      return {
+        staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians submit shares with `vaultdr keys submit-share <workflow id> SHARE_FILE`.',
+      };
+    }
+    case 'rotateUnsealKeys': {
+      const u = (input ?? {}) as UnsealRotationInput;
+      return {
+        staticSummary: `${u.training ? 'TRAINING: ' : ''}Unseal-key rotation ceremony (${u.threshold ?? 2} of ${u.shares ?? 'one share per custodian'})`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians: `vaultdr keys rotate-submit`, then `vaultdr keys rotate-verify`, then `vaultdr keys submit-share <workflow id> SHARE.asc --pgp-key KEY`.',
       };
     }
     default:

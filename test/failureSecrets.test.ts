@@ -18,8 +18,10 @@ import { EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
 import type { BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
-import { stackDir } from '../stack/stack';
-import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr } from './helpers/inspect';
+import { ensureRotatorToken, stackDir } from '../stack/stack';
+import { withWorker } from './helpers/worker';
+import type { Activities } from '../workers/worker';
+import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr } from './helpers/inspect';
 import type { BreachProgress } from '../common/incident';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 
@@ -172,5 +174,62 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     assert.equal(review.code, 0, review.stderr);
     const everything = [texts.raw, ...texts.decoded, notice, review.stdout, log].join('\n');
     for (const x of stackSecrets()) assert.ok(!everything.includes(x.value), `${x.name} found in the history, the notice, the review or the worker log`);
+  });
+});
+
+// Emergency rotation's failure path: a rotation whose new secret-id stops working right after it
+// was issued (destroyed by someone else) stops, alerts and leaves the old one in place; neither the
+// old nor the new secret-id is in the history (decoded or raw), the result or the alert e-mail.
+describe('failure path of an emergency rotation: no old or new credential in history, result or alert (real stack)', function () {
+  this.timeout(120_000);
+  it('a stopped approle-secret-id rotation alerts without either secret-id', async () => {
+    const base = await ensureStack();
+    const cfg = withQueue({ ...base, rotation: { ...base.rotation, tokenFile: await ensureRotatorToken() }, metrics: { listen: '' } }, uniqueQueue('failsec-rotate'));
+    const client = await connectClient(cfg);
+    try {
+      await clearAlertDedup(buildS3Client(cfg.s3), cfg.s3.bucket);
+      const role = `failsec-${crypto.randomBytes(4).toString('hex')}`;
+      await bao('POST', `auth/approle/role/${role}`, { token_policies: ['default'] });
+      const roleId = (await bao('GET', `auth/approle/role/${role}/role-id`)).json.data.role_id as string;
+      const oldSecret = (await bao('POST', `auth/approle/role/${role}/secret-id`, {})).json.data.secret_id as string;
+      await bao('POST', `secret/data/vault-dr/credentials/approle-secret-id/${role}`, { data: { role_id: roleId, secret_id: oldSecret } });
+      let newSecret = '';
+      const before = new Set((await mailpitMessages()).map((m) => m.ID));
+      const workflowId = `failsec-rotate-${Date.now()}`;
+      const result = (await withWorker(
+        cfg,
+        () => client.workflow.execute('rotateCredential', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ credentialClass: 'approle-secret-id', scope: role }] }),
+        (a: Activities): Activities => ({
+          ...a,
+          issueNewCredential: async (req: Parameters<Activities['issueNewCredential']>[0]) => {
+            const out = await a.issueNewCredential(req);
+            newSecret = (await bao('GET', `secret/data/vault-dr/credentials/approle-secret-id/${role}`)).json.data.data.secret_id as string;
+            const acc = (await bao('POST', `auth/approle/role/${role}/secret-id/lookup`, { secret_id: newSecret })).json.data.secret_id_accessor as string;
+            await bao('POST', `auth/approle/role/${role}/secret-id-accessor/destroy`, { secret_id_accessor: acc });
+            return out;
+          },
+        }),
+      )) as { rotated: boolean; oldLeftInPlace: boolean };
+      assert.equal(result.rotated, false);
+      assert.equal(result.oldLeftInPlace, true);
+      assert.ok(newSecret.length > 16 && newSecret !== oldSecret);
+      const { decoded, raw } = await historyTexts(client, cfg, workflowId);
+      const everything = decoded.join('\n') + raw + JSON.stringify(result);
+      assert.ok(!everything.includes(oldSecret), 'the old secret-id is in the history or result');
+      assert.ok(!everything.includes(newSecret), 'the new secret-id is in the history or result');
+      let mail: string | undefined;
+      for (let i = 0; i < 60 && !mail; i++) {
+        for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
+          const text = await mailpitText(m.ID);
+          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+        }
+        if (!mail) await sleep(1000);
+      }
+      assert.ok(mail, 'no alert e-mail for the stopped rotation');
+      assert.match(mail, /left in place/);
+      assert.ok(!mail.includes(oldSecret) && !mail.includes(newSecret), 'the alert e-mail holds a secret-id');
+    } finally {
+      await client.connection.close();
+    }
   });
 });

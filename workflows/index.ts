@@ -6,3 +6,5 @@ export { vaultHealthMonitor } from './monitoring/vaultHealthMonitor';
 export { alertDeliveryTest } from './monitoring/alertDeliveryTest';
 export { breachResponse } from './emergency/breachResponse';
 export { rotateCredential } from './emergency/rotateCredential';
+export { sealUnsealDrill } from './emergency/sealUnsealDrill';
+export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';

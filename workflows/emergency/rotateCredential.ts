@@ -17,7 +17,7 @@ import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
 import { ALERT } from '../profiles';
 import type { NotifyActivities } from '../../activities/notify/notify';
-import { awaitHuman, failRunbook, showStep, steps, summarized, type AlertContext } from '../helpers';
+import { awaitHuman, failRunbook, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 
 const rotation = proxyActivities<RotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 const backupHost = proxyActivities<RecipientActivities>({ ...STAGING, taskQueue: activityQueue('backup') });
@@ -60,6 +60,7 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
   const info = workflowInfo();
   const state: RotateProgress = { step: 'validating input', completed: [], log: [] };
   setHandler(progress, () => state);
+  describeRun(rawInput);
   setHandler(
     confirmRotated,
     (c) => {
