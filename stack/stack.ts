@@ -685,6 +685,12 @@ export async function configureLocalAlertChannels(): Promise<void> {
   await bao('POST', 'secret/data/vault-dr/alerting/pagerduty', token, { data: { routing_key: ch.routingKey, events_url: ch.pagerdutyUrl } });
 }
 
+/** Two made-up tenants (example domains) so a training incident has someone to notify on the local stack. */
+const TRAINING_TENANTS = [
+  { id: 'acme', name: 'Acme Health GmbH (training)', noticeEmail: 'privacy@acme.example', secretPaths: ['secret/data/tenants/acme/db'], jurisdictions: ['EU'] },
+  { id: 'globex', name: 'Globex Inc. (training)', noticeEmail: 'dpo@globex.example', secretPaths: ['secret/data/tenants/globex/api'], jurisdictions: ['US-CA'] },
+];
+
 /** Prometheus's OpenBao metrics token (policy: read sys/metrics), Prometheus and Alertmanager configs. */
 async function prepareMonitoring(): Promise<string[]> {
   const done: string[] = [];
@@ -695,6 +701,11 @@ async function prepareMonitoring(): Promise<string[]> {
   if ((await bao('GET', 'secret/data/vault-dr/alerting/slack', token)).status === 404) {
     await configureLocalAlertChannels();
     done.push('pointed the Slack and PagerDuty alert channels at the local stand-in (saas-sink)');
+  }
+  // breachResponse started from the Web UI with {} reads this registry; its notices go to Mailpit in training.
+  if ((await bao('GET', 'secret/data/vault-dr/tenants', token)).status === 404) {
+    await bao('POST', 'secret/data/vault-dr/tenants', token, { data: { tenants: TRAINING_TENANTS } });
+    done.push('seeded a training tenant registry for breachResponse (secret/vault-dr/tenants)');
   }
   await bao('PUT', 'sys/policies/acl/prometheus-metrics', token, { policy: 'path "sys/metrics" {\n  capabilities = ["read"]\n}\n' });
   const tokenFile = path.join(promDir, 'openbao-token');

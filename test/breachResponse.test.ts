@@ -152,6 +152,17 @@ describe('breachResponse: escalation, validators and the 72 h clock (time-skippi
     });
   });
 
+  it('starts from the Web UI with {} (sev2, scope vault, awareness = start, notices due 72 h later)', async () => {
+    await ts.withStubWorker(incidentStubs([], []), async (tq) => {
+      const h = await ts.env.client.workflow.start('breachResponse', { taskQueue: tq, workflowId: `breach-empty-${Date.now()}`, args: [{}] });
+      const p = await waitForStep(h, 'awaitAcknowledgement');
+      assert.deepEqual([p.severity, p.scope, p.training], ['sev2', ['vault'], false]);
+      assert.equal(Date.parse(p.noticeDeadline) - Date.parse(p.awareAt), 72 * HOUR);
+      assert.match(p.waitingFor ?? '', /vaultdr incident ack/);
+      await h.terminate('checked');
+    });
+  });
+
   it('bad input fails naming the field', async () => {
     await ts.withStubWorker(incidentStubs([], []), async (tq) => {
       const h = await start(tq, { severity: 'sev9' });
