@@ -17,6 +17,15 @@ import { restoreActivities } from './restore/restore';
 import { vaultActivities } from './monitoring/vault';
 import { haActivities } from './ha/failover';
 import { haDriverRegistry } from './ha/drivers';
+import { incidentActivities } from './emergency/incident';
+import { sealActivities } from './emergency/seal';
+import { buildMailTransport } from '../infra/clients';
+import { readSecretFile } from '../infra/config';
+import { readSecretJson } from '../infra/secretFile';
+import { rotationActivities } from './emergency/rotation';
+import { recipientActivities } from './emergency/recipients';
+import { sealDrillActivities } from './emergency/sealDrill';
+import { unsealRotationActivities } from './emergency/unsealRotation';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -25,24 +34,42 @@ export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3:
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
     ...monitorActivities({ bao: clients.bao, s3: clients.s3, cfg }),
+    ...recipientActivities({ cfg }),
   };
 }
 
 /**
  * Restore role: validation key, staging unseal shares, validator AppRole, break-glass token, share
- * intake, the staging host; and the failover drill, which holds the HA clusters' unseal shares and
- * drill token (ha.harnessDir) and controls their nodes.
+ * intake, the staging host; the failover drill, which holds the HA clusters' unseal shares and
+ * drill token (ha.harnessDir) and controls their nodes; and emergency rotation (rotator token,
+ * PostgreSQL superuser URL).
  */
 export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, intake?: ShareIntake) {
+  // The emergency seal needs the break-glass token, which only this role holds.
   return {
     ...restoreActivities({ s3: clients.s3, cfg, intake }),
     ...haActivities({ drivers: haDriverRegistry(cfg), stateDir: cfg.ha.harnessDir ?? cfg.restore.stagingDir ?? '.', s3: clients.s3, bucket: cfg.s3.bucket }),
+    ...rotationActivities({ cfg }),
+    ...sealDrillActivities({ cfg, intake }),
+    ...unsealRotationActivities({ cfg, s3: clients.s3 }),
+    ...sealActivities({ cfg }),
   };
 }
 
 /** Notify role: the SMTP relay and the Slack/PagerDuty secrets (read from Vault). */
-export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport; s3: S3Client }, channelSecrets?: ChannelSecretStore) {
+export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport; s3: S3Client; bao: BaoClient }, channelSecrets?: ChannelSecretStore) {
   return {
+    // Incident record and tenant notices: the notify role already holds the relay and reads Vault.
+    ...incidentActivities({
+      bao: clients.bao,
+      s3: clients.s3,
+      bucket: cfg.s3.bucket,
+      kvMount: cfg.backup.kvMount,
+      incident: cfg.incident,
+      mail: clients.mail,
+      trainingMail: buildMailTransport({ ...cfg.smtp, host: cfg.incident.trainingSmtp.host, port: cfg.incident.trainingSmtp.port, secure: false }),
+      deniedValues: () => heldCredentials(cfg, channelSecrets),
+    }),
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...deliveryCheckActivities({ inbox: cfg.alerts.inbox }),
     ...notifyActivities({
@@ -70,4 +97,26 @@ export function createActivities(cfg: Config, clients: Clients, intake?: ShareIn
 /** Slack/PagerDuty secrets from Vault, cached so alerts still go out while Vault is sealed. */
 export function channelSecretStore(cfg: Config, bao: BaoClient): ChannelSecretStore {
   return new ChannelSecretStore(bao, cfg.backup.kvMount, cfg.alerts.channelSecretsPath);
+}
+
+/** Credential values the notify role's process holds: a tenant notice containing one is refused. */
+async function heldCredentials(cfg: Config, channelSecrets?: ChannelSecretStore): Promise<string[]> {
+  const out: string[] = [];
+  const tryRead = (f: () => string | undefined) => {
+    try {
+      const v = f();
+      if (v) out.push(v);
+    } catch {
+      // A file this role does not have: nothing to deny from it.
+    }
+  };
+  tryRead(() => (cfg.vault.secretIdFile ? readSecretFile(cfg.vault.secretIdFile, 'vault.secretIdFile') : undefined));
+  tryRead(() => (cfg.vault.tokenFile ? readSecretFile(cfg.vault.tokenFile, 'vault.tokenFile') : undefined));
+  tryRead(() => (cfg.s3.credentialsFile ? (readSecretJson(cfg.s3.credentialsFile, (p) => new Error(p)) as { secretAccessKey?: string }).secretAccessKey : undefined));
+  if (channelSecrets) {
+    const { secrets } = await channelSecrets.get();
+    if (secrets.slack) out.push(secrets.slack.webhookUrl);
+    if (secrets.pagerduty) out.push(secrets.pagerduty.routingKey);
+  }
+  return out;
 }

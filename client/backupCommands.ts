@@ -7,10 +7,11 @@ import { backupObjectKeys, manifestProblem, type BackupManifest, type BackupResu
 import { BackupCatalog } from '../infra/store/catalog';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { initKeys, readShareFile, reconstructFromShares } from '../infra/crypto/escrow';
+import { initKeys, readAnyShareFile, reconstructFromShares } from '../infra/crypto/escrow';
 import { readTokensFile } from '../infra/temporal/codecServer';
 import { loadPrivateKeyFile, loadRecipients } from '../infra/crypto/keys';
 import { verifyStoredBackup, type VerifyReport } from '../infra/crypto/verifyBackup';
+import { custodianShare } from './emergencyCommands';
 import { connectClient } from './connect';
 import { applySchedules } from './schedules';
 import { startWorkflow } from './workflows';
@@ -208,8 +209,10 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .argument('<files...>', 'your share file(s)')
     .option('--endpoint <url>', 'the restore worker\'s share intake (default: http://<restore.shareIntakeListen>)')
     .option('--token-file <file>', 'share intake bearer token file (default: restore.shareIntakeTokensFile)')
-    .description('hand custodian shares to the restore worker directly (never through Temporal)')
-    .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string }, cmd: Command) => {
+    .option('--pgp-key <file>', 'OpenBao unseal share handed out PGP-encrypted (unseal-key rotation): decrypt it here with your private key first')
+    .option('--passphrase-file <file>', 'the PGP private key\'s passphrase')
+    .description('hand custodian shares to the restore worker directly (never through Temporal): vault-dr escrow share files, or OpenBao unseal shares (a file with the bare key) for a seal drill or a key-rotation proof')
+    .action(async (workflowId: string, files: string[], opts: { endpoint?: string; tokenFile?: string; pgpKey?: string; passphraseFile?: string }, cmd: Command) => {
       const cfg = ctx.cfgOf(cmd);
       const endpoint = opts.endpoint ?? `http://${cfg.restore.shareIntakeListen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
       const tokenFile = opts.tokenFile ?? cfg.restore.shareIntakeTokensFile;
@@ -218,7 +221,12 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       if (!token) return ctx.fail(`token file ${tokenFile} holds no token`);
       let status: IntakeStatus | undefined;
       for (const file of files) {
-        const share = readShareFile(file);
+        let share: ReturnType<typeof readAnyShareFile>;
+        try {
+          share = opts.pgpKey ? { format: 'openbao-unseal-share/1', key: await custodianShare(file, opts) } : readAnyShareFile(file);
+        } catch (err) {
+          return ctx.fail((err as Error).message);
+        }
         let res: Response;
         try {
           res = await fetch(`${endpoint}/shares/${encodeURIComponent(workflowId)}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(share) });

@@ -13,6 +13,8 @@ import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
 import { registerDrillCommands } from './drillCommands';
+import { registerIncidentCommands } from './incidentCommands';
+import { registerEmergencyCommands } from './emergencyCommands';
 import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
@@ -141,6 +143,8 @@ export function buildProgram(): Command {
   registerRestoreCommands(program, ctx);
   registerMonitorCommands(program, ctx);
   registerDrillCommands(program, ctx);
+  registerIncidentCommands(program, ctx);
+  registerEmergencyCommands(program, ctx);
   return program;
 }
 

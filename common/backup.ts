@@ -83,6 +83,11 @@ export interface BackupManifest {
   plaintext: { bytes: number; sha256: string };
   object: { bucket: string; key: string; bytes: number; sha256: string; versionId?: string };
   encryption: { format: 'vdrbak/1'; chunkSize: number; recipients: string[] };
+  /**
+   * Which unseal-key generation opens the restored snapshot (common/unsealKeys.ts): the custodian
+   * shares current when it was taken. Absent in manifests from before generations were recorded (= 1).
+   */
+  unsealKeys?: { generation: number; record: string };
 }
 
 export interface RetentionPolicy {

@@ -41,7 +41,14 @@ export const ERROR_CATALOG = {
   HaNodeDidNotRejoin: { retryable: false, firstResponse: 'the drilled node is not back: read its log, restart and unseal it by hand (manual path in the runbook) before anything else', runbook: 'ha-failover.md#healfault' },
   HaFailoverTooSlow: { retryable: false, firstResponse: 'the cluster did not take a write within maxGapSeconds of the fault: check the leader election (node logs) and HAProxy (`npm run ha:status`, stats page); the drill healed the node before failing', runbook: 'ha-failover.md#runfailoverround' },
   HaWritesLost: { retryable: false, firstResponse: 'an acknowledged write is gone after a failover: stop drilling, keep the nodes\' data dirs and logs, and treat it as a data-loss incident', runbook: 'ha-failover.md#runfailoverround' },
+  RotationNotPossible: { retryable: false, firstResponse: 'the rotation cannot run as asked (unknown scope, no default scope, a prefix that would revoke the rotator itself): fix the input or rotation.* config the message names', runbook: 'credential-rotation.md#planrotation' },
+  UnsealRotationFailed: { retryable: false, firstResponse: 'the unseal-key ceremony is not where the workflow expects it (cancelled, another ceremony started, new shares do not unseal): read the message; the old shares stay valid until verification completes', runbook: 'unseal-key-rotation.md#initrootkeyrotation' },
   ApprovalTimeout: { retryable: false, firstResponse: 'start a new restore when a responder is available (production unseal wait: finish by hand)', runbook: 'restore.md#awaitapproval' },
+  NoticeTemplateInvalid: { retryable: false, firstResponse: 'fix the template or the tenant registry entry the message names (a variable with no value, an unknown variable); nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
+  NoticeContainsSecret: { retryable: false, firstResponse: 'remove the secret value from the field that carried it (summary, finding, notice facts); rotate that credential too; nothing was sent', runbook: 'breach-response.md#preparetenantnotices' },
+  TenantRegistryInvalid: { retryable: false, firstResponse: 'fix the tenant registry (config `incident.tenantsFile` or Vault KV `incident.tenantRegistryPath`) at the field the message names', runbook: 'breach-response.md#assessexposure' },
+  NoticeDeliveryFailed: { retryable: true, firstResponse: "the relay refused or was unreachable for this tenant's notice; retried automatically; after the last attempt send it by hand (runbook) and record it with `vaultdr incident note`", runbook: 'breach-response.md#sendtenantnotices' },
+  SealFailed: { retryable: false, firstResponse: 'seal by hand on the active node (`bao operator seal`), stop the standbys, then record it with `vaultdr incident note`', runbook: 'breach-response.md#emergencyseal' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorType = keyof typeof ERROR_CATALOG;

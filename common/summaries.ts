@@ -10,6 +10,9 @@ import type { FailoverDrillInput } from './ha';
 import type { HealthCheckInput } from './health';
 import type { MonitorInput } from './monitor';
 import type { RestoreInput } from './restore';
+import type { BreachInput } from './incident';
+import type { RotateInput, SealDrillInput } from './rotation';
+import type { UnsealRotationInput } from './unsealKeys';
 
 export interface StaticMetadata {
   staticSummary: string;
@@ -59,6 +62,39 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
       return {
         staticSummary: line(`Failover drill: ${targets.join(' + ')}, ${faults.join(', ')} × ${d.rounds ?? 1}${d.reason ? ` (${d.reason})` : ''}`),
         staticDetails: '**Runbook**: docs/runbooks/ha-failover.md\n\nInjects real faults into the HA cluster (one node at a time) and heals them; refuses to start unless the cluster is fully healthy.',
+      };
+    }
+    case 'breachResponse': {
+      const b = (input ?? {}) as BreachInput;
+      const summary = `${b.training ? '[TRAINING] ' : ''}Incident (${b.severity ?? 'sev2'}, ${(b.scope ?? ['vault']).join(', ')}): ${line(b.summary ?? 'declared')}`;
+      const details = [
+        '**Runbook**: docs/runbooks/breach-response.md',
+        ...(b.declaredBy ? [`**Declared by**: ${line(b.declaredBy)}`] : []),
+        ...(b.training ? ['**TRAINING**: notices go to the training inbox; nothing is sealed.'] : []),
+        'Acknowledge with `vaultdr incident ack <workflow id> --who NAME`; status with `vaultdr incident status <workflow id>`.',
+      ];
+      return { staticSummary: line(summary), staticDetails: details.join('\n\n') };
+    }
+    case 'rotateCredential': {
+      const r = (input ?? {}) as RotateInput;
+      const what = `${r.credentialClass ?? 'the default credential class'}${r.scope ? ` (${line(r.scope)})` : ''}`;
+      return {
+        staticSummary: line(`${r.training ? 'TRAINING: ' : ''}Emergency rotation of ${what}${r.incidentId ? ` for incident ${r.incidentId}` : ''}`),
+        staticDetails: '**Runbook**: docs/runbooks/credential-rotation.md\n\nThird-party secrets: confirm with `vaultdr rotate confirm <workflow id> --who NAME --old-revoked`.',
+      };
+    }
+    case 'sealUnsealDrill': {
+      const d = (input ?? {}) as SealDrillInput;
+      return {
+        staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians submit shares with `vaultdr keys submit-share <workflow id> SHARE_FILE`.',
+      };
+    }
+    case 'rotateUnsealKeys': {
+      const u = (input ?? {}) as UnsealRotationInput;
+      return {
+        staticSummary: `${u.training ? 'TRAINING: ' : ''}Unseal-key rotation ceremony (${u.threshold ?? 2} of ${u.shares ?? 'one share per custodian'})`,
+        staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians: `vaultdr keys rotate-submit`, then `vaultdr keys rotate-verify`, then `vaultdr keys submit-share <workflow id> SHARE.asc --pgp-key KEY`.',
       };
     }
     default:

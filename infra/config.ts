@@ -191,6 +191,35 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Emergency rotation and the unseal-key ceremonies (docs/runbooks/credential-rotation.md,
+     * unseal-key-rotation.md). Runs in the restore role: its host already holds the break-glass
+     * token and the staging server; the secrets below are that role's too (workers/roles.ts).
+     */
+    rotation: z
+      .object({
+        /** A token with the vaultdr-rotator policy (deploy/openbao/policies/vaultdr-rotator.hcl). */
+        tokenFile: z.string().optional(),
+        /** KV v2 mount and folder where rotated credentials are delivered (one secret per class and scope; versions keep the old value). */
+        kvMount: z.string().default('secret'),
+        kvPrefix: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'expected a KV folder like vault-dr/credentials').default('vault-dr/credentials'),
+        /** The class a run started with `{}` rotates, and each class's default scope. */
+        defaultClass: z.enum(['approle-secret-id', 'token-lease', 'smtp-relay', 'mailbox-password', 'ssh-key', 'postgres-role', 'channel-secret', 'backup-recipient']).default('token-lease'),
+        defaultScopes: z.record(z.string()).default({}),
+        /** PostgreSQL: a file holding a superuser connection URL (postgres://user:pw@host:port/db); the role's logins are tested at the same host. */
+        postgresSuperuserUrlFile: z.string().optional(),
+        /** The SMTP relay / mail host whose AUTH proves a rotated relay or mailbox password (the mail host adapter reconfigures it; not wired here). */
+        smtpAuthHost: z.string().optional(),
+        smtpAuthPort: z.number().int().min(1).max(65535).default(465),
+        smtpAuthSecure: z.boolean().default(true),
+        /** Unseal-key ceremonies: the cluster whose keys rotate (default vault.address) and a token allowed sys/rotate/root/* and sys/seal. */
+        unsealAddress: httpUrl.optional(),
+        unsealTokenFile: z.string().optional(),
+        /** Custodians' PGP public keys: JSON [{"name", "publicKey": armored}], in share order. */
+        custodiansFile: z.string().optional(),
+      })
+      .strict()
+      .default({}),
     alerts: z
       .object({
         /** The same alert (workflow type + step + error type) is sent at most once per window. */
@@ -209,6 +238,23 @@ export const ConfigSchema = z
       .object({
         /** Prometheus endpoint of the worker (/metrics); empty string turns it off. */
         listen: z.union([hostPort, z.literal('')]).default('127.0.0.1:9464'),
+      })
+      .strict()
+      .default({}),
+    incident: z
+      .object({
+        /** Tenant registry as a JSON file ({"tenants": [...]}, see docs/runbooks/breach-response.md); unset: read from Vault KV. */
+        tenantsFile: z.string().optional(),
+        /** KV v2 path (under backup.kvMount) of the tenant registry when no file is set. */
+        tenantRegistryPath: z.string().default('vault-dr/tenants'),
+        /** Folder of the versioned notice templates; default: the repo's templates/notices. */
+        templatesDir: z.string().optional(),
+        /** Who sends the notices, and the contact point they name (GDPR Art. 33(3)(b)). */
+        providerName: z.string().min(1).max(200).default('the vault-dr platform operator'),
+        contact: mailAddress.default('security@localhost'),
+        from: mailAddress.default('security@localhost'),
+        /** Training runs send notices here (Mailpit), never through the real relay. */
+        trainingSmtp: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(1).max(65535).default(1025) }).strict().default({}),
       })
       .strict()
       .default({}),
@@ -270,6 +316,9 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_OIDC_JWKS_URL: { path: ['codec', 'oidc', 'jwksUrl'], kind: 'string' },
   VAULTDR_CODEC_OIDC_AUDIENCE: { path: ['codec', 'oidc', 'audience'], kind: 'string' },
   VAULTDR_LOG_LEVEL: { path: ['worker', 'logLevel'], kind: 'string' },
+  VAULTDR_INCIDENT_TENANTS_FILE: { path: ['incident', 'tenantsFile'], kind: 'string' },
+  VAULTDR_INCIDENT_TENANT_REGISTRY_PATH: { path: ['incident', 'tenantRegistryPath'], kind: 'string' },
+  VAULTDR_INCIDENT_CONTACT: { path: ['incident', 'contact'], kind: 'string' },
   VAULTDR_WORKER_ROLES: { path: ['worker', 'roles'], kind: 'list' },
   VAULTDR_SHARE_INTAKE_LISTEN: { path: ['restore', 'shareIntakeListen'], kind: 'string' },
   VAULTDR_SHARE_INTAKE_TOKENS_FILE: { path: ['restore', 'shareIntakeTokensFile'], kind: 'string' },
@@ -307,6 +356,11 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_CODEC_CORS_ORIGINS: { path: ['codec', 'corsOrigins'], kind: 'list' },
   VAULTDR_VAULT_APPROLE_MOUNT: { path: ['vault', 'approleMount'], kind: 'string' },
   VAULTDR_VAULT_REQUEST_TIMEOUT_MS: { path: ['vault', 'requestTimeoutMs'], kind: 'number' },
+  VAULTDR_ROTATION_TOKEN_FILE: { path: ['rotation', 'tokenFile'], kind: 'string' },
+  VAULTDR_ROTATION_POSTGRES_SUPERUSER_URL_FILE: { path: ['rotation', 'postgresSuperuserUrlFile'], kind: 'string' },
+  VAULTDR_ROTATION_UNSEAL_ADDRESS: { path: ['rotation', 'unsealAddress'], kind: 'string' },
+  VAULTDR_ROTATION_UNSEAL_TOKEN_FILE: { path: ['rotation', 'unsealTokenFile'], kind: 'string' },
+  VAULTDR_ROTATION_CUSTODIANS_FILE: { path: ['rotation', 'custodiansFile'], kind: 'string' },
   VAULTDR_WORKER_SHUTDOWN_GRACE_MS: { path: ['worker', 'shutdownGraceMs'], kind: 'number' },
 };
 
@@ -406,7 +460,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'harnessDir']);
+const FILE_KEYS = new Set(['tenantsFile', 'templatesDir', 'postgresSuperuserUrlFile', 'unsealTokenFile', 'custodiansFile', 'caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'harnessDir']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -504,6 +504,8 @@ function writeConfig(): string {
       shareIntakeListen: `127.0.0.1:${PORTS.shareIntake}`,
       shareIntakeTokensFile: 'intake/tokens',
     },
+    // Emergency rotation (restore role): the rotator token; `{}` revokes incident-issued tokens.
+    rotation: { tokenFile: 'openbao/rotator-token', defaultScopes: { 'token-lease': 'auth/token/create/vaultdr-incident' } },
     smtp: { host: '127.0.0.1', port: PORTS.smtp, secure: false, from: 'vault-dr@localhost', alertTo: ['ops@localhost'] },
     // alertDeliveryTest with confirm "inbox" reads receipts here: Mailpit's API and the Slack/PagerDuty stand-in.
     alerts: { inbox: { mailpitUrl: `http://127.0.0.1:${PORTS.mailpitHttp}`, saasSinkUrl: `http://127.0.0.1:${PORTS.saasSink}` } },
@@ -637,7 +639,27 @@ async function bootstrapBao(): Promise<string[]> {
     writeSecret(secretIdFile, secretId + '\n');
     done.push('issued worker AppRole secret-id');
   }
+  await ensureRotatorToken();
   return done;
+}
+
+/**
+ * The rotator token (policy vaultdr-rotator) the restore role uses for emergency rotation, in
+ * openbao/rotator-token. Idempotent: kept while it still logs in. An orphan token from
+ * auth/token/create-orphan, so no rotation of auth/token/create/<role> leases revokes it.
+ */
+export async function ensureRotatorToken(): Promise<string> {
+  const token = rootToken();
+  const policy = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'openbao', 'policies', 'vaultdr-rotator.hcl'), 'utf8');
+  await bao('PUT', 'sys/policies/acl/vaultdr-rotator', token, { policy });
+  const file = path.join(stackDir(), 'openbao', 'rotator-token');
+  if (fs.existsSync(file)) {
+    const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': fs.readFileSync(file, 'utf8').trim() } });
+    if (res.status === 200) return file;
+  }
+  const { json } = await bao('POST', 'auth/token/create-orphan', token, { policies: ['vaultdr-rotator'], no_default_policy: false, ttl: '768h', display_name: 'vaultdr-rotator' });
+  writeSecret(file, (json.auth.client_token as string) + '\n');
+  return file;
 }
 
 /** The Slack/PagerDuty stand-in's addresses and the routing key, shared by the app's channel secrets and Alertmanager. */
@@ -663,6 +685,12 @@ export async function configureLocalAlertChannels(): Promise<void> {
   await bao('POST', 'secret/data/vault-dr/alerting/pagerduty', token, { data: { routing_key: ch.routingKey, events_url: ch.pagerdutyUrl } });
 }
 
+/** Two made-up tenants (example domains) so a training incident has someone to notify on the local stack. */
+const TRAINING_TENANTS = [
+  { id: 'acme', name: 'Acme Health GmbH (training)', noticeEmail: 'privacy@acme.example', secretPaths: ['secret/data/tenants/acme/db'], jurisdictions: ['EU'] },
+  { id: 'globex', name: 'Globex Inc. (training)', noticeEmail: 'dpo@globex.example', secretPaths: ['secret/data/tenants/globex/api'], jurisdictions: ['US-CA'] },
+];
+
 /** Prometheus's OpenBao metrics token (policy: read sys/metrics), Prometheus and Alertmanager configs. */
 async function prepareMonitoring(): Promise<string[]> {
   const done: string[] = [];
@@ -673,6 +701,11 @@ async function prepareMonitoring(): Promise<string[]> {
   if ((await bao('GET', 'secret/data/vault-dr/alerting/slack', token)).status === 404) {
     await configureLocalAlertChannels();
     done.push('pointed the Slack and PagerDuty alert channels at the local stand-in (saas-sink)');
+  }
+  // breachResponse started from the Web UI with {} reads this registry; its notices go to Mailpit in training.
+  if ((await bao('GET', 'secret/data/vault-dr/tenants', token)).status === 404) {
+    await bao('POST', 'secret/data/vault-dr/tenants', token, { data: { tenants: TRAINING_TENANTS } });
+    done.push('seeded a training tenant registry for breachResponse (secret/vault-dr/tenants)');
   }
   await bao('PUT', 'sys/policies/acl/prometheus-metrics', token, { policy: 'path "sys/metrics" {\n  capabilities = ["read"]\n}\n' });
   const tokenFile = path.join(promDir, 'openbao-token');

@@ -18,8 +18,11 @@ import { EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
 import type { BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
-import { stackDir } from '../stack/stack';
-import { clearAlertDedup, failureOf, historyFailures, mailpitMessages, mailpitText, vaultdr } from './helpers/inspect';
+import { ensureRotatorToken, stackDir } from '../stack/stack';
+import { withWorker } from './helpers/worker';
+import type { Activities } from '../workers/worker';
+import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr } from './helpers/inspect';
+import type { BreachProgress } from '../common/incident';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 
 const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
@@ -36,6 +39,7 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
   let log = '';
   let tmp: string;
   let keyFile: string;
+  let tenantsFile: string;
 
   before(async () => {
     cfg = withQueue(await ensureStack(), uniqueQueue('failsec'));
@@ -45,6 +49,8 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     // A common mistake: the raw key pasted where the JSON key file belongs. JSON.parse's message
     // quotes the start of its input, here the secret itself.
     fs.writeFileSync(keyFile, `${MARKER}${crypto.randomBytes(24).toString('base64')}\n`, { mode: 0o600 });
+    tenantsFile = path.join(tmp, 'tenants.json');
+    fs.writeFileSync(tenantsFile, JSON.stringify({ tenants: [{ id: 'failsec', name: 'Failsec Ltd', noticeEmail: `dpo+${MARKER.toLowerCase()}@failsec.test`, secretPaths: ['secret/data/failsec/db'] }] }));
     const env = {
       ...process.env,
       VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'),
@@ -53,6 +59,8 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
       VAULTDR_LOG_LEVEL: 'DEBUG',
       VAULTDR_CODEC_LISTEN: '127.0.0.1:18091',
       VAULTDR_METRICS_LISTEN: '127.0.0.1:19466',
+      // breachResponse's tenant registry for this worker (a file; the training test covers Vault KV).
+      VAULTDR_INCIDENT_TENANTS_FILE: tenantsFile,
     };
     child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
@@ -121,5 +129,107 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     assert.ok(!`${status.stdout}${status.stderr}`.includes(MARKER), 'the CLI prints the marker');
     assert.ok(log.length > 0);
     assert.ok(!log.includes(MARKER), 'the worker log holds the marker');
+  });
+  it('breachResponse: a secret pasted into the input or a responder update is refused without being echoed, and no stack secret reaches history, notice, CLI or log', async () => {
+    const root = stackSecrets().find((x) => x.name === 'root token')!.value;
+    // The input: refused naming the field, the value not repeated.
+    const bad = await client.workflow.start('breachResponse', { taskQueue: cfg.temporal.taskQueue, workflowId: `failsec-breach-bad-${Date.now()}`, args: [{ training: true, summary: `root token ${root} was in a ticket` }] });
+    const f = await failureOf(bad.result());
+    assert.equal(f.type, 'InvalidInput');
+    assert.match(f.message, /field "summary": looks like it contains/);
+    assert.ok(!f.message.includes(root), 'the failure repeats the secret');
+
+    const workflowId = `failsec-breach-${Date.now()}`;
+    const h = await client.workflow.start('breachResponse', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ training: true, credentialClasses: [], declaredBy: 'alice' }] });
+    const until = async (step: string) => {
+      for (let i = 0; i < 300; i++) {
+        const p = await h.query<BreachProgress>('progress');
+        if (p.step === step) return p;
+        assert.notEqual(p.step, 'failed', p.error);
+        await sleep(100);
+      }
+      assert.fail(`never reached ${step}`);
+    };
+    await until('awaitAcknowledgement');
+    await h.executeUpdate('acknowledge', { args: [{ who: 'bob' }] });
+    await until('awaitContainmentApproval');
+    // A responder pastes the root token: the validator refuses it, so it never enters history.
+    await assert.rejects(h.executeUpdate('approveContainment', { args: [{ who: 'bob', approve: true, why: `revoked ${root}` }] }));
+    await h.executeUpdate('approveContainment', { args: [{ who: 'bob', approve: true, why: 'revoke and rotate' }] });
+    const p = await until('awaitNoticeApproval');
+    await h.executeUpdate('approveNotice', { args: [{ who: 'dana', approve: true, previewDigest: p.notices!.previewDigest, why: 'read' }] });
+    await until('awaitIncidentClose');
+    await h.executeUpdate('closeIncident', { args: [{ who: 'bob', summary: 'failure-path check' }] });
+    await h.result();
+
+    const texts = await historyTexts(client, cfg, workflowId);
+    let notice: string | undefined;
+    for (let i = 0; i < 50 && !notice; i++) {
+      const m = (await mailpitMessages()).find((x) => x.To.some((t) => t.Address.includes(MARKER.toLowerCase())));
+      if (m) notice = `${m.Subject}\n${await mailpitText(m.ID)}`;
+      else await sleep(200);
+    }
+    assert.ok(notice && notice.startsWith('[TRAINING]'), 'no training notice in Mailpit');
+    const review = vaultdr(['incident', 'review', workflowId]);
+    assert.equal(review.code, 0, review.stderr);
+    const everything = [texts.raw, ...texts.decoded, notice, review.stdout, log].join('\n');
+    for (const x of stackSecrets()) assert.ok(!everything.includes(x.value), `${x.name} found in the history, the notice, the review or the worker log`);
+  });
+});
+
+// Emergency rotation's failure path: a rotation whose new secret-id stops working right after it
+// was issued (destroyed by someone else) stops, alerts and leaves the old one in place; neither the
+// old nor the new secret-id is in the history (decoded or raw), the result or the alert e-mail.
+describe('failure path of an emergency rotation: no old or new credential in history, result or alert (real stack)', function () {
+  this.timeout(120_000);
+  it('a stopped approle-secret-id rotation alerts without either secret-id', async () => {
+    const base = await ensureStack();
+    const cfg = withQueue({ ...base, rotation: { ...base.rotation, tokenFile: await ensureRotatorToken() }, metrics: { listen: '' } }, uniqueQueue('failsec-rotate'));
+    const client = await connectClient(cfg);
+    try {
+      await clearAlertDedup(buildS3Client(cfg.s3), cfg.s3.bucket);
+      const role = `failsec-${crypto.randomBytes(4).toString('hex')}`;
+      await bao('POST', `auth/approle/role/${role}`, { token_policies: ['default'] });
+      const roleId = (await bao('GET', `auth/approle/role/${role}/role-id`)).json.data.role_id as string;
+      const oldSecret = (await bao('POST', `auth/approle/role/${role}/secret-id`, {})).json.data.secret_id as string;
+      await bao('POST', `secret/data/vault-dr/credentials/approle-secret-id/${role}`, { data: { role_id: roleId, secret_id: oldSecret } });
+      let newSecret = '';
+      const before = new Set((await mailpitMessages()).map((m) => m.ID));
+      const workflowId = `failsec-rotate-${Date.now()}`;
+      const result = (await withWorker(
+        cfg,
+        () => client.workflow.execute('rotateCredential', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ credentialClass: 'approle-secret-id', scope: role }] }),
+        (a: Activities): Activities => ({
+          ...a,
+          issueNewCredential: async (req: Parameters<Activities['issueNewCredential']>[0]) => {
+            const out = await a.issueNewCredential(req);
+            newSecret = (await bao('GET', `secret/data/vault-dr/credentials/approle-secret-id/${role}`)).json.data.data.secret_id as string;
+            const acc = (await bao('POST', `auth/approle/role/${role}/secret-id/lookup`, { secret_id: newSecret })).json.data.secret_id_accessor as string;
+            await bao('POST', `auth/approle/role/${role}/secret-id-accessor/destroy`, { secret_id_accessor: acc });
+            return out;
+          },
+        }),
+      )) as { rotated: boolean; oldLeftInPlace: boolean };
+      assert.equal(result.rotated, false);
+      assert.equal(result.oldLeftInPlace, true);
+      assert.ok(newSecret.length > 16 && newSecret !== oldSecret);
+      const { decoded, raw } = await historyTexts(client, cfg, workflowId);
+      const everything = decoded.join('\n') + raw + JSON.stringify(result);
+      assert.ok(!everything.includes(oldSecret), 'the old secret-id is in the history or result');
+      assert.ok(!everything.includes(newSecret), 'the new secret-id is in the history or result');
+      let mail: string | undefined;
+      for (let i = 0; i < 60 && !mail; i++) {
+        for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
+          const text = await mailpitText(m.ID);
+          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+        }
+        if (!mail) await sleep(1000);
+      }
+      assert.ok(mail, 'no alert e-mail for the stopped rotation');
+      assert.match(mail, /left in place/);
+      assert.ok(!mail.includes(oldSecret) && !mail.includes(newSecret), 'the alert e-mail holds a secret-id');
+    } finally {
+      await client.connection.close();
+    }
   });
 });

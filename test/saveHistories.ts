@@ -111,6 +111,48 @@ async function saveProductionRestore(client: Client, cfg: Config, stamp: number)
   }
 }
 
+/**
+ * breachResponse: a full training incident (responders' updates and signals, notices to a tenant
+ * in Mailpit; no rotation child, whose own fixtures belong to rotateCredential) and a refused input.
+ */
+export async function saveBreachResponse(client: Client, base: Config, stamp: number): Promise<void> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-history-breach-'));
+  const tenantsFile = path.join(tmp, 'tenants.json');
+  fs.writeFileSync(tenantsFile, JSON.stringify({ tenants: [{ id: 'fixture', name: 'Fixture Tenant', noticeEmail: 'dpo@fixture.test', secretPaths: ['secret/data/fixture/db'] }] }));
+  const cfg = { ...base, incident: { ...base.incident, tenantsFile } };
+  const tq = cfg.temporal.taskQueue;
+  try {
+    await withWorker(cfg, async () => {
+      const h = await client.workflow.start('breachResponse', { taskQueue: tq, workflowId: `history-breach-${stamp}`, args: [{ training: true, credentialClasses: [], declaredBy: 'alice', summary: 'replay fixture' }] });
+      const until = async (step: string) => {
+        for (let i = 0; i < 300; i++) {
+          const p = await h.query<{ step: string; notices?: { previewDigest: string } }>('progress');
+          if (p.step === step) return p;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`breachResponse never reached ${step}`);
+      };
+      await until('awaitAcknowledgement');
+      await h.executeUpdate('acknowledge', { args: [{ who: 'bob' }] });
+      await until('awaitContainmentApproval');
+      await h.signal('addFinding', { who: 'carol', finding: 'fixture finding' });
+      await h.signal('note', { who: 'carol', text: 'fixture note' });
+      await h.executeUpdate('approveContainment', { args: [{ who: 'bob', approve: true, why: 'fixture' }] });
+      const p = await until('awaitNoticeApproval');
+      await h.executeUpdate('approveNotice', { args: [{ who: 'dana', approve: true, previewDigest: p.notices!.previewDigest, why: 'fixture' }] });
+      await until('awaitIncidentClose');
+      await h.executeUpdate('closeIncident', { args: [{ who: 'bob', summary: 'fixture closed' }] });
+      await h.result();
+      await saveDecoded(client, cfg, h, 'breachResponse-training');
+      const bad = await client.workflow.start('breachResponse', { taskQueue: tq, workflowId: `history-breach-bad-${stamp}`, args: [{ severity: 'sev9' } as never] });
+      await bad.result().catch(() => undefined);
+      await saveDecoded(client, cfg, bad, 'breachResponse-invalid-input');
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const cfg = withQueue(await ensureStack(), uniqueQueue('histories'));
   const client = await connectClient(cfg);
@@ -154,6 +196,7 @@ async function main(): Promise<void> {
       await client.workflow.getHandle(mon.workflowId).terminate('fixture recorded');
     });
     await saveProductionRestore(client, cfg, stamp);
+    await saveBreachResponse(client, cfg, stamp);
     // Custodian shares handed to the worker's intake (the codec endpoint), never through Temporal.
     await withShareIntake(cfg, async (endpoint) => {
       const h = await client.workflow.start('restoreVault', { taskQueue: tq, workflowId: `history-restore-shares-${stamp}`, args: [{ backupId: 'latest', keySource: 'custodian-shares', reason: 'replay fixture: shares' }] });

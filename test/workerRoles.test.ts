@@ -27,7 +27,7 @@ function expectedRoles(cfg: Config): Map<string, WorkerRole> {
   const groups: [WorkerRole, object][] = [
     ['backup', backupRoleActivities(cfg, { bao: buildBaoClient(cfg.vault), s3 })],
     ['restore', restoreRoleActivities(cfg, { s3 })],
-    ['notify', notifyRoleActivities(cfg, { mail: buildMailTransport(cfg.smtp), s3 })],
+    ['notify', notifyRoleActivities(cfg, { mail: buildMailTransport(cfg.smtp), s3, bao: buildBaoClient(cfg.vault) })],
   ];
   return new Map(groups.flatMap(([role, acts]) => Object.keys(acts).map((name) => [name, role] as [string, WorkerRole])));
 }

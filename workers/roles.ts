@@ -19,6 +19,10 @@ export const SECRET_FIELDS: Record<string, readonly WorkerRole[]> = {
   'restore.shareIntakeTokensFile': ['restore'],
   // The HA clusters' unseal shares and drill token (failover drills run in the restore role).
   'ha.harnessDir': ['restore'],
+  // Emergency rotation and the unseal-key ceremonies run in the restore role (beside the break-glass token).
+  'rotation.tokenFile': ['restore'],
+  'rotation.postgresSuperuserUrlFile': ['restore'],
+  'rotation.unsealTokenFile': ['restore'],
   // The codec endpoint (which decodes history for the Web UI) runs in the workflows role's process only.
   'codec.tokensFile': ['workflows'],
 };
@@ -27,7 +31,7 @@ export const SECRET_FIELDS: Record<string, readonly WorkerRole[]> = {
 export const ROLE_SUMMARY: Record<WorkerRole, string> = {
   workflows: 'workflow code on the base queue; holds the payload codec keyring and serves the codec endpoint',
   backup: 'backup, bucket, canary, retention, Vault/S3 health and monitor probes; holds the backup AppRole, S3 credentials, public recipient keys',
-  restore: 'restore and staging validation, custodian share intake, failover drills; holds the validation key, unseal shares, validator AppRole, break-glass token, the HA harness (its unseal shares and drill token)',
+  restore: 'restore and staging validation, custodian share intake, failover drills, emergency rotation and unseal-key ceremonies; holds the validation key, unseal shares, validator AppRole, break-glass token, the HA harness (its unseal shares and drill token), rotator token, PostgreSQL superuser URL',
   notify: 'alerts, mail relay probe, delivery checks; holds SMTP settings and reads the Slack/PagerDuty secrets from Vault',
 };
 

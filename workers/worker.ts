@@ -107,7 +107,7 @@ export async function buildWorker(fullCfg: Config, overrides: Partial<WorkerOpti
     // Read the alert channels' secrets now: an alert about a sealed Vault must not be the first read.
     const channelSecrets = channelSecretStore(cfg, clients.bao!);
     void channelSecrets.get();
-    byRole.notify = notifyRoleActivities(cfg, { mail: clients.mail!, s3: clients.s3! }, channelSecrets);
+    byRole.notify = notifyRoleActivities(cfg, { mail: clients.mail!, s3: clients.s3!, bao: clients.bao! }, channelSecrets);
   }
   // A test wraps all activities at once; each role's Worker then registers its own names from the result.
   const wrapped = wrapActivities(Object.assign({}, ...Object.values(byRole)) as Activities) as unknown as Record<string, unknown>;

@@ -5,3 +5,7 @@ export { restoreVault } from './restore/restoreVault';
 export { vaultHealthMonitor } from './monitoring/vaultHealthMonitor';
 export { alertDeliveryTest } from './monitoring/alertDeliveryTest';
 export { failoverDrill } from './ha/failoverDrill';
+export { breachResponse } from './emergency/breachResponse';
+export { rotateCredential } from './emergency/rotateCredential';
+export { sealUnsealDrill } from './emergency/sealUnsealDrill';
+export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';

@@ -52,3 +52,12 @@ export const DRILL: ActivityOptions = {
   heartbeatTimeout: '20s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes },
 };
+
+/**
+ * Tenant notices: one tenant per activity, retried for about an hour (a relay outage must not
+ * lose a legally due notice; each attempt is short, the record in S3 stops a second send).
+ */
+export const NOTICE: ActivityOptions = {
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', maximumAttempts: 10, nonRetryableErrorTypes },
+};

@@ -22,12 +22,13 @@ import { BackupFormatError, createEncryptor, parseHeader } from '../../infra/cry
 import type { Config } from '../../infra/config';
 import { KeyError, loadRecipients } from '../../infra/crypto/keys';
 import { createSnapshotInspector, SnapshotStructureError } from '../../infra/vault/snapshotInspect';
-import { statusOf } from '../../infra/store/objects';
+import { getJsonObject, statusOf } from '../../infra/store/objects';
 import { BackupCatalog, type BackupSummary, type PruneResult } from '../../infra/store/catalog';
 import { bucketSpec, type BucketCheck } from '../../infra/store/bucketPolicy';
 import { keepHeartbeating, withHeartbeats } from '../heartbeat';
 import { watchProgress } from '../progress';
 import { kvInventory, type KvInventory } from '../../infra/vault/kvInventory';
+import { generationsKey, type GenerationsFile } from '../../common/unsealKeys';
 
 /** How long snapshotToStore waits for a standby answer to turn active (a load balancer catching up after a failover). */
 export const STANDBY_GRACE_MS = 10_000;
@@ -301,6 +302,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         plaintext: { bytes: plain.bytes, sha256: plain.hash.digest('hex') },
         object: { bucket, key: keys.snapshot, bytes: cipher.bytes, sha256: cipher.hash.digest('hex'), versionId },
         encryption: { format: 'vdrbak/1', chunkSize: header.chunkSize, recipients: header.recipients.map((r) => r.keyId) },
+        unsealKeys: { generation: (await getJsonObject<GenerationsFile>(s3, bucket, generationsKey(health.cluster_id ?? '')))?.current ?? 1, record: generationsKey(health.cluster_id ?? '') },
       };
       await catalog.saveManifest(req.backupId, manifest);
       return { manifestKey: keys.manifest, objectKey: keys.snapshot, objectBytes: manifest.object.bytes, objectSha256: manifest.object.sha256, plaintextBytes: manifest.plaintext.bytes, raftIndex: meta.index, reusedEarlierAttempt: false };

@@ -83,6 +83,26 @@ export function readShareFile(file: string): ShareFile {
   return json;
 }
 
+/**
+ * A share file as `vaultdr keys submit-share` sends it: a vault-dr escrow share file, an
+ * openbao-unseal-share/1 JSON file, or a text file holding one bare OpenBao unseal key (base64 or
+ * hex, as `bao operator init` prints it or a PGP-decrypted rotation share reads). Errors never quote it.
+ */
+export function readAnyShareFile(file: string): ShareFile | { format: 'openbao-unseal-share/1'; key: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`share file ${file} is unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (/^[A-Za-z0-9+/=]{16,200}$/.test(text)) return { format: 'openbao-unseal-share/1', key: text };
+  const json = readSecretJson(file, (problem) => new Error(`share file ${file} is ${problem}`));
+  const o = asObject(json);
+  if (o?.format === 'openbao-unseal-share/1' && typeof o.key === 'string' && /^[A-Za-z0-9+/=]{16,200}$/.test(o.key)) return { format: 'openbao-unseal-share/1', key: o.key };
+  if (!isShareFile(json)) throw new Error(`${file} is neither a vault-dr share file nor an OpenBao unseal key`);
+  return json;
+}
+
 /** Rebuilds the escrow private key from share files; checks count and fingerprint. Caller must zero it. */
 export async function reconstructFromShares(files: string[]): Promise<{ privateKey: Buffer; keyId: string; threshold: number }> {
   return reconstructFromSharesData(files.map(readShareFile));

@@ -4,6 +4,10 @@
 // fingerprint against the backup's recipients, and signals the workflow — with counts only.
 // The intake listens on its own address (restore.shareIntakeListen) in the restore role's process,
 // with its own tokens: a custodian's token cannot decode workflow history at the codec endpoint.
+// OpenBao unseal shares (sealUnsealDrill, rotateUnsealKeys' proof) go the same way: the intake
+// hands each one straight to the target's sys/unseal and keeps nothing but a count and a hash for
+// duplicates; when the target reports unsealed, the waiting workflow is signalled (counts only).
+import * as crypto from 'node:crypto';
 import { readBody } from '../http';
 import * as http from 'node:http';
 import type { ShareFile } from '../crypto/escrow';
@@ -33,7 +37,37 @@ function* subsets<T>(items: T[], k: number, start = 0, prefix: T[] = []): Genera
   for (let i = start; i <= items.length - (k - prefix.length); i++) yield* subsets(items, k, i + 1, [...prefix, items[i]!]);
 }
 
+/** An OpenBao unseal key share as a custodian submits it (`vaultdr keys submit-share` wraps a bare key in this). */
+export interface UnsealShareFile {
+  format: 'openbao-unseal-share/1';
+  /** The unseal key share, base64 or hex, as `bao operator init` or a PGP-decrypted rotation share prints it. */
+  key: string;
+}
+
+export function isUnsealShareFile(v: unknown): v is UnsealShareFile {
+  const s = v as Partial<UnsealShareFile> | null;
+  return !!s && typeof s === 'object' && s.format === 'openbao-unseal-share/1' && typeof s.key === 'string' && /^[A-Za-z0-9+/=]{16,200}$/.test(s.key);
+}
+
+/** A sealed OpenBao that unseal shares for a workflow are handed to. */
+export interface UnsealTarget {
+  address: string;
+  /** Shown as the intake's keyId: "openbao:<address>". */
+  label: string;
+  /** POST sys/unseal with one share; answers OpenBao's seal status (or its error). */
+  unseal(key: string): Promise<{ status: number; sealed?: boolean; progress?: number; t?: number; errors?: string[] }>;
+}
+
+interface UnsealState {
+  target: UnsealTarget;
+  seen: Set<string>;
+  threshold: number;
+  progress: number;
+  unsealed: boolean;
+}
+
 export class ShareIntake {
+  private readonly unsealing = new Map<string, UnsealState>();
   private readonly shares = new Map<string, ShareFile[]>();
   private readonly keys = new Map<string, Buffer>();
   /** Key ids a share may belong to, per workflow (the backup's recipients). */
@@ -48,7 +82,15 @@ export class ShareIntake {
     return this.status(workflowId);
   }
 
+  /** Opens the intake for OpenBao unseal shares of `target` (a drill's or a rotation proof's sealed server). */
+  openUnseal(workflowId: string, target: UnsealTarget): IntakeStatus {
+    this.unsealing.set(workflowId, { target, seen: new Set(), threshold: 0, progress: 0, unsealed: false });
+    return this.status(workflowId);
+  }
+
   status(workflowId: string): IntakeStatus {
+    const u = this.unsealing.get(workflowId);
+    if (u) return { workflowId, received: u.seen.size, threshold: u.threshold, keyId: u.target.label, ready: u.unsealed, signalled: this.signalled.has(workflowId) };
     const list = this.shares.get(workflowId) ?? [];
     const rejected = this.rejected.get(workflowId) ?? [];
     return {
@@ -62,7 +104,9 @@ export class ShareIntake {
     };
   }
 
-  async submit(workflowId: string, share: ShareFile): Promise<IntakeStatus> {
+  async submit(workflowId: string, share: ShareFile | UnsealShareFile): Promise<IntakeStatus> {
+    if (this.unsealing.has(workflowId)) return this.submitUnseal(workflowId, share);
+    if (isUnsealShareFile(share)) throw new Error(`no drill or key rotation ${workflowId} is waiting for OpenBao unseal shares on this worker`);
     const expected = this.expected.get(workflowId);
     if (!expected) throw new Error(`no restore ${workflowId} is waiting for custodian shares on this worker`);
     // isShareFile also checks keyId is a fingerprint, so the messages below never echo other content.
@@ -89,6 +133,39 @@ export class ShareIntake {
         this.signalled.add(workflowId);
       } catch (err) {
         throw new Error(`key rebuilt, but the restore could not be told (${(err as Error).message}); submit any share again to retry`);
+      }
+    }
+    return this.status(workflowId);
+  }
+
+  /** Hands one unseal share straight to the target; only a hash stays (to ignore a repeat). */
+  private async submitUnseal(workflowId: string, share: ShareFile | UnsealShareFile): Promise<IntakeStatus> {
+    const u = this.unsealing.get(workflowId)!;
+    if (!isUnsealShareFile(share)) throw new Error(`${workflowId} waits for OpenBao unseal shares (format openbao-unseal-share/1 or a file with the bare key), not a vault-dr escrow share`);
+    const digest = crypto.createHash('sha256').update(share.key).digest('hex');
+    if (!u.unsealed && !u.seen.has(digest)) {
+      const r = await u.target.unseal(share.key);
+      if (r.status !== 200) {
+        // OpenBao's error text may quote what it could not decode: keep only what it says, without key-like runs.
+        const why = (r.errors ?? []).join('; ').replace(/[A-Za-z0-9+/=]{16,}/g, '…').slice(0, 300);
+        throw new Error(`${u.target.label} refused the share: HTTP ${r.status} ${why}`);
+      }
+      u.seen.add(digest);
+      u.threshold = r.t ?? u.threshold;
+      u.progress = r.progress ?? 0;
+      u.unsealed = r.sealed === false;
+      // A completed threshold that did not unseal (a wrong share among them) resets OpenBao's progress.
+      if (!u.unsealed && u.seen.size >= u.threshold && u.progress === 0) {
+        u.seen.clear();
+        throw new Error(`${u.target.label} did not unseal with the ${u.threshold} shares received: at least one is wrong or from another key generation; OpenBao reset its progress, submit ${u.threshold} shares again`);
+      }
+    }
+    if (u.unsealed && !this.signalled.has(workflowId)) {
+      try {
+        await this.onReady(workflowId, this.status(workflowId));
+        this.signalled.add(workflowId);
+      } catch (err) {
+        throw new Error(`unsealed, but the workflow could not be told (${(err as Error).message}); submit any share again to retry`);
       }
     }
     return this.status(workflowId);
@@ -139,6 +216,7 @@ export class ShareIntake {
 
   /** Forget everything about a workflow (after the restore, success or not). */
   close(workflowId: string): void {
+    this.unsealing.delete(workflowId);
     this.keys.get(workflowId)?.fill(0);
     this.keys.delete(workflowId);
     this.shares.delete(workflowId);
@@ -175,9 +253,9 @@ export function createShareIntakeServer(opts: { intake: ShareIntake; tokens: str
     readBody(req, MAX_SHARE_BODY).then(
       (raw) => {
         if (res.headersSent) return;
-        let share: ShareFile;
+        let share: ShareFile | UnsealShareFile;
         try {
-          share = JSON.parse(raw.toString('utf8')) as ShareFile;
+          share = JSON.parse(raw.toString('utf8')) as ShareFile | UnsealShareFile;
         } catch {
           return reply(400, { error: 'body must be a share file (JSON)' });
         }

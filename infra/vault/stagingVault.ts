@@ -126,7 +126,11 @@ export function stagingToken(info: StagingInfo): string {
   return (JSON.parse(fs.readFileSync(path.join(info.dir, 'init.json'), 'utf8')) as { root_token: string }).root_token;
 }
 
-export async function startStaging(opts: { root: string; stagingId: string; baoBinary: string }): Promise<StagingInfo> {
+/**
+ * `seal`: initialise with this many shares and threshold (a seal drill), and write each share to
+ * <dir>/custodian-shares/share-<i>.txt (0600) for the drill's participants to submit; default 1/1.
+ */
+export async function startStaging(opts: { root: string; stagingId: string; baoBinary: string; seal?: { shares: number; threshold: number } }): Promise<StagingInfo> {
   checkStagingRoot(opts.root, true);
   const existing = readStaging(opts.root, opts.stagingId);
   if (existing && alive(existing.pid)) {
@@ -140,10 +144,16 @@ export async function startStaging(opts: { root: string; stagingId: string; baoB
   const address = `http://127.0.0.1:${apiPort}`;
   fs.writeFileSync(path.join(dir, 'staging.hcl'), raftServerHcl({ apiPort, clusterPort, raftDir: path.join(dir, 'raft'), nodeId: opts.stagingId }));
   const info = await spawnServer({ stagingId: opts.stagingId, address, pid: 0, dir, baoBinary: opts.baoBinary });
-  const init = await api(address, 'POST', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 });
+  const seal = opts.seal ?? { shares: 1, threshold: 1 };
+  const init = await api(address, 'POST', 'sys/init', undefined, { secret_shares: seal.shares, secret_threshold: seal.threshold });
   if (init.status !== 200) throw new Error(`staging init failed: HTTP ${init.status}`);
-  fs.writeFileSync(path.join(dir, 'init.json'), JSON.stringify({ root_token: init.json.root_token, key: init.json.keys_base64[0] }), { mode: 0o600 });
-  await api(address, 'POST', 'sys/unseal', undefined, { key: init.json.keys_base64[0] });
+  const keys = init.json.keys_base64 as string[];
+  fs.writeFileSync(path.join(dir, 'init.json'), JSON.stringify({ root_token: init.json.root_token, key: keys[0] }), { mode: 0o600 });
+  if (opts.seal) {
+    fs.mkdirSync(path.join(dir, 'custodian-shares'), { mode: 0o700 });
+    keys.forEach((k, i) => fs.writeFileSync(path.join(dir, 'custodian-shares', `share-${i + 1}.txt`), k + '\n', { mode: 0o600 }));
+  }
+  for (const key of keys.slice(0, seal.threshold)) await api(address, 'POST', 'sys/unseal', undefined, { key });
   await waitActive(address, 30_000);
   return info;
 }

@@ -16,6 +16,8 @@ export interface ThrowawayBao {
   address: string;
   rootToken: string;
   unsealKey: string;
+  /** Every share (startThrowawayBao({ shares, threshold })); unsealKey is the first. */
+  unsealKeys: string[];
   /** CA certificate (PEM file) when started with TLS. */
   caFile?: string;
   dir: string;
@@ -34,7 +36,7 @@ function makeTlsFiles(dir: string): { caFile: string; certFile: string; keyFile:
   return { caFile: f('ca.pem'), certFile: f('server.pem'), keyFile: f('server.key') };
 }
 
-export async function startThrowawayBao(opts: { tls?: boolean } = {}): Promise<ThrowawayBao> {
+export async function startThrowawayBao(opts: { tls?: boolean; shares?: number; threshold?: number } = {}): Promise<ThrowawayBao> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-bao-'));
   const [port, clusterPort] = [await freePort(), await freePort()];
   fs.mkdirSync(path.join(dir, 'raft'));
@@ -74,17 +76,18 @@ export async function startThrowawayBao(opts: { tls?: boolean } = {}): Promise<T
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway bao did not start: ${fs.readFileSync(path.join(dir, 'bao.log'), 'utf8').slice(-500)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const init = await call('POST', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+    const init = await call('POST', 'sys/init', { secret_shares: opts.shares ?? 1, secret_threshold: opts.threshold ?? 1 });
     rootToken = init.json.root_token as string;
-    const unsealKey = init.json.keys_base64[0] as string;
-    await call('POST', 'sys/unseal', { key: unsealKey });
+    const unsealKeys = init.json.keys_base64 as string[];
+    const unsealKey = unsealKeys[0]!;
+    for (const key of unsealKeys.slice(0, opts.threshold ?? 1)) await call('POST', 'sys/unseal', { key });
     for (;;) {
       const h = await call('GET', 'sys/health');
       if (h.status === 200) break;
       if (Date.now() > deadline) throw new Error('throwaway bao not active');
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { address, rootToken, unsealKey, caFile: tls?.caFile, dir, api: (m, p, b) => call(m, p, b), stop };
+    return { address, rootToken, unsealKey, unsealKeys, caFile: tls?.caFile, dir, api: (m, p, b) => call(m, p, b), stop };
   } catch (err) {
     await stop();
     throw err;
