@@ -6,6 +6,7 @@
 // targets, reasons, names. Workflow-safe (no Node imports): the workflows import it.
 import type { AlertDeliveryTestInput } from './alertTest';
 import type { BackupInput } from './backup';
+import type { FindingInput } from './drills';
 import type { HealthCheckInput } from './health';
 import type { MonitorInput } from './monitor';
 import type { RestoreInput } from './restore';
@@ -50,6 +51,13 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
     case 'alertDeliveryTest': {
       const a = (input ?? {}) as AlertDeliveryTestInput;
       return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    case 'drillFinding': {
+      const f = (input ?? {}) as FindingInput;
+      return {
+        staticSummary: line(`Drill finding${f.severity ? ` (${f.severity})` : ''}: ${f.title ?? 'recorded by hand'}`),
+        staticDetails: [`**Runbook**: docs/runbooks/dr-drills.md`, ...(f.scenario ? [`**Scenario**: ${f.scenario}`] : []), ...(f.dueDate ? [`**Due**: ${f.dueDate}`] : []), 'Assign with the `assign` update, resolve with `resolve` (evidence required).'].join('\n\n'),
+      };
     }
     default:
       return { staticSummary: name };

@@ -8,6 +8,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BaoClient } from './vault/bao';
 import type { Config } from './config';
 import { loadDrState, type DrState } from './store/drState';
+import { FindingStore } from './store/findings';
+import { isOverdue, type FindingRecord } from '../common/drills';
 
 export interface MetricsDeps {
   cfg: Config;
@@ -26,7 +28,7 @@ export interface VaultDrMetrics {
 
 let shared: VaultDrMetrics | undefined;
 
-const KNOWN_WORKFLOWS = ['backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor', 'alertDeliveryTest'];
+const KNOWN_WORKFLOWS = ['backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor', 'alertDeliveryTest', 'drillFinding'];
 
 /** Counters that activities increment (process-wide, one registry). */
 export function metrics(): VaultDrMetrics {
@@ -79,6 +81,28 @@ export function registerStateGauges(deps: MetricsDeps): void {
   gauge('vaultdr_restore_validation_last_status', '1 when the newest staging restore validation succeeded, 0 when it failed', (s) => (s.lastValidation ? (s.lastValidation.ok ? 1 : 0) : undefined));
   new Gauge({ name: 'vaultdr_restore_rto_target_seconds', help: 'Configured RTO target', registers: [registry] }).set(deps.cfg.restore.rtoTargetSeconds);
   new Gauge({ name: 'vaultdr_restore_rpo_target_seconds', help: 'Configured RPO target', registers: [registry] }).set(deps.cfg.restore.rpoTargetSeconds);
+
+  // Drill findings (drills/findings/ in the bucket): open, and open past their due date.
+  const findingStore = new FindingStore(deps.s3, deps.cfg.s3.bucket);
+  let findingsCache: { at: number; list: Promise<FindingRecord[] | undefined> } | undefined;
+  const findings = () => {
+    if (!findingsCache || Date.now() - findingsCache.at > cacheMs) findingsCache = { at: Date.now(), list: findingStore.list().catch(() => undefined) };
+    return findingsCache.list;
+  };
+  const findingGauge = (name: string, help: string, count: (f: FindingRecord) => boolean) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const list = await findings();
+        // Unreadable findings: no sample (VaultDrMetricsDown / BackupStoreUnreachable say why), never a false 0.
+        if (!list) this.reset();
+        else this.set(list.filter(count).length);
+      },
+    });
+  findingGauge('vaultdr_drill_findings_open', 'DR drill findings not yet resolved', (f) => f.status === 'open');
+  findingGauge('vaultdr_drill_findings_overdue', 'DR drill findings still open after their due date', (f) => isOverdue(f, Date.now()));
 
   const vault = async () => deps.bao.health().catch(() => undefined);
   let vaultCache: { at: number; h: ReturnType<typeof vault> } | undefined;

@@ -4,3 +4,4 @@ export { backupVault } from './backup/backupVault';
 export { restoreVault } from './restore/restoreVault';
 export { vaultHealthMonitor } from './monitoring/vaultHealthMonitor';
 export { alertDeliveryTest } from './monitoring/alertDeliveryTest';
+export { drillFinding } from './drills/drillFinding';
