@@ -8,6 +8,7 @@ import type { Clients, MailTransport } from '../infra/clients';
 import type { ShareIntake } from '../infra/vault/shareIntake';
 import { backupActivities } from './backup/backup';
 import { deliveryCheckActivities } from './notify/deliveryCheck';
+import { findingActivities } from './drills/findings';
 import { mailActivities } from './monitoring/mail';
 import { notifyActivities } from './notify/notify';
 import { ChannelSecretStore } from '../infra/mail/alertChannels';
@@ -72,6 +73,7 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
     }),
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...deliveryCheckActivities({ inbox: cfg.alerts.inbox }),
+    ...findingActivities({ s3: clients.s3, bucket: cfg.s3.bucket }),
     ...notifyActivities({
       mail: clients.mail,
       s3: clients.s3,

@@ -7,6 +7,7 @@
 import type { AlertDeliveryTestInput } from './alertTest';
 import type { BackupInput } from './backup';
 import type { FailoverDrillInput } from './ha';
+import type { FindingInput } from './drills';
 import type { HealthCheckInput } from './health';
 import type { MonitorInput } from './monitor';
 import type { RestoreInput } from './restore';
@@ -95,6 +96,13 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
       return {
         staticSummary: `${u.training ? 'TRAINING: ' : ''}Unseal-key rotation ceremony (${u.threshold ?? 2} of ${u.shares ?? 'one share per custodian'})`,
         staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians: `vaultdr keys rotate-submit`, then `vaultdr keys rotate-verify`, then `vaultdr keys submit-share <workflow id> SHARE.asc --pgp-key KEY`.',
+      };
+    }
+    case 'drillFinding': {
+      const f = (input ?? {}) as FindingInput;
+      return {
+        staticSummary: line(`Drill finding${f.severity ? ` (${f.severity})` : ''}: ${f.title ?? 'recorded by hand'}`),
+        staticDetails: [`**Runbook**: docs/runbooks/dr-drills.md`, ...(f.scenario ? [`**Scenario**: ${f.scenario}`] : []), ...(f.dueDate ? [`**Due**: ${f.dueDate}`] : []), 'Assign with the `assign` update, resolve with `resolve` (evidence required).'].join('\n\n'),
       };
     }
     default:

@@ -10,6 +10,8 @@ import type { Config } from './config';
 import { loadDrState, type DrState } from './store/drState';
 import { getJsonObject } from './store/objects';
 import { DRILL_REPORT_PREFIX, type FailoverDrillResult } from '../common/ha';
+import { FindingStore } from './store/findings';
+import { isOverdue, type FindingRecord } from '../common/drills';
 
 export interface MetricsDeps {
   cfg: Config;
@@ -28,7 +30,7 @@ export interface VaultDrMetrics {
 
 let shared: VaultDrMetrics | undefined;
 
-const KNOWN_WORKFLOWS = ['backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor', 'alertDeliveryTest'];
+const KNOWN_WORKFLOWS = ['backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor', 'alertDeliveryTest', 'drillFinding'];
 
 /** Counters that activities increment (process-wide, one registry). */
 export function metrics(): VaultDrMetrics {
@@ -122,6 +124,27 @@ export function registerStateGauges(deps: MetricsDeps): void {
       else this.reset();
     },
   });
+  // Drill findings (drills/findings/ in the bucket): open, and open past their due date.
+  const findingStore = new FindingStore(deps.s3, deps.cfg.s3.bucket);
+  let findingsCache: { at: number; list: Promise<FindingRecord[] | undefined> } | undefined;
+  const findings = () => {
+    if (!findingsCache || Date.now() - findingsCache.at > cacheMs) findingsCache = { at: Date.now(), list: findingStore.list().catch(() => undefined) };
+    return findingsCache.list;
+  };
+  const findingGauge = (name: string, help: string, count: (f: FindingRecord) => boolean) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const list = await findings();
+        // Unreadable findings: no sample (VaultDrMetricsDown / BackupStoreUnreachable say why), never a false 0.
+        if (!list) this.reset();
+        else this.set(list.filter(count).length);
+      },
+    });
+  findingGauge('vaultdr_drill_findings_open', 'DR drill findings not yet resolved', (f) => f.status === 'open');
+  findingGauge('vaultdr_drill_findings_overdue', 'DR drill findings still open after their due date', (f) => isOverdue(f, Date.now()));
 
   const vault = async () => deps.bao.health().catch(() => undefined);
   let vaultCache: { at: number; h: ReturnType<typeof vault> } | undefined;

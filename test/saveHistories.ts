@@ -158,8 +158,21 @@ async function main(): Promise<void> {
   const client = await connectClient(cfg);
   const tq = cfg.temporal.taskQueue;
   const stamp = Date.now();
+  // `node lib/test/saveHistories.js drillFinding ...`: record only these fixtures (all by default).
+  const only = new Set(process.argv.slice(2));
+  const want = (name: string) => !only.size || only.has(name);
   try {
     await withWorker(cfg, async () => {
+      if (want('drillFinding')) {
+        // A finding opened with {} (as from the Web UI), assigned, noted and resolved through its updates.
+        const f = await client.workflow.start('drillFinding', { taskQueue: tq, workflowId: `history-finding-${stamp}`, args: [{}] });
+        await f.executeUpdate('assign', { args: [{ owner: 'Bob', by: 'Alice' }] });
+        await f.executeUpdate('note', { args: [{ by: 'Bob', text: 'replay fixture' }] });
+        await f.executeUpdate('resolve', { args: [{ by: 'Bob', evidence: 'replay fixture' }] });
+        await f.result();
+        await saveDecoded(client, cfg, f, 'drillFinding');
+      }
+      if (only.size) return;
       const health = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-${stamp}`, args: [{}] });
       await health.result();
       await saveDecoded(client, cfg, health, 'vaultHealthCheck');
@@ -195,6 +208,7 @@ async function main(): Promise<void> {
       await saveDecoded(client, cfg, mon, 'vaultHealthMonitor-continued', mon.firstExecutionRunId);
       await client.workflow.getHandle(mon.workflowId).terminate('fixture recorded');
     });
+    if (only.size) return;
     await saveProductionRestore(client, cfg, stamp);
     await saveBreachResponse(client, cfg, stamp);
     // Custodian shares handed to the worker's intake (the codec endpoint), never through Temporal.

@@ -9,3 +9,4 @@ export { breachResponse } from './emergency/breachResponse';
 export { rotateCredential } from './emergency/rotateCredential';
 export { sealUnsealDrill } from './emergency/sealUnsealDrill';
 export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';
+export { drillFinding } from './drills/drillFinding';

@@ -6,6 +6,7 @@ import type { BackupActivities } from '../../activities/backup/backup';
 import type { AlertRequest, NotifyActivities } from '../../activities/notify/notify';
 import type { ProductionPlan, RestoreActivities } from '../../activities/restore/restore';
 import type { RestoreRecord } from '../../common/restore';
+import type { FindingActivities } from '../../activities/drills/findings';
 import { toolPaths } from '../../stack/tools';
 import { workflowsPath } from '../../workers/worker';
 import { quietRuntime } from './worker';
@@ -14,7 +15,7 @@ import { VAULT_DR_SEARCH_ATTRIBUTES } from '../../common/searchAttributes';
 import { temporal } from '@temporalio/proto';
 
 /** Stub activities; their names are the real activities' names, so the real workflows call them. */
-export type Stubs = Partial<RestoreActivities & BackupActivities & NotifyActivities>;
+export type Stubs = Partial<RestoreActivities & BackupActivities & NotifyActivities & FindingActivities>;
 
 export interface TimeSkipping {
   env: TestWorkflowEnvironment;

@@ -1,0 +1,155 @@
+// DR drills: the scenario catalogue against its generated page, and the remediation finding
+// workflow on Temporal's time-skipping test server (reminders before the due date, overdue alerts
+// that repeat and page, validated updates), plus its records in the real bucket as /metrics reads them.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { AlertRequest } from '../activities/notify/notify';
+import { SCENARIO_IDS, SCENARIOS, isOverdue, renderScenariosMarkdown, type FindingRecord } from '../common/drills';
+import { buildS3Client } from '../infra/clients';
+import { SCENARIOS_DOC } from '../infra/drillDocs';
+import { FindingStore } from '../infra/store/findings';
+import type { FindingProgress } from '../workflows/drills/drillFinding';
+import { ensureStack } from './helpers/stack';
+import { timeSkipping, type TimeSkipping } from './helpers/timeSkipping';
+
+const DAY = 86_400_000;
+
+describe('DR drill scenarios (common/drills.ts)', () => {
+  it('docs/drills/scenarios.md is the rendering of the catalogue (`npm run docs:drills`)', () => {
+    assert.equal(fs.readFileSync(SCENARIOS_DOC, 'utf8'), renderScenariosMarkdown());
+  });
+
+  it('every scenario states hypothesis, steady state, fault, stop conditions, detection, recovery, checks and targets', () => {
+    assert.deepEqual(Object.keys(SCENARIOS).sort(), [...SCENARIO_IDS].sort());
+    for (const id of SCENARIO_IDS) {
+      const s = SCENARIOS[id];
+      assert.equal(s.id, id);
+      for (const list of [s.steadyState, s.stopConditions, s.checks, s.prerequisites, s.runbooks]) assert.ok(list.length > 0, id);
+      assert.ok(s.hypothesis.startsWith('When '), id);
+      assert.ok(s.detection.withinSeconds > 0 && s.targets.rtoSeconds > 0 && s.targets.rpoSeconds >= 0, id);
+      assert.match(s.schedule.cron, /^\d+ \d+ \d+ 1,4,7,10 \*$/, `${id}: quarterly`);
+    }
+    // Only the scenario whose prerequisites come first runs by default; the others are created paused.
+    assert.deepEqual(SCENARIO_IDS.filter((id) => SCENARIOS[id].schedule.enabledByDefault), ['vault-node-failure']);
+  });
+});
+
+describe('drillFinding: remediation tracking (time-skipping test server)', function () {
+  this.timeout(300_000);
+  let ts: TimeSkipping;
+  before(async () => {
+    ts = await timeSkipping();
+  });
+  after(async () => {
+    await ts?.teardown();
+  });
+
+  it('reminds before the due date, alerts when overdue (paging from the third), and resolves with evidence through validated updates', async () => {
+    const alerts: AlertRequest[] = [];
+    const saved: FindingRecord[] = [];
+    const stubs = {
+      async sendAlert(req: AlertRequest) {
+        alerts.push(req);
+        return { delivered: ['email'], skipped: [], failed: [] } as never;
+      },
+      async saveFinding(req: { record: FindingRecord }) {
+        saved.push(structuredClone(req.record));
+        return { key: `drills/findings/${req.record.findingId}.json` };
+      },
+    };
+    await ts.withStubWorker(stubs, async (taskQueue) => {
+      const start = await ts.env.currentTimeMs();
+      const due = new Date(start + 10 * DAY).toISOString().slice(0, 10);
+      const h = await ts.env.client.workflow.start('drillFinding', {
+        taskQueue,
+        workflowId: `finding-${taskQueue}`,
+        args: [{ drillId: 'drill-2026q4-vnf', scenario: 'vault-node-failure', title: 'HAProxy kept a dead node for 15 s', severity: 'high', dueDate: due, runbookSection: 'docs/runbooks/ha-failover.md' }],
+      });
+      // Bad payloads are refused by the validators, naming the field; the run goes on.
+      await assert.rejects(h.executeUpdate('assign', { args: [{ owner: '', by: 'Alice' }] }), (e: Error) => e instanceof WorkflowUpdateFailedError && /field "owner"/.test(String(e.cause?.message)));
+      await assert.rejects(h.executeUpdate('resolve', { args: [{ by: 'Alice' }] }), (e: Error) => e instanceof WorkflowUpdateFailedError && /field "evidence"/.test(String(e.cause?.message)));
+      const assigned = (await h.executeUpdate('assign', { args: [{ owner: 'Bob', by: 'Alice' }] })) as FindingRecord;
+      assert.equal(assigned.owner, 'Bob');
+
+      // 7 and 1 days before the end of the due date: two reminders (info).
+      const dueEnd = Date.parse(`${due}T23:59:59Z`);
+      const sleepUntil = async (t: number) => ts.env.sleep(t - (await ts.env.currentTimeMs()));
+      await sleepUntil(dueEnd - 6.5 * DAY);
+      assert.deepEqual(alerts.filter((a) => /due in/.test(a.summary)).map((a) => a.severity), ['info']);
+      await sleepUntil(dueEnd - 0.5 * DAY);
+      assert.deepEqual(alerts.filter((a) => /due in/.test(a.summary)).map((a) => a.severity), ['info', 'info']);
+      assert.equal(alerts.filter((a) => /overdue/.test(a.summary)).length, 0, 'not overdue before the end of its due date');
+
+      // Overdue: the end of the due date, then every 7 days; the third pages.
+      await sleepUntil(dueEnd + 15 * DAY);
+      const overdue = alerts.filter((a) => /overdue/.test(a.summary));
+      assert.deepEqual(overdue.map((a) => a.severity), ['warning', 'warning', 'critical']);
+      assert.ok(overdue.every((a) => a.dedupKey === overdue[0]!.dedupKey), 'one problem, one dedup key');
+      const p = (await h.query('progress')) as FindingProgress;
+      assert.equal(p.overdueAlerts, 3);
+      assert.ok(isOverdue(p.record!, await ts.env.currentTimeMs()));
+
+      const resolved = (await h.executeUpdate('resolve', { args: [{ by: 'Bob', evidence: 'fastinter 1s in stack/ha/haproxy.ts, drill-2027q1 re-test' }] })) as FindingRecord;
+      assert.equal(resolved.status, 'resolved');
+      const result = (await h.result()) as FindingRecord;
+      assert.equal(result.status, 'resolved');
+      assert.equal(result.resolvedBy, 'Bob');
+      assert.equal(alerts.at(-1)?.action, 'resolve', 'the overdue alert is cleared');
+      assert.equal(alerts.at(-1)?.dedupKey, overdue[0]!.dedupKey);
+      // Every change was recorded; the last record is the resolved one.
+      assert.equal(saved.at(-1)?.status, 'resolved');
+      assert.ok(saved.some((r) => r.owner === 'Bob' && r.status === 'open'));
+      assert.deepEqual(
+        result.timeline.map((e) => e.what.replace(/\d+/g, 'N')),
+        ['opened from drill drill-NqN-vnf, due N-N-N', 'assigned to Bob', 'reminder: due in N day(s)', 'reminder: due in N day(s)', 'overdue alert N', 'overdue alert N', 'overdue alert N (paged)', 'resolved'],
+      );
+      // The history grows with reminders and updates, not with time: 26 days of waiting.
+      const events = (await h.fetchHistory()).events ?? [];
+      assert.ok(events.length < 150, `${events.length} history events`);
+    });
+  });
+
+  it('starts from the Web UI with {} and refuses a malformed input naming the field', async () => {
+    const saved: FindingRecord[] = [];
+    const stubs = {
+      async sendAlert() {
+        return { delivered: [], skipped: [], failed: [] } as never;
+      },
+      async saveFinding(req: { record: FindingRecord }) {
+        saved.push(structuredClone(req.record));
+        return { key: 'k' };
+      },
+    };
+    await ts.withStubWorker(stubs, async (taskQueue) => {
+      const h = await ts.env.client.workflow.start('drillFinding', { taskQueue, workflowId: `finding-empty-${taskQueue}`, args: [{}] });
+      await h.executeUpdate('note', { args: [{ by: 'Carol', text: 'found in the Q4 tabletop' }] });
+      const p = (await h.query('progress')) as FindingProgress;
+      assert.equal(p.record?.severity, 'medium');
+      assert.equal(p.record?.scenario, 'vault-node-failure');
+      const today = new Date(await ts.env.currentTimeMs());
+      assert.equal(p.record?.dueDate, new Date(today.getTime() + 30 * DAY).toISOString().slice(0, 10));
+      await h.terminate('test done');
+
+      const bad = await ts.env.client.workflow.start('drillFinding', { taskQueue, workflowId: `finding-bad-${taskQueue}`, args: [{ severity: 'catastrophic', runbookSection: '../../etc/passwd' }] });
+      await assert.rejects(bad.result(), (e: Error) => /invalid input: field "severity"/.test(String((e as { cause?: Error }).cause?.message)) && /field "runbookSection"/.test(String((e as { cause?: Error }).cause?.message)));
+    });
+  });
+});
+
+describe('drill findings in the bucket (real SeaweedFS)', function () {
+  this.timeout(120_000);
+  it('are listed as /metrics counts them: open, and overdue after the end of the due date', async () => {
+    const cfg = await ensureStack();
+    const store = new FindingStore(buildS3Client(cfg.s3), cfg.s3.bucket);
+    const id = `test-${process.pid}-${Date.now().toString(36)}`;
+    const base: FindingRecord = { findingId: id, workflowId: id, drillId: 'd', scenario: 'cluster-loss', title: 't', severity: 'low', dueDate: '2026-01-31', status: 'open', openedAt: '2026-01-01T00:00:00Z', timeline: [] };
+    await store.put(base);
+    await store.put({ ...base, findingId: `${id}-done`, status: 'resolved' });
+    const mine = (await store.list()).filter((f) => f.findingId.startsWith(id));
+    assert.deepEqual(mine.map((f) => f.findingId).sort(), [id, `${id}-done`]);
+    assert.deepEqual(mine.filter((f) => isOverdue(f, Date.parse('2026-02-01T00:00:00Z'))).map((f) => f.findingId), [id]);
+    assert.equal(isOverdue(base, Date.parse('2026-01-31T23:59:00Z')), false, 'due today is not overdue');
+    assert.throws(() => store.key('../manifest'), /not a plain name/);
+  });
+});
