@@ -273,7 +273,7 @@ function provisionHost(h: HostName, provisionPub: string): void {
   writeFile(path.join(root, 'etc/hostname'), `${h}\n`);
   // The render step: always the repo's version.
   const tools = path.join(root, 'opt/mailu-local');
-  for (const f of fs.readdirSync(HOST_TOOLS_SRC)) {
+  for (const f of fs.readdirSync(HOST_TOOLS_SRC).filter((n) => fs.statSync(path.join(HOST_TOOLS_SRC, n)).isFile() && n !== 'README')) {
     const src = path.join(HOST_TOOLS_SRC, f);
     writeFile(path.join(tools, f), fs.readFileSync(src, 'utf8'), fs.statSync(src).mode & 0o777);
   }
