@@ -879,7 +879,9 @@ export async function hostsStatus(): Promise<HostStatus[]> {
     const banner = exists ? await sshBanner(NETWORK.hosts[h], HOST_PORTS.ssh) : undefined;
     const pub = path.join(hostRoot(h), 'etc/ssh/ssh_host_ed25519_key.pub');
     all.push({ name: h, up: banner !== undefined, detail: `${NETWORK.hosts[h]}:22 ${banner ?? 'no sshd'}${fs.existsSync(pub) ? ` ${fingerprintOf(pub)}` : ''}` });
-    if (exists && h === 'new-vps') {
+    if (exists && h === 'new-vps' && !fs.existsSync(path.join(hostRoot(h), 'mailu/mailu.env'))) {
+      all.push({ name: `${h} mail`, up: true, detail: 'not configured (no /mailu/mailu.env yet)' });
+    } else if (exists && h === 'new-vps') {
       const ports = await Promise.all(([['submission', HOST_PORTS.submission], ['imap', HOST_PORTS.imap], ['webmail', HOST_PORTS.webmail]] as const).map(async ([n, p]) => `${n} ${(await tcpOpen(NETWORK.hosts[h], p)) ? 'open' : 'closed'}`));
       all.push({ name: `${h} mail`, up: ports.every((p) => p.endsWith('open')), detail: ports.join(', ') });
     }
