@@ -864,6 +864,19 @@ export async function resetHost(h: HostName): Promise<void> {
   });
 }
 
+/**
+ * Makes a host dead for the migration's tests: every process on it stops; with `unplug` its link
+ * goes down too, so connections time out as to a powered-off VPS instead of being refused.
+ * `hostsUp()` brings it back (the host's files are untouched).
+ */
+export async function stopHost(h: HostName, o: { unplug?: boolean } = {}): Promise<number> {
+  return withHostsLock(async () => {
+    const n = await stopHostProcesses(h);
+    if (o.unplug && linkExists(vethName(h))) run('ip', ['link', 'set', vethName(h), 'down']);
+    return n;
+  });
+}
+
 export interface HostStatus {
   name: string;
   up: boolean;

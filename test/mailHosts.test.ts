@@ -21,6 +21,8 @@ import {
   publishZone,
   relayCredentials,
   resetHost,
+  stopHost,
+  tcpOpen,
   type HostsInfo,
 } from '../stack/mailhosts';
 import * as fs from 'node:fs';
@@ -48,7 +50,7 @@ async function ssh(host: string, pinned: string, privateKey: string | Buffer, cm
     port: 22,
     username: 'root',
     privateKey,
-    readyTimeout: 10_000,
+    readyTimeout: 5_000,
     hostVerifier: (key: Buffer) => {
       seen = sha256Fingerprint(key);
       return seen === pinned;
@@ -163,6 +165,17 @@ describe('mail hosts: old-vps and new-vps (SSH, Postfix+SASL, Dovecot, OpenDKIM,
     );
     pw.end();
     await assert.rejects(ssh(NEW, info.hosts['old-vps'].hostKeyFingerprint, provisionKey, [{ cmd: 'true' }]), new RegExp(`host key ${info.hosts['new-vps'].hostKeyFingerprint.replace(/[+/]/g, '\\$&')}`));
+  });
+
+  it('takes a host down (unplugged: connections time out) and brings it back with the same host key', async () => {
+    const old = info.hosts['old-vps'];
+    assert.ok((await stopHost('old-vps', { unplug: true })) >= 1);
+    assert.equal(await tcpOpen(old.address, 22, 1500), false);
+    await assert.rejects(ssh(old.address, old.hostKeyFingerprint, provisionKey, [{ cmd: 'true' }]), /Timed out/);
+    const back = await hostsUp();
+    assert.match(back.steps.find((s) => s.startsWith('old-vps'))!, /sshd started/);
+    const [r] = await ssh(old.address, old.hostKeyFingerprint, provisionKey, [{ cmd: 'hostname' }]);
+    assert.equal(r!.stdout.trim(), 'old-vps');
   });
 
   describe('new-vps configured from MailU files over SSH', () => {
