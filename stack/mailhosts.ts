@@ -47,7 +47,7 @@ export const MAIL_DOMAIN = 'vaultdr.test';
 export const DKIM_SELECTOR = 'dkim';
 
 /** Ports the new VPS serves once /opt/mailu-local/apply has run. */
-export const HOST_PORTS = { ssh: 22, submission: 587, imap: 143, webmail: 80 } as const;
+export const HOST_PORTS = { ssh: 22, submission: 587, smtps: 465, imap: 143, imaps: 993, webmail: 80 } as const;
 
 export class HostsError extends Error {
   override name = 'HostsError';
@@ -895,7 +895,7 @@ export async function hostsStatus(): Promise<HostStatus[]> {
     if (exists && h === 'new-vps' && !fs.existsSync(path.join(hostRoot(h), 'mailu/mailu.env'))) {
       all.push({ name: `${h} mail`, up: true, detail: 'not configured (no /mailu/mailu.env yet)' });
     } else if (exists && h === 'new-vps') {
-      const ports = await Promise.all(([['submission', HOST_PORTS.submission], ['imap', HOST_PORTS.imap], ['webmail', HOST_PORTS.webmail]] as const).map(async ([n, p]) => `${n} ${(await tcpOpen(NETWORK.hosts[h], p)) ? 'open' : 'closed'}`));
+      const ports = await Promise.all(([['submission', HOST_PORTS.submission], ['smtps', HOST_PORTS.smtps], ['imap', HOST_PORTS.imap], ['imaps', HOST_PORTS.imaps], ['webmail', HOST_PORTS.webmail]] as const).map(async ([n, p]) => `${n} ${(await tcpOpen(NETWORK.hosts[h], p)) ? 'open' : 'closed'}`));
       all.push({ name: `${h} mail`, up: ports.every((p) => p.endsWith('open')), detail: ports.join(', ') });
     }
   }

@@ -252,9 +252,13 @@ describe('mail hosts: old-vps and new-vps (SSH, Postfix+SASL, Dovecot, OpenDKIM,
       assert.ok(await relayMessageBySubject(info.relay.httpUrl, subject, 20_000), 'delivered after the fix');
     });
 
-    it('logs in over IMAP and to Roundcube (form, session cookie, inbox page) with the mailbox password, and not with another', async () => {
+    it('logs in over IMAP (143 STARTTLS, 993), submits on 465 and logs in to Roundcube (form, session cookie, inbox page) with the mailbox password, and not with another', async () => {
       const imap = await imapLogin({ host: NEW, user: MAILBOX, pass: mailboxPassword });
       assert.equal(imap.authenticated, true);
+      // MailU's default ports: IMAPS 993 and submissions 465, implicit TLS.
+      assert.equal((await imapLogin({ host: NEW, port: 993, implicitTls: true, user: MAILBOX, pass: mailboxPassword })).authenticated, true);
+      const smtps = await submitMail({ host: NEW, port: 465, implicitTls: true, user: MAILBOX, pass: mailboxPassword, from: MAILBOX, to: [MAILBOX], subject: 'over 465', text: 'implicit TLS\n' });
+      assert.match(smtps.response, /^250 /);
       await assert.rejects(imapLogin({ host: NEW, user: MAILBOX, pass: 'not-the-password' }), /IMAP login refused/);
 
       const web = await roundcubeLogin({ url: `http://${NEW}/`, user: MAILBOX, pass: mailboxPassword });
