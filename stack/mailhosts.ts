@@ -46,6 +46,19 @@ export const ROOT_SIDE = {
 export const MAIL_DOMAIN = 'vaultdr.test';
 export const DKIM_SELECTOR = 'dkim';
 
+/** Paths on a host the migration's plain-Debian MailU adapter uses over SSH (docs/runbooks/vps-migration-hosts.md). */
+export const HOST_PATHS = {
+  /** MailU's $ROOT: mailu.env, dkim/<domain>.<selector>.key, data/, certs/, webmail/. */
+  mailuRoot: '/mailu',
+  mailuEnv: '/mailu/mailu.env',
+  dkimKey: (domain: string, selector = DKIM_SELECTOR) => `/mailu/dkim/${domain}.${selector}.key`,
+  /** Render MailU's files into the daemons' configs and (re)start them; `status` prints JSON. */
+  apply: '/opt/mailu-local/apply',
+  /** `passwd EMAIL` with the password on stdin. */
+  passwd: '/opt/mailu-local/passwd',
+  authorizedKeys: '/root/.ssh/authorized_keys',
+} as const;
+
 /** Ports the new VPS serves once /opt/mailu-local/apply has run. */
 export const HOST_PORTS = { ssh: 22, submission: 587, smtps: 465, imap: 143, imaps: 993, webmail: 80 } as const;
 

@@ -177,11 +177,19 @@ function resultOf(x: unknown): string {
 /** DKIM, SPF and DMARC of a received message, judged by mailauth with the given resolver. */
 export async function checkAuthentication(
   raw: string | Buffer,
-  o: { ip: string; helo: string; sender: string; mta: string; resolver: DnsResolver; domain: string; selector: string },
+  o: {
+    /** The sending host's IP and HELO as the receiver saw them; omitted: read from the receiver's (top) Received header. */
+    ip?: string;
+    helo?: string;
+    sender: string;
+    mta: string;
+    resolver: DnsResolver;
+    domain: string;
+    selector: string;
+  },
 ): Promise<AuthResults> {
   const r = await authenticate(typeof raw === 'string' ? Buffer.from(raw) : raw, {
-    ip: o.ip,
-    helo: o.helo,
+    ...(o.ip ? { ip: o.ip, helo: o.helo } : { trustReceived: true }),
     sender: o.sender,
     mta: o.mta,
     resolver: o.resolver as never,
@@ -201,4 +209,33 @@ export async function checkAuthentication(
     dmarc: resultOf(r.dmarc),
     dkimPass: dkim.some((d) => d.result === 'pass' && d.domain === o.domain && d.selector === o.selector && d.aligned),
   };
+}
+
+export interface ReceivedMessage {
+  id: string;
+  subject: string;
+  /** The SMTP AUTH user the sending host logged in to the receiving Mailpit with (empty when none). */
+  username: string;
+  raw: string;
+}
+
+/**
+ * Waits for a message with this exact subject in a Mailpit (its HTTP API) and returns it raw, or
+ * undefined after waitMs. Used to read what a mail host relayed.
+ */
+export async function findReceivedMessage(mailpitUrl: string, subject: string, waitMs: number): Promise<ReceivedMessage | undefined> {
+  const base = mailpitUrl.replace(/\/$/, '');
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await fetch(`${base}/api/v1/search?query=${encodeURIComponent(`subject:"${subject}"`)}`, { signal: AbortSignal.timeout(10_000) });
+    if (!r.ok) throw new Error(`mailpit ${base}: search answered HTTP ${r.status}`);
+    const body = (await r.json()) as { messages: { ID: string; Subject: string; Username?: string }[] };
+    const m = body.messages.find((x) => x.Subject === subject);
+    if (m) {
+      const raw = await (await fetch(`${base}/api/v1/message/${m.ID}/raw`, { signal: AbortSignal.timeout(10_000) })).text();
+      return { id: m.ID, subject: m.Subject, username: m.Username ?? '', raw };
+    }
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((res) => setTimeout(res, 200));
+  }
 }
