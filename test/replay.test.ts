@@ -23,7 +23,7 @@ describe('workflow replay of recorded histories', function () {
 
   it('has a recorded history for every workflow type', () => {
     const types = new Set(fixtures.map((f) => load(f).events[0]!.workflowExecutionStartedEventAttributes!.workflowType!.name!));
-    assert.deepEqual([...types].sort(), ['alertDeliveryTest', 'backupVault', 'restoreVault', 'vaultHealthCheck', 'vaultHealthMonitor']);
+    assert.deepEqual([...types].sort(), ['alertDeliveryTest', 'backupVault', 'restoreVault', 'rotateCredential', 'rotateUnsealKeys', 'sealUnsealDrill', 'vaultHealthCheck', 'vaultHealthMonitor']);
   });
 
   for (const f of fixtures) {
