@@ -43,6 +43,10 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   // The HA harness (failover drills) is local-only: compose's restore worker does not set it.
   'ha.harnessDir': { holders: ['restore'], required: [] },
   'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
+  // Emergency rotation and the unseal-key ceremonies (restore role): optional, not wired in compose yet.
+  'rotation.tokenFile': { holders: ['restore'], required: [] },
+  'rotation.postgresSuperuserUrlFile': { holders: ['restore'], required: [] },
+  'rotation.unsealTokenFile': { holders: ['restore'], required: [] },
   'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
 };
 // This table is the compose side of workers/roles.ts SECRET_FIELDS (which a worker process enforces):

@@ -13,12 +13,15 @@ import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
 import type { RotateResult } from '../common/rotation';
 import { rotationActivities } from '../activities/emergency/rotation';
-import { ensureRotatorToken } from '../stack/stack';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client as PgClient } from 'pg';
+import { ensureRotatorToken, stackDir } from '../stack/stack';
+import { freePort } from '../infra/vault/stagingVault';
 import { postgresAvailable, startThrowawayPostgres, type ThrowawayPostgres } from '../stack/postgres';
 import { parsePgUrl, tryLogin, asSuperuser } from '../infra/postgres/roles';
 import { loadRecipients } from '../infra/crypto/keys';
 import { bao, historyTexts } from './helpers/inspect';
-import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import type { Activities } from '../workers/worker';
 
@@ -194,5 +197,74 @@ describe('rotateCredential: emergency rotation per credential class (real stack)
     assert.equal(second.reused, true, second.detail);
     assert.equal(second.kvVersion, first.kvVersion, 'a second KV version was written');
     assert.deepEqual((await bao('LIST', `auth/approle/role/${role}/secret-id`)).json.data.keys, afterFirst, 'a second secret-id was issued');
+  });
+
+  it('a worker SIGKILLed mid-rotation resumes on a new worker without rotating twice (PostgreSQL, real worker processes)', async function () {
+    if (!pg) this.skip();
+    const t = parsePgUrl(pg!.superuserUrl);
+    const role = `app_kill_${rand()}`;
+    const oldPw = crypto.randomBytes(12).toString('base64url');
+    await asSuperuser(t, (c) => c.query(`CREATE ROLE ${role} LOGIN PASSWORD '${oldPw}'`));
+    await bao('POST', `secret/data/vault-dr/credentials/postgres-role/${role}`, { data: { username: role, password: oldPw } });
+    const env = {
+      ...process.env,
+      VAULTDR_CONFIG: path.join(stackDir(), 'vaultdr.json'),
+      VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue,
+      VAULTDR_ROTATION_TOKEN_FILE: cfg.rotation.tokenFile!,
+      VAULTDR_ROTATION_POSTGRES_SUPERUSER_URL_FILE: cfg.rotation.postgresSuperuserUrlFile!,
+      VAULTDR_CODEC_LISTEN: `127.0.0.1:${await freePort()}`,
+      VAULTDR_METRICS_LISTEN: '',
+      VAULTDR_SHARE_INTAKE_LISTEN: `127.0.0.1:${await freePort()}`,
+    };
+    const startWorker = async () => {
+      let log = '';
+      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      const deadline = Date.now() + 60_000;
+      while (!/state: 'RUNNING'/.test(log)) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `worker did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return child;
+    };
+    // Hold the role's catalogue row: the rotation plans, writes its new password to KV, tries it
+    // (refused, not set yet), then blocks in ALTER ROLE; the worker is killed there.
+    const holder = new PgClient({ host: t.host, port: t.port, database: t.database, user: t.superuser, password: t.superuserPassword });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM pg_authid WHERE rolname = $1 FOR UPDATE', [role]);
+    const first = await startWorker();
+    let second: ChildProcess | undefined;
+    try {
+      const workflowId = `rotate-kill-${rand()}`;
+      const h = await client.workflow.start('rotateCredential', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ credentialClass: 'postgres-role', scope: role }] });
+      let kvNew: Record<string, string> | undefined;
+      for (let i = 0; i < 150 && !(kvNew?.rotation_id); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        kvNew = await kv(`postgres-role/${role}`);
+      }
+      assert.ok(kvNew?.rotation_id, 'the rotation never wrote its new value');
+      const versionAfterFirst = (await bao('GET', `secret/metadata/vault-dr/credentials/postgres-role/${role}`)).json.data.current_version as number;
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      await holder.query('ROLLBACK');
+      second = await startWorker();
+      const result = (await h.result()) as RotateResult;
+      assert.equal(result.rotated, true, result.detail);
+      const meta = (await bao('GET', `secret/metadata/vault-dr/credentials/postgres-role/${role}`)).json.data;
+      assert.equal(meta.current_version, versionAfterFirst, 'the resumed rotation wrote another password (rotated twice)');
+      const final = (await kv(`postgres-role/${role}`))!;
+      assert.equal(final.password, kvNew!.password, 'the password in force is not the one the first attempt made');
+      assert.equal(await tryLogin(t, role, final.password!), 'ok');
+      assert.equal(await tryLogin(t, role, oldPw), 'refused');
+      const attempts = (await h.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      assert.ok(attempts.some((a) => (a ?? 1) > 1), 'no activity was retried: the kill did not land mid-rotation');
+    } finally {
+      await holder.end().catch(() => undefined);
+      if (first.exitCode === null) first.kill('SIGKILL');
+      second?.kill('SIGTERM');
+      if (second && second.exitCode === null) await new Promise((r) => second!.once('exit', r));
+    }
   });
 });

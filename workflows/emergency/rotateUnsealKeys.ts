@@ -141,7 +141,7 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
     let backupId: string | undefined;
     if (input.backupAfter) {
       const b = await timed('backup', () =>
-        step('backupAfterRotation', () => executeChild('backupVault', { args: [{ trigger: 'manual', prune: false }], workflowId: `${info.workflowId}-backup`, taskQueue: info.taskQueue }) as Promise<BackupResult>),
+        step('backupAfterRotation', () => executeChild('backupVault', { args: [{ trigger: 'manual', prune: false }], taskQueue: info.taskQueue }) as Promise<BackupResult>),
       );
       backupId = b.backupId;
     }
