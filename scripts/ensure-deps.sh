@@ -23,6 +23,9 @@ npx tsc -p tsconfig.json
 #   haproxy and openssl (the mTLS proxy and throwaway PKI of test/temporalTls.test.ts), and
 #   chromium (the Web UI browser test).
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
+# --ha-tools: the HA harness (stack/ha/): PostgreSQL 15 server, etcd-server (Patroni's consensus
+#   store), HAProxy, and python3-venv for Patroni, which stack/ha/postgres.ts installs from PyPI
+#   (Debian's 3.0.2 can let a frozen old primary take the leader lock back; see PATRONI_PIN).
 missing=()
 for flag in "$@"; do
   case "$flag" in
@@ -34,6 +37,12 @@ for flag in "$@"; do
       [ "$flag" = "--test-tools" ] && { [ -x /usr/bin/chromium ] || missing+=(chromium); }
       command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
       command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+      ;;
+    --ha-tools)
+      [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+      /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+      command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing+=(etcd-server)
+      command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
       ;;
     --bench-tools)
       command -v age >/dev/null 2>&1 || missing+=(age)
@@ -48,6 +57,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   $SUDO rm -f /usr/sbin/policy-rc.d
 fi

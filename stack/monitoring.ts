@@ -20,7 +20,11 @@ export interface PrometheusOptions {
   openbaoTarget: string;
   openbaoTokenFile: string;
   alertmanager: string;
+  /** Patroni REST API addresses (host:port) of an HA PostgreSQL cluster; without them the patroni job is left out. */
+  patroniTargets?: string[];
 }
+
+const PATRONI_JOB = /\n\n  # HA PostgreSQL[^]*?- targets: \['patroni-1:8008', 'patroni-2:8008', 'patroni-3:8008'\]\n/;
 
 export function renderPrometheusConfig(o: PrometheusOptions): string {
   let c = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8');
@@ -32,6 +36,8 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
   c = replaceOnce(c, "'worker-backup:9464'", `'${o.workerTarget}'`);
   c = replaceOnce(c, "'openbao:8200'", `'${o.openbaoTarget}'`);
   c = replaceOnce(c, '/run/secrets/openbao_metrics_token', o.openbaoTokenFile);
+  if (!PATRONI_JOB.test(c)) throw new Error('deploy config changed: the patroni scrape job not found; update stack/monitoring.ts');
+  c = o.patroniTargets ? replaceOnce(c, "['patroni-1:8008', 'patroni-2:8008', 'patroni-3:8008']", JSON.stringify(o.patroniTargets).replaceAll('"', "'")) : c.replace(PATRONI_JOB, '\n');
   return replaceOnce(c, "'alertmanager:9093'", `'${o.alertmanager}'`);
 }
 

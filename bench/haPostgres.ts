@@ -1,0 +1,180 @@
+// `node lib/bench/haPostgres.js [--rounds 20] [--faults kill-leader,kill-postgres,stop-node,planned]`:
+// PostgreSQL failover through HAProxy, measured like the failover drill measures it. Per round: a
+// writer inserts sequence-numbered rows through HAProxy's read-write port (one at a time, as a
+// client would), a fault is injected into the primary, the time from the fault to the first
+// acknowledged write that was sent after the fault is taken, the node is healed and must rejoin
+// as a streaming replica, and every acknowledged row is read back (acknowledged-writes-lost).
+// Results: bench/results/ha-postgres.{json,md}. Nothing here is asserted: numbers are reported.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { HaDriver, HaFault } from '../infra/ha/driver';
+import { postgresHaDriver } from '../infra/postgres/haDriver';
+import { harnessDriverOptions, PATRONI_DCS, postgresHaproxySections, postgresUp, PROJECT_ROOT } from '../stack/ha/postgres';
+
+export const PG_FAULTS: HaFault[] = ['kill-leader', 'kill-postgres', 'stop-node', 'planned'];
+
+export interface PgRoundResult {
+  fault: HaFault;
+  node: string;
+  newPrimary?: string;
+  /** fault → first acknowledged write sent after the fault, ms */
+  gapMs: number;
+  /** writes that failed (error or timeout) between the fault and that first success */
+  failedWrites: number;
+  acknowledged: number;
+  lost: number[];
+  /** heal start → node streaming again and the cluster fully healthy, ms */
+  rejoinMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One drill round against `driver`; throws when the node does not rejoin or the writer never recovers. */
+export async function runPgRound(driver: HaDriver, fault: HaFault, o: { settleMs?: number; afterMs?: number; recoverTimeoutMs?: number; healTimeoutMs?: number } = {}): Promise<PgRoundResult> {
+  const round = `${fault}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  const acked: number[] = [];
+  let seq = 0;
+  let faultAt: number | undefined;
+  let firstAfter: number | undefined;
+  let failedAfter = 0;
+  let stop = false;
+  let stopAt: number | undefined;
+  const writer = (async () => {
+    while (!stop) {
+      const s = ++seq;
+      const sentAt = Date.now();
+      try {
+        await driver.write(round, s);
+        acked.push(s);
+        if (faultAt !== undefined && sentAt >= faultAt && firstAfter === undefined) {
+          firstAfter = Date.now();
+          stopAt = firstAfter + (o.afterMs ?? 1000);
+        }
+        if (stopAt !== undefined && Date.now() >= stopAt) break;
+        await sleep(20);
+      } catch {
+        if (faultAt !== undefined && sentAt >= faultAt) failedAfter++;
+        await sleep(100);
+      }
+    }
+  })();
+  await sleep(o.settleMs ?? 1000);
+  if (acked.length === 0) {
+    stop = true;
+    await writer;
+    throw new Error(`${fault}: no write acknowledged before the fault (is the cluster healthy?)`);
+  }
+  const f = await driver.inject(fault);
+  faultAt = f.at;
+  const deadline = f.at + (o.recoverTimeoutMs ?? 90_000);
+  while (firstAfter === undefined && Date.now() < deadline) await sleep(50);
+  if (firstAfter === undefined) stop = true;
+  await writer;
+  if (firstAfter === undefined) {
+    await driver.heal(f, o.healTimeoutMs ?? 120_000).catch(() => undefined);
+    throw new Error(`${fault}: no write acknowledged within ${(o.recoverTimeoutMs ?? 90_000) / 1000}s of the fault on ${f.node}`);
+  }
+  const healStart = Date.now();
+  await driver.heal(f, o.healTimeoutMs ?? 120_000);
+  const rejoinMs = Date.now() - healStart;
+  const lost = await driver.missing(round, acked);
+  const h = await driver.health();
+  return { fault, node: f.node, newPrimary: h.leader, gapMs: firstAfter - f.at, failedWrites: failedAfter, acknowledged: acked.length, lost, rejoinMs };
+}
+
+function pct(sorted: number[], p: number): number {
+  // Nearest-rank percentile.
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export function summarize(rows: PgRoundResult[]) {
+  return PG_FAULTS.filter((f) => rows.some((r) => r.fault === f)).map((fault) => {
+    const rs = rows.filter((r) => r.fault === fault);
+    const gaps = rs.map((r) => r.gapMs / 1000).sort((a, b) => a - b);
+    const rejoin = rs.map((r) => r.rejoinMs / 1000).sort((a, b) => a - b);
+    return {
+      fault,
+      rounds: rs.length,
+      p50: pct(gaps, 50),
+      p95: pct(gaps, 95),
+      min: gaps[0]!,
+      max: gaps[gaps.length - 1]!,
+      rejoinP50: pct(rejoin, 50),
+      rejoinMax: rejoin[rejoin.length - 1]!,
+      acknowledged: rs.reduce((a, r) => a + r.acknowledged, 0),
+      lost: rs.reduce((a, r) => a + r.lost.length, 0),
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const arg = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const rounds = Number(arg('--rounds') ?? 20);
+  const faults = (arg('--faults')?.split(',') ?? PG_FAULTS) as HaFault[];
+  const outDir = arg('--out') ?? path.join(PROJECT_ROOT, 'bench', 'results');
+  await postgresUp({ log: (l) => console.log(`ha-postgres: ${l}`) });
+  const driver = postgresHaDriver(harnessDriverOptions());
+  const rows: PgRoundResult[] = [];
+  const errors: string[] = [];
+  const started = new Date().toISOString();
+  try {
+    for (const fault of faults) {
+      for (let i = 1; i <= rounds; i++) {
+        // The next round starts from full health, as the drill does.
+        const deadline = Date.now() + 120_000;
+        while (!(await driver.health()).healthy && Date.now() < deadline) await sleep(500);
+        try {
+          const r = await runPgRound(driver, fault);
+          rows.push(r);
+          console.log(`${fault} ${i}/${rounds}: ${r.node} → ${r.newPrimary}: first write after ${(r.gapMs / 1000).toFixed(2)} s (${r.failedWrites} failed), ${r.acknowledged} acknowledged, ${r.lost.length} lost, rejoined in ${(r.rejoinMs / 1000).toFixed(1)} s`);
+        } catch (err) {
+          errors.push(`${fault} round ${i}: ${(err as Error).message}`);
+          console.log(`${fault} ${i}/${rounds}: FAILED ${(err as Error).message}`);
+        }
+        fs.mkdirSync(outDir, { recursive: true });
+        writeResults(outDir, started, rows, errors, rounds);
+      }
+    }
+  } finally {
+    await driver.close();
+  }
+}
+
+function writeResults(outDir: string, started: string, rows: PgRoundResult[], errors: string[], roundsPerFault: number): void {
+  const summary = summarize(rows);
+  const settings = { patroni: PATRONI_DCS, haproxy: postgresHaproxySections().split('\n').find((l) => l.trim().startsWith('default-server'))!.trim() };
+  const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+  fs.writeFileSync(path.join(outDir, 'ha-postgres.json'), JSON.stringify({ started, finished: new Date().toISOString(), machine, roundsPerFault, settings, summary, errors, rows }, null, 2) + '\n');
+  const md = [
+    `# PostgreSQL failover through HAProxy — ${started}`,
+    '',
+    `Machine: ${machine}. Three PostgreSQL 15 nodes under Patroni 3.0.2 with one etcd 3.4, HAProxy 2.6 on 127.0.0.1 (bench/haPostgres.ts, stack/ha/postgres.ts).`,
+    `Patroni: ttl ${PATRONI_DCS.ttl}, loop_wait ${PATRONI_DCS.loop_wait}, retry_timeout ${PATRONI_DCS.retry_timeout}, primary_start_timeout ${PATRONI_DCS.primary_start_timeout}, synchronous_mode ${PATRONI_DCS.synchronous_mode}, synchronous_mode_strict ${PATRONI_DCS.synchronous_mode_strict}.`,
+    `HAProxy: \`${settings.haproxy}\`, checks GET /primary (read-write) and /replica (read-only) on Patroni's REST API.`,
+    '',
+    'Gap = fault → first acknowledged INSERT sent after the fault, through HAProxy 127.0.0.1:5440, one writer, a write every 20 ms (100 ms after a failure), 3 s client timeout. Lost = acknowledged rows missing when read back after the node rejoined. Rejoin = heal start → the faulted node streams again and the cluster is fully healthy.',
+    '',
+    '| fault | rounds | gap p50 s | gap p95 s | gap min s | gap max s | rejoin p50 s | rejoin max s | acknowledged writes | lost |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...summary.map((s) => `| ${s.fault} | ${s.rounds} | ${s.p50.toFixed(2)} | ${s.p95.toFixed(2)} | ${s.min.toFixed(2)} | ${s.max.toFixed(2)} | ${s.rejoinP50.toFixed(1)} | ${s.rejoinMax.toFixed(1)} | ${s.acknowledged} | ${s.lost} |`),
+    '',
+    errors.length ? `Failed rounds (${errors.length}):\n${errors.map((e) => `- ${e}`).join('\n')}` : 'No round failed.',
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(outDir, 'ha-postgres.md'), md);
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: Error) => {
+      console.error(`bench ha-postgres: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}
