@@ -476,8 +476,8 @@ tags:
  * HAProxy's PostgreSQL sections (the contract's ports). Both listeners are TCP; health is asked of
  * Patroni's REST API, not of PostgreSQL, because only Patroni knows who holds the leader lock.
  */
-export function postgresHaproxySections(nodes: readonly PgNode[] = PG_NODES): string {
-  const servers = nodes.map((n) => `  server ${n.name} 127.0.0.1:${n.pgPort} check port ${n.restPort}`).join('\n');
+export function postgresHaproxySections(nodes: readonly (PgNode & { host?: string })[] = PG_NODES, bindAddress = '127.0.0.1'): string {
+  const servers = nodes.map((n) => `  server ${n.name} ${n.host ?? '127.0.0.1'}:${n.pgPort} check port ${n.restPort}`).join('\n');
   const checks = `  mode tcp
   # OPTIONS asks the same endpoint as GET for its status code only. HAProxy resets a check
   # connection as soon as it has the status line, so with GET Patroni logs a traceback per check
@@ -510,17 +510,20 @@ ${servers}`;
   return `# PostgreSQL read-write: only the node for which Patroni's GET /primary answers 200 (it holds the
 # leader lock and runs as primary), so writes never reach a replica or a demoted primary.
 listen vaultdr_pg_rw
-  bind 127.0.0.1:${PG_PORTS.haproxyReadWrite}
+  bind ${bindAddress}:${PG_PORTS.haproxyReadWrite}
 ${checks.replace('URI', '/primary')}
 
 # PostgreSQL read-only: running replicas (GET /replica answers 200 on a streaming replica that is
 # not tagged noloadbalance); the primary is left out so reads never add load to it.
 listen vaultdr_pg_ro
-  bind 127.0.0.1:${PG_PORTS.haproxyReadOnly}
+  bind ${bindAddress}:${PG_PORTS.haproxyReadOnly}
   balance roundrobin
 ${checks.replace('URI', '/replica')}
 `;
 }
+
+/** The docker-compose `ha` profile's nodes (service names, PostgreSQL's and Patroni's default ports). */
+export const COMPOSE_PG_NODES = [1, 2, 3].map((i) => ({ name: `pg${i}`, host: `patroni-${i}`, pgPort: 5432, restPort: 8008 }));
 
 export function haproxySocket(): string {
   return path.join(pgHaDir(), 'haproxy', 'admin.sock');
