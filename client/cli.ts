@@ -12,7 +12,7 @@ import { registerBackupCommands } from './backupCommands';
 import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
-import { temporalConnectionOptions } from '../infra/temporalConnection';
+import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 
