@@ -108,14 +108,33 @@ describe('HA PostgreSQL harness (Patroni, etcd, HAProxy)', function () {
     });
   }
 
-  it('the PostgreSQL alert rules pass their promtool unit tests', () => {
-    const res = spawnSync('promtool', ['test', 'rules', path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.test.yml')], { encoding: 'utf8' });
-    assert.equal(res.status, 0, `${res.stdout}${res.stderr}`);
-    const rules = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml'), 'utf8');
+  it('the PostgreSQL alert rules pass their promtool unit tests, and a broken rule fails them', () => {
+    // Only the PostgreSQL tests of vault-dr.rules.test.yml (monitoring.test.ts runs them all), so
+    // this stays fast; then the same tests against a copy whose replica-down threshold is wrong.
+    const rulesFile = path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.yml');
+    const rules = fs.readFileSync(rulesFile, 'utf8');
     const tests = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'rules', 'vault-dr.rules.test.yml'), 'utf8');
-    for (const a of ['ReplicationLagHigh', 'PostgresReplicaDown', 'PostgresNoPrimary']) {
-      assert.match(rules, new RegExp(`- alert: ${a}\\n`));
-      assert.match(tests, new RegExp(`alertname: ${a}\\b`));
+    const names = ['ReplicationLagHigh', 'PostgresReplicaDown', 'PostgresNoPrimary'];
+    for (const a of names) assert.match(rules, new RegExp(`- alert: ${a}\\n`));
+    const [, ...blocks] = tests.split('\n  - name: ');
+    const pg = blocks.filter((b) => names.some((a) => new RegExp(`alertname: ${a}\\b`).test(b)));
+    for (const a of names) assert.ok(pg.some((b) => b.includes(`alertname: ${a}`)), `${a} has no promtool test`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-pgrules-'));
+    try {
+      const run = (rulesPath: string) => {
+        const file = path.join(dir, 'pg.test.yml');
+        fs.writeFileSync(file, `rule_files:\n  - ${rulesPath}\nevaluation_interval: 1m\ntests:\n${pg.map((b) => `  - name: ${b}`).join('\n')}\n`);
+        return spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8' });
+      };
+      const ok = run(rulesFile);
+      assert.equal(ok.status, 0, `${ok.stdout}${ok.stderr}`);
+      const broken = path.join(dir, 'broken.rules.yml');
+      fs.writeFileSync(broken, rules.replace('(patroni_replica * patroni_postgres_running) < 2', '(patroni_replica * patroni_postgres_running) < 1'));
+      const bad = run(broken);
+      assert.notEqual(bad.status, 0, 'promtool passed a replica-down rule that cannot fire for one lost replica');
+      assert.match(`${bad.stdout}${bad.stderr}`, /PostgresReplicaDown/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
