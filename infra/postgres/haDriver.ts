@@ -26,6 +26,8 @@ export interface PostgresHaDriverOptions {
   control: PgNodeControl;
   /** A write not acknowledged within this is abandoned (it counts as not acknowledged). Default 3 s. */
   writeTimeoutMs?: number;
+  /** Connections to HAProxy (default 4); a prober with many writes in flight needs more. */
+  poolSize?: number;
 }
 
 export class PostgresDrillError extends Error {
@@ -48,7 +50,7 @@ export function postgresHaDriver(opts: PostgresHaDriverOptions): HaDriver {
   const timeout = opts.writeTimeoutMs ?? 3000;
   // Small pool, short timeouts: a connection to a dead or hung primary fails fast and the next
   // write opens a new one through HAProxy, which by then may route to the new primary.
-  const pool = new Pool({ ...opts.connection, max: 4, connectionTimeoutMillis: timeout, query_timeout: timeout, idleTimeoutMillis: 10_000 });
+  const pool = new Pool({ ...opts.connection, max: opts.poolSize ?? 4, connectionTimeoutMillis: timeout, query_timeout: timeout, idleTimeoutMillis: 10_000 });
   // Idle clients whose server went away emit 'error' on the pool; they are discarded.
   pool.on('error', () => undefined);
   const { topology, control } = opts;
