@@ -53,21 +53,41 @@ export async function runPgRound(driver: HaDriver, fault: HaFault, o: RoundOptio
   let failedAfter = 0;
   let stop = false;
   let stopAt: number | undefined;
+  // Every write after the fault: when it was sent, when it answered, and whether it was acknowledged.
+  const after: { sentAt: number; doneAt: number; ok: boolean }[] = [];
+  /**
+   * The end of the outage: the first acknowledgement of a write sent after the last write that
+   * failed. A write acknowledged before anything failed does not end it: right after a SIGKILL of
+   * the postmaster, backends that have not yet noticed still commit for a few milliseconds.
+   */
+  const recovery = (): number | undefined => {
+    const lastFail = Math.max(-Infinity, ...after.filter((w) => !w.ok).map((w) => w.sentAt));
+    const oks = after.filter((w) => w.ok && w.sentAt > lastFail).map((w) => w.doneAt);
+    return oks.length ? Math.min(...oks) : undefined;
+  };
   const attempt = async (): Promise<boolean> => {
     const s = ++seq;
     const sentAt = Date.now();
+    let ok = false;
     try {
       await driver.write(round, s);
       acked.push(s);
-      if (faultAt !== undefined && sentAt >= faultAt && (firstAfter === undefined || Date.now() < firstAfter)) {
-        firstAfter = Date.now();
-        stopAt = firstAfter + (o.afterMs ?? 1000);
-      }
-      return true;
+      ok = true;
     } catch {
-      if (faultAt !== undefined && sentAt >= faultAt) failedAfter++;
-      return false;
+      ok = false;
     }
+    if (faultAt !== undefined && sentAt >= faultAt) {
+      after.push({ sentAt, doneAt: Date.now(), ok });
+      if (!ok) failedAfter++;
+      // Recovered once writes have kept succeeding for afterMs with no failure answered meanwhile.
+      const r = recovery();
+      const lastFailDone = Math.max(-Infinity, ...after.filter((w) => !w.ok).map((w) => w.doneAt));
+      if (r !== undefined && Date.now() - r >= (o.afterMs ?? 1000) && Date.now() - lastFailDone >= (o.afterMs ?? 1000)) {
+        firstAfter = r;
+        stopAt = Date.now();
+      }
+    }
+    return ok;
   };
   const writer = (async () => {
     if (o.probeEveryMs) {
