@@ -27,6 +27,9 @@ npx tsc -p tsconfig.json
 #   server, Postfix (+ Cyrus SASL client modules for the relay login), Dovecot (IMAP, LMTP, auth), OpenDKIM,
 #   Roundcube (sqlite) with PHP's CLI server, NSD (the zone the tests control), iproute2 (ip netns),
 #   python3 (the render step /opt/mailu-local/apply on the hosts).
+# --ha-tools: the HA harness (stack/ha/): PostgreSQL 15 server, etcd-server (Patroni's consensus
+#   store), HAProxy, and python3-venv for Patroni, which stack/ha/postgres.ts installs from PyPI
+#   (Debian's 3.0.2 can let a frozen old primary take the leader lock back; see PATRONI_PIN).
 missing=()
 for flag in "$@"; do
   case "$flag" in
@@ -57,6 +60,12 @@ for flag in "$@"; do
       command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
       [ -x /usr/bin/python3 ] || missing+=(python3)
       command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+      ;;
+    --ha-tools)
+      [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+      /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+      command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing+=(etcd-server)
+      command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
       ;;
     --bench-tools)
       command -v age >/dev/null 2>&1 || missing+=(age)

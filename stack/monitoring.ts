@@ -23,10 +23,13 @@ export interface PrometheusOptions {
   alertmanager: string;
   /** The HA harness's nodes and HAProxy (npm run ha:up); without it the HA jobs are left out, so their rules stay quiet. */
   ha?: { openbaoTargets: string[]; tokenFile: string; haproxyTarget: string };
+  /** Patroni REST API addresses (host:port) of an HA PostgreSQL cluster; without them the patroni job is left out. */
+  patroniTargets?: string[];
 }
 
 /** The HA scrape jobs (deploy/prometheus/ha-scrape.yml), appended to scrape_configs where the HA cluster runs. */
 export const HA_SCRAPE = path.join(DEPLOY, 'prometheus', 'ha-scrape.yml');
+const PATRONI_JOB = /\n\n  # HA PostgreSQL[^]*?- targets: \['patroni-1:8008', 'patroni-2:8008', 'patroni-3:8008'\]\n/;
 
 export function renderPrometheusConfig(o: PrometheusOptions): string {
   let c = fs.readFileSync(path.join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8');
@@ -45,6 +48,8 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
   c = replaceOnce(c, "['worker-backup:9464', 'worker-notify:9464']", `[${o.workerTargets.map((t) => `'${t}'`).join(', ')}]`);
   c = replaceOnce(c, "'openbao:8200'", `'${o.openbaoTarget}'`);
   c = replaceOnce(c, '/run/secrets/openbao_metrics_token', o.openbaoTokenFile);
+  if (!PATRONI_JOB.test(c)) throw new Error('deploy config changed: the patroni scrape job not found; update stack/monitoring.ts');
+  c = o.patroniTargets ? replaceOnce(c, "['patroni-1:8008', 'patroni-2:8008', 'patroni-3:8008']", JSON.stringify(o.patroniTargets).replaceAll('"', "'")) : c.replace(PATRONI_JOB, '\n');
   return replaceOnce(c, "'alertmanager:9093'", `'${o.alertmanager}'`);
 }
 
