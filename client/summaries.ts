@@ -7,6 +7,7 @@ import type { BackupInput } from '../common/backup';
 import type { HealthCheckInput } from '../common/health';
 import type { MonitorInput } from '../common/monitor';
 import type { RestoreInput } from '../common/restore';
+import type { MigrateInput, RecoverSmtpInput } from '../common/migration';
 import type { WorkflowName } from './workflows';
 
 export interface StaticMetadata {
@@ -49,6 +50,18 @@ export function staticMetadata(name: WorkflowName, input: unknown): StaticMetada
     case 'alertDeliveryTest': {
       const a = (input ?? {}) as AlertDeliveryTestInput;
       return { staticSummary: `Alert delivery test (confirm by ${a.confirm ?? 'ack'})`, staticDetails: '**Runbook**: docs/runbooks/monitoring.md\n\nConfirm each channel with `vaultdr alerts ack <workflow id> <channel> --by NAME`.' };
+    }
+    case 'migrateVps': {
+      const m = (input ?? {}) as MigrateInput;
+      const host = m.newHost?.address ?? 'the configured new host';
+      return {
+        staticSummary: line(`VPS migration to ${host} (secrets: ${m.secretSource ?? 'auto'})${m.awaitCutover === false ? '' : ', needs cutover approval'}`),
+        staticDetails: ['**Runbook**: docs/runbooks/vps-migration.md', ...(m.reason ? [`**Reason**: ${line(m.reason)}`] : []), 'Approve the cutover with `vaultdr migration approve-cutover <workflow id> --who NAME --why REASON`.'].join('\n\n'),
+      };
+    }
+    case 'recoverSmtpCredentials': {
+      const r = (input ?? {}) as RecoverSmtpInput;
+      return { staticSummary: line(`SMTP credential recovery (secrets: ${r.secretSource ?? 'auto'})`), staticDetails: '**Runbook**: docs/runbooks/smtp-recovery.md' };
     }
     default: {
       const never: never = name;

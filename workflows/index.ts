@@ -4,3 +4,5 @@ export { backupVault } from './backupVault';
 export { restoreVault } from './restoreVault';
 export { vaultHealthMonitor } from './vaultHealthMonitor';
 export { alertDeliveryTest } from './alertDeliveryTest';
+export { migrateVps } from './migration/migrateVps';
+export { recoverSmtpCredentials } from './migration/recoverSmtpCredentials';
