@@ -23,6 +23,9 @@ npx tsc -p tsconfig.json
 #   haproxy and openssl (the mTLS proxy and throwaway PKI of test/temporalTls.test.ts), and
 #   chromium (the Web UI browser test).
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
+# --mail-hosts: the daemons of the local VPS hosts (stack/mailhosts.ts, `npm run hosts:up`): OpenSSH
+#   server, Postfix (+ Cyrus SASL client modules for the relay login), Dovecot (IMAP, LMTP, auth), OpenDKIM,
+#   Roundcube (sqlite) with PHP's CLI server, NSD (the zone the tests control), iproute2 (ip netns).
 missing=()
 for flag in "$@"; do
   case "$flag" in
@@ -34,6 +37,24 @@ for flag in "$@"; do
       [ "$flag" = "--test-tools" ] && { [ -x /usr/bin/chromium ] || missing+=(chromium); }
       command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
       command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+      ;;
+    --mail-hosts)
+      [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+      [ -x /usr/sbin/postfix ] || missing+=(postfix)
+      [ -f /usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2 ] || ls /usr/lib/*/sasl2/libplain.so* >/dev/null 2>&1 || missing+=(libsasl2-modules)
+      [ -x /usr/sbin/dovecot ] || missing+=(dovecot-core)
+      [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+      [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+      [ -x /usr/sbin/opendkim ] || missing+=(opendkim)
+      command -v opendkim-testkey >/dev/null 2>&1 || missing+=(opendkim-tools)
+      [ -f /usr/share/roundcube/index.php ] || missing+=(roundcube-core)
+      [ -d /usr/share/roundcube/SQL ] && ls /usr/share/dbconfig-common/data/roundcube/install/sqlite3 >/dev/null 2>&1 || missing+=(roundcube-sqlite3)
+      command -v php >/dev/null 2>&1 || missing+=(php-cli)
+      php -m 2>/dev/null | grep -qx pdo_sqlite || missing+=(php-sqlite3)
+      [ -x /usr/sbin/nsd ] || missing+=(nsd)
+      command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+      command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+      command -v openssl >/dev/null 2>&1 || missing+=(openssl)
       ;;
     --bench-tools)
       command -v age >/dev/null 2>&1 || missing+=(age)
@@ -48,6 +69,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Postfix asks what kind of mail system to set up; the hosts write their own main.cf.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   $SUDO rm -f /usr/sbin/policy-rc.d
 fi
