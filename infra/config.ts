@@ -215,8 +215,8 @@ export const ConfigSchema = z
             adapter: z.enum(['mailu', 'postfix']).default('postfix'),
             root: z.string().default('/mailu'),
             dkimOwner: z.string().default('opendkim'),
-            applyCommand: z.string().default('/usr/local/sbin/mailhost-apply'),
-            passwordCommand: z.string().default('/usr/local/sbin/mailhost-passwd'),
+            applyCommand: z.string().default('/opt/mailu-local/apply start'),
+            passwordCommand: z.string().default('/opt/mailu-local/passwd'),
             /** Where the worker reaches the new host's services (submission with SASL, IMAP, webmail). */
             submission: hostPort.optional(),
             /** Submission is implicit TLS (465) rather than STARTTLS (587). */
@@ -228,11 +228,15 @@ export const ConfigSchema = z
             webmailKind: z.enum(['roundcube', 'mailu']).default('roundcube'),
             /** CA that signed the host's TLS certificates (test hosts use their own). */
             caFile: z.string().optional(),
+            /** Name the host's certificate is checked against when the worker reaches it by address (MailU: HOSTNAMES[0]). */
+            tlsServerName: z.string().optional(),
           })
           .strict()
           .default({}),
         /** DNS server (host:port) the DKIM TXT record is checked against; unset: the system resolver. */
         dnsResolver: hostPort.optional(),
+        /** CA of the SMTP relay's TLS certificate, for the worker's check of the relay credentials (unset: system roots). */
+        relayCaFile: z.string().optional(),
         /** Where the relayed test mail can be read (a Mailpit API): test and local stacks only. */
         relayInboxUrl: httpUrl.optional(),
         /** The address the test mail goes to (through the relay). */
@@ -458,7 +462,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'sshKeyFile']);
+const FILE_KEYS = new Set(['caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'sshKeyFile', 'relayCaFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

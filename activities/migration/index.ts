@@ -311,7 +311,7 @@ export const migrationActivities = (deps: { cfg: Config }) => {
         const b = await readMailbox(r);
         return { relay: a.relay, mailbox: b.mailbox, refs: { relay: a.ref, mailbox: b.ref } };
       });
-      await verifyRelayLogin({ relay: { host: relay.host, port: relay.port }, caFile: m.mailHost.caFile, user: relay.user, pass: relay.password, credentialName: refs.relay.path });
+      await verifyRelayLogin({ relay: { host: relay.host, port: relay.port }, caFile: m.relayCaFile, user: relay.user, pass: relay.password, credentialName: refs.relay.path });
       return heartbeating('reconfigureMailHost', () =>
         withSsh(t, sshKey(), async (s) => {
           await adapter.writeRelay(s, relay);
@@ -329,7 +329,7 @@ export const migrationActivities = (deps: { cfg: Config }) => {
       const t = target('new', req.host);
       const { mailbox } = await withReader(req.source, readMailbox);
       const ep = mailEndpoints(t);
-      const imap = await imapLogin({ imap: ep.imap, tls: m.mailHost.imapTls, caFile: m.mailHost.caFile, user: mailbox.email, pass: mailbox.password });
+      const imap = await imapLogin({ imap: ep.imap, tls: m.mailHost.imapTls, caFile: m.mailHost.caFile, servername: m.mailHost.tlsServerName, user: mailbox.email, pass: mailbox.password });
       const web = await webmailLogin({ url: ep.webmail, kind: m.mailHost.webmailKind, user: mailbox.email, pass: mailbox.password });
       return { webmail: { url: ep.webmail, status: web.status, inboxSeen: web.inboxSeen }, imap: { login: true, mailbox: imap.mailbox } };
     },
@@ -379,6 +379,7 @@ export const migrationActivities = (deps: { cfg: Config }) => {
         submission: ep.submission,
         implicitTls: m.mailHost.submissionTls,
         caFile: m.mailHost.caFile,
+        servername: m.mailHost.tlsServerName,
         user: mailbox.email,
         pass: mailbox.password,
         credentialName: mountPath(m.secrets.mailbox),

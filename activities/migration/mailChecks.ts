@@ -45,17 +45,17 @@ export function dkimRecordKey(txt: string[][]): string | undefined {
   return undefined;
 }
 
-const tlsOptions = (caFile?: string) => ({ ...(caFile ? { ca: fs.readFileSync(caFile) } : {}), servername: undefined as string | undefined });
+const tlsOptions = (caFile?: string, servername?: string) => ({ ...(caFile ? { ca: fs.readFileSync(caFile) } : {}), ...(servername ? { servername } : {}) });
 
 /** Submits one message with SASL AUTH; EAUTH becomes SmtpAuthFailed naming `credentialName`. */
-export async function submit(o: { submission: Endpoint; implicitTls: boolean; caFile?: string; user: string; pass: string; credentialName: string; message: SendMailOptions }): Promise<{ messageId: string; response: string }> {
+export async function submit(o: { submission: Endpoint; implicitTls: boolean; caFile?: string; servername?: string; user: string; pass: string; credentialName: string; message: SendMailOptions }): Promise<{ messageId: string; response: string }> {
   const transport = nodemailer.createTransport({
     host: o.submission.host,
     port: o.submission.port,
     secure: o.implicitTls,
     requireTLS: !o.implicitTls,
     auth: { user: o.user, pass: o.pass },
-    tls: tlsOptions(o.caFile),
+    tls: tlsOptions(o.caFile, o.servername),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 20_000,
@@ -88,8 +88,8 @@ export async function verifyRelayLogin(o: { relay: Endpoint; caFile?: string; us
 }
 
 /** IMAP login and INBOX open with the mailbox credentials. */
-export async function imapLogin(o: { imap: Endpoint; tls: boolean; caFile?: string; user: string; pass: string }): Promise<{ mailbox: string; exists: number }> {
-  const client = new ImapFlow({ host: o.imap.host, port: o.imap.port, secure: o.tls, doSTARTTLS: o.tls ? undefined : true, auth: { user: o.user, pass: o.pass }, tls: tlsOptions(o.caFile), logger: false, connectionTimeout: 10_000 } as ConstructorParameters<typeof ImapFlow>[0]);
+export async function imapLogin(o: { imap: Endpoint; tls: boolean; caFile?: string; servername?: string; user: string; pass: string }): Promise<{ mailbox: string; exists: number }> {
+  const client = new ImapFlow({ host: o.imap.host, port: o.imap.port, secure: o.tls, doSTARTTLS: o.tls ? undefined : true, auth: { user: o.user, pass: o.pass }, tls: tlsOptions(o.caFile, o.servername), logger: false, connectionTimeout: 10_000 } as ConstructorParameters<typeof ImapFlow>[0]);
   client.on('error', () => undefined);
   try {
     await client.connect();

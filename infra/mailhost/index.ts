@@ -53,7 +53,10 @@ function common(cfg: MailHostSettings) {
   const envFile = () => `${cfg.root}/mailu.env`;
   const dkimKeyFile = (domain: string, selector: string) => `${cfg.root}/dkim/${domain}.${selector}.key`;
   const keptDir = (id: string) => `${cfg.root}/.vaultdr-previous/${id}`;
-  const files = (domain: string, selector: string) => [envFile(), dkimKeyFile(domain, selector)];
+  // Mailbox passwords live in MailU's database (main.db) or, on the plain host, Dovecot's passwd-file
+  // MailU's layout puts under data/: kept too, so the compensation puts the old passwords back.
+  const dataFile = cfg.adapter === 'mailu' ? `${cfg.root}/data/main.db` : `${cfg.root}/data/dovecot.passwd`;
+  const files = (domain: string, selector: string) => [envFile(), dkimKeyFile(domain, selector), dataFile];
   return {
     envFile,
     dkimKeyFile,

@@ -75,8 +75,16 @@ async function connect(t: SshTarget, auth: { privateKey: string | Buffer } | { a
     ...('privateKey' in auth ? { privateKey: auth.privateKey } : { agent: auth.agent }),
   };
   return new Promise((resolve, reject) => {
-    client.once('ready', () => resolve(client));
-    client.once('error', (err) => {
+    let settled = false;
+    client.once('ready', () => {
+      settled = true;
+      resolve(client);
+    });
+    // `on`, not `once`: ssh2 may emit a second error while closing, and a connection that dies
+    // later must not crash the worker (the pending exec fails on its own).
+    client.on('error', (err) => {
+      if (settled) return;
+      settled = true;
       client.end();
       reject(classify(t, err, seenKey));
     });
