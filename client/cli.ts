@@ -12,6 +12,7 @@ import { registerBackupCommands } from './backupCommands';
 import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
+import { registerMigrationCommands } from './migrationCommands';
 import { temporalConnectionOptions } from '../infra/temporalConnection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
@@ -137,6 +138,7 @@ export function buildProgram(): Command {
   registerBucketCommands(program, ctx);
   registerRestoreCommands(program, ctx);
   registerMonitorCommands(program, ctx);
+  registerMigrationCommands(program, ctx);
   return program;
 }
 

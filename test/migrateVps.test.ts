@@ -10,11 +10,17 @@ import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
-import type { MigrateResult } from '../common/migration';
+import type { MigrateResult, SmtpRecoveryResult } from '../common/migration';
 import { keyAccepted } from '../infra/ssh/client';
-import { prepareMigration, type MigrationFixture } from '../stack/migrationFixture';
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import type { BackupResult } from '../common/backup';
+import { buildS3Client } from '../infra/clients';
+import { freePort } from '../infra/stagingVault';
+import { leaseHosts, prepareMigration, resetNewHost, seedMigrationSecrets, type MigrationFixture, type SecretOverrides } from '../stack/migrationFixture';
 import { runInHost } from '../stack/mailhosts';
-import { historyTexts } from './helpers/inspect';
+import { stackDir } from '../stack/stack';
+import { clearAlertDedup, failureOf, historyTexts, mailpitMessages } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -47,8 +53,10 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
   let cfg: Config;
   let client: Client;
   const ids: string[] = [];
+  let release: (() => void) | undefined;
 
   before(async () => {
+    release = await leaseHosts();
     base = withQueue(await ensureStack(), uniqueQueue('migrate'));
     fx = await prepareMigration(base);
     cfg = fx.cfg;
@@ -56,7 +64,11 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
   });
 
   after(async () => {
-    if (client && fx) await assertNoSecrets(client, cfg, fx, ids).finally(() => client.connection.close());
+    try {
+      if (client && fx) await assertNoSecrets(client, cfg, fx, ids).finally(() => client.connection.close());
+    } finally {
+      release?.();
+    }
   });
 
   it('migrates old → new end to end: keys, SMTP recovery, webmail login, DKIM from DNS, test mail passes DKIM/SPF/DMARC, cutover approved', async () => {
@@ -93,4 +105,116 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
     assert.equal(mode, '600 opendkim');
     console.log(`      migration end to end ${seconds.toFixed(1)} s; steps: ${result.timings.map((t) => `${t.step} ${t.seconds}s`).join(', ')}`);
   });
+
+  it('SMTP recovery drill: live Vault unavailable → credentials from the latest backup restored into a throwaway OpenBao, mail host reconfigured, webmail login', async () => {
+    resetNewHost(fx.hosts, fx.mailbox.email);
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const drillCfg: Config = { ...cfg, migration: { ...cfg.migration, vaultAddress: dead } };
+    const workflowId = `smtp-recovery-${Date.now()}`;
+    ids.push(workflowId);
+    const result = await withWorker(drillCfg, async () => {
+      // The backup must hold the migration secrets and AppRole written by the fixture.
+      await client.workflow.execute('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `migrate-backup-${Date.now()}`, args: [{ trigger: 'manual', prune: false }] }) as BackupResult;
+      return (await client.workflow.execute('recoverSmtpCredentials', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] })) as SmtpRecoveryResult;
+    });
+    assert.equal(result.source, 'backup');
+    assert.ok(result.backupId);
+    assert.deepEqual(result.hops.map((h) => `${h.hop}:${h.ok}`), ['source reachable:true', 'barrier unsealed:true', 'policy grants read:true', 'decrypts:true', 'format:true']);
+    assert.equal(result.webmail.inboxSeen, true);
+    assert.equal(result.imap.login, true);
+    assert.match(runInHost('new-vps', ['grep', '-c', '^RELAYPASSWORD=stale', '/mailu/mailu.env'], { allowFail: true }).trim(), /^0$/);
+  });
+
+  describe('faults: one clear message naming the item, compensation, one alert', () => {
+    const s3 = () => buildS3Client(cfg.s3);
+    const run = async (name: string, input: Record<string, unknown>, c: Config = cfg) => {
+      const workflowId = `migrate-${name}-${Date.now()}`;
+      ids.push(workflowId, `${workflowId}-smtp`);
+      await clearAlertDedup(s3(), cfg.s3.bucket);
+      const before = new Set((await mailpitMessages()).map((x) => x.ID));
+      const f = await withWorker(c, () => failureOf(client.workflow.execute('migrateVps', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] })));
+      let alerts: string[] = [];
+      for (let i = 0; i < 40 && !alerts.length; i++) {
+        alerts = (await mailpitMessages()).filter((x) => !before.has(x.ID) && x.Subject.includes('VPS migration')).map((x) => x.Subject);
+        if (!alerts.length) await sleep(250);
+      }
+      return { f, alerts };
+    };
+    const faultCfg = async (prefix: string, over: SecretOverrides): Promise<Config> => {
+      const seeded = await seedMigrationSecrets(prefix, fx.hosts, path.join(stackDir(), 'migration'), over);
+      fx.secrets.push(...seeded.secrets);
+      return { ...cfg, migration: { ...cfg.migration, secrets: seeded.paths } };
+    };
+    const hostTarget = () => ({ ...cfg.migration.hosts.new!, hostKeySha256: cfg.migration.hosts.new!.hostKeySha256! });
+
+    it('malformed input: InvalidInput naming the field, nothing touched', async () => {
+      const { f, alerts } = await run('malformed', { newHost: { hostKeySha256: 'md5:abc' } });
+      assert.equal(f.type, 'InvalidInput');
+      assert.match(f.message, /field "newHost.hostKeySha256"/);
+      assert.equal(alerts.length, 1, 'one alert');
+    });
+
+    it('wrong host key: refused showing both fingerprints, non-retryable', async () => {
+      const oldKey = cfg.migration.hosts.old!.hostKeySha256!;
+      const { f, alerts } = await run('hostkey', { newHost: { hostKeySha256: oldKey } });
+      assert.equal(f.type, 'HostKeyMismatch');
+      assert.ok(f.message.includes(oldKey) && f.message.includes(cfg.migration.hosts.new!.hostKeySha256!), f.message);
+      assert.match(f.message, /failed at preflightTarget/);
+      assert.equal(alerts.length, 1);
+      assert.match(alerts[0]!, /failed at preflightTarget/);
+    });
+
+    it('unreachable host: HostUnreachable naming the address, after the retries', async () => {
+      const { f } = await run('unreachable', { newHost: { port: 2222 } });
+      assert.equal(f.type, 'HostUnreachable');
+      assert.match(f.message, /10\.231\.0\.3:2222/);
+    });
+
+    it('missing secret path: SecretMissing naming the path, nothing changed', async () => {
+      const c: Config = { ...cfg, migration: { ...cfg.migration, secrets: { ...cfg.migration.secrets, mailbox: 'vault-dr/migration-missing/mailbox' } } };
+      const { f, alerts } = await run('missing', {}, c);
+      assert.equal(f.type, 'SecretMissing');
+      assert.match(f.message, /secret\/vault-dr\/migration-missing\/mailbox/);
+      assert.match(f.message, /nothing had been changed/);
+      assert.equal(alerts.length, 1);
+    });
+
+    it('wrong SMTP relay password: SmtpAuthFailed naming the secret; authorized_keys and mail configuration restored', async () => {
+      const departed = resetNewHost(fx.hosts, fx.mailbox.email);
+      const envBefore = runInHost('new-vps', ['cat', '/mailu/mailu.env']);
+      const c = await faultCfg('migration-wrongpw', { relayPassword: crypto.randomBytes(12).toString('base64url') });
+      const { f, alerts } = await run('wrongpw', {}, c);
+      assert.equal(f.type, 'SmtpAuthFailed');
+      assert.match(f.message, /secret\/vault-dr\/migration-wrongpw\/smtp-relay/);
+      assert.match(f.message, /failed at recoverSmtpCredentials/);
+      assert.match(f.message, /previous mail configuration \(mailu.env, DKIM key\) restored/);
+      assert.match(f.message, /previous authorized_keys restored/);
+      assert.ok(await keyAccepted(hostTarget(), departed), 'the departed key is back (previous authorized_keys restored)');
+      assert.equal(runInHost('new-vps', ['cat', '/mailu/mailu.env']), envBefore);
+      assert.equal(alerts.length, 1);
+      assert.match(alerts[0]!, /failed at recoverSmtpCredentials/);
+    });
+
+    it('DKIM key not matching DNS: DkimMismatch before any mail is sent; compensations in reverse order', async () => {
+      resetNewHost(fx.hosts, fx.mailbox.email);
+      const keyBefore = runInHost('new-vps', ['cat', '/mailu/dkim/vaultdr.test.dkim.key']);
+      const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+      const c = await faultCfg('migration-dkim', { dkimPem: other });
+      const relayBefore = (await fetchRelayCount(c)).count;
+      const { f, alerts } = await run('dkim', {}, c);
+      assert.equal(f.type, 'DkimMismatch');
+      assert.match(f.message, /failed at installDkimKey/);
+      assert.match(f.message, /dkim\._domainkey\.vaultdr\.test/);
+      // Reverse order: the mail configuration (changed last) is undone before authorized_keys.
+      assert.ok(f.message.indexOf('previous mail configuration') < f.message.indexOf('previous authorized_keys'), f.message);
+      assert.equal(runInHost('new-vps', ['cat', '/mailu/dkim/vaultdr.test.dkim.key']), keyBefore);
+      assert.equal((await fetchRelayCount(c)).count, relayBefore, 'no mail was sent');
+      assert.equal(alerts.length, 1);
+    });
+  });
 });
+
+async function fetchRelayCount(c: Config): Promise<{ count: number }> {
+  const r = await fetch(`${c.migration.relayInboxUrl}/api/v1/messages?limit=1`);
+  return { count: ((await r.json()) as { total: number }).total };
+}
