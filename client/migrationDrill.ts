@@ -126,8 +126,8 @@ export async function runMigrationDrill(base: Config, reportDir: string, log: (l
       t0 = Date.now();
       const smtpId = `drill-recoverSmtpCredentials-${stamp}`;
       const smtp = await runWith({ ...cfg, migration: { ...cfg.migration, vaultAddress: dead } }, async () => {
-        await client.workflow.execute('backupVault', { taskQueue: queue, workflowId: `drill-backup-${stamp}`, args: [{ trigger: 'manual', prune: false }] });
-        return (await client.workflow.execute('recoverSmtpCredentials', { taskQueue: queue, workflowId: smtpId, args: [{ reason: 'SMTP recovery drill' }] })) as SmtpRecoveryResult;
+        const backup = (await client.workflow.execute('backupVault', { taskQueue: queue, workflowId: `drill-backup-${stamp}`, args: [{ trigger: 'manual', prune: false }] })) as { backupId: string };
+        return (await client.workflow.execute('recoverSmtpCredentials', { taskQueue: queue, workflowId: smtpId, args: [{ reason: 'SMTP recovery drill', backupId: backup.backupId }] })) as SmtpRecoveryResult;
       }).then(
         (r) => ({ ok: r.source === 'backup' && r.hops.every((h) => h.ok) && r.webmail.inboxSeen && r.imap.login, lines: smtpLines(r, dead) }),
         (e: Error) => ({ ok: false, lines: [`- failed: ${e instanceof WorkflowFailedError ? (e.cause?.message ?? e.message) : e.message}`] }),

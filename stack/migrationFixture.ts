@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { utils } from 'ssh2';
 import { fetch } from 'undici';
 import type { Config } from '../infra/config';
-import { hostsDir, hostsInfo, hostsUp, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
+import { dkimPublicKeyOf, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
 import { PORTS, rootToken, stackDir } from './stack';
 
 /**
@@ -152,6 +152,8 @@ export async function prepareMigration(base: Config, opts: { prefix?: string; ov
   const up = fs.existsSync(path.join(hostsDir(), 'hosts.json')) && (await tcpOpen(NETWORK.hosts['new-vps'], 22)) && (await tcpOpen(NETWORK.hosts['old-vps'], 22));
   if (!up) await hostsUp();
   const hosts = hostsInfo();
+  // The zone publishes the fixture DKIM key (another test may have planted a mismatch), SPF and DMARC defaults.
+  await publishZone({ domain: MAIL_DOMAIN, dkimPublicKey: dkimPublicKeyOf(fs.readFileSync(hosts.dkimKeyFile, 'utf8')) });
   const dir = path.join(stackDir(), 'migration');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const role = await migrationAppRole(dir);

@@ -28,11 +28,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** No secret value in any decoded payload of the runs' histories (inputs, results, failures, queries are not stored). */
 async function assertNoSecrets(client: Client, cfg: Config, fx: MigrationFixture, workflowIds: string[]): Promise<void> {
+  let decodedSomething = false;
   for (const id of workflowIds) {
-    const { decoded, raw } = await historyTexts(client, cfg, id);
+    // A run that failed before its child started has no child history.
+    const got = await historyTexts(client, cfg, id).catch((e: Error) => (/not found/i.test(e.message) ? undefined : Promise.reject(e)));
+    if (!got) continue;
+    const { decoded, raw } = got;
     const text = decoded.join('\n') + raw;
+    // The check reads decoded payloads: the secrets' paths (not values) are there to be found.
+    decodedSomething ||= text.includes('secret/vault-dr/migration');
     for (const s of fx.secrets) assert.ok(!text.includes(s.value), `${s.name} appears in the history of ${id}`);
   }
+  assert.ok(decodedSomething, 'no decoded history mentions the secret paths: the leak check would see nothing');
 }
 
 async function waitForStep(client: Client, workflowId: string, step: string, ms = 240_000): Promise<void> {
@@ -114,8 +121,9 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
     ids.push(workflowId);
     const result = await withWorker(drillCfg, async () => {
       // The backup must hold the migration secrets and AppRole written by the fixture.
-      await client.workflow.execute('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `migrate-backup-${Date.now()}`, args: [{ trigger: 'manual', prune: false }] }) as BackupResult;
-      return (await client.workflow.execute('recoverSmtpCredentials', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] })) as SmtpRecoveryResult;
+      const backup = (await client.workflow.execute('backupVault', { taskQueue: cfg.temporal.taskQueue, workflowId: `migrate-backup-${Date.now()}`, args: [{ trigger: 'manual', prune: false }] })) as BackupResult;
+      // Our own backup, not "latest": the shared bucket also holds other tests' clusters.
+      return (await client.workflow.execute('recoverSmtpCredentials', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ backupId: backup.backupId }] })) as SmtpRecoveryResult;
     });
     assert.equal(result.source, 'backup');
     assert.ok(result.backupId);
@@ -132,7 +140,9 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
       ids.push(workflowId, `${workflowId}-smtp`);
       await clearAlertDedup(s3(), cfg.s3.bucket);
       const before = new Set((await mailpitMessages()).map((x) => x.ID));
-      const f = await withWorker(c, () => failureOf(client.workflow.execute('migrateVps', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] })));
+      // secretSource live: the fault under test is not the source (the shared Vault may be sealed by another test for a moment).
+      const args = [name === 'malformed' ? input : { secretSource: 'live', ...input }];
+      const f = await withWorker(c, () => failureOf(client.workflow.execute('migrateVps', { taskQueue: cfg.temporal.taskQueue, workflowId, args })));
       let alerts: string[] = [];
       for (let i = 0; i < 40 && !alerts.length; i++) {
         alerts = (await mailpitMessages()).filter((x) => !before.has(x.ID) && x.Subject.includes('VPS migration')).map((x) => x.Subject);
