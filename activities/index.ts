@@ -3,18 +3,18 @@
 // an activity that needs the validation key or the unseal shares.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../infra/config';
-import type { BaoClient } from '../infra/bao';
+import type { BaoClient } from '../infra/vault/bao';
 import type { Clients, MailTransport } from '../infra/clients';
-import type { ShareIntake } from '../infra/shareIntake';
-import { backupActivities } from './backup';
-import { deliveryCheckActivities } from './deliveryCheck';
-import { mailActivities } from './mail';
-import { notifyActivities } from './notify';
-import { ChannelSecretStore } from '../infra/alertChannels';
-import { monitorActivities } from './monitor';
-import { objectStoreActivities } from './objectStore';
-import { restoreActivities } from './restore';
-import { vaultActivities } from './vault';
+import type { ShareIntake } from '../infra/vault/shareIntake';
+import { backupActivities } from './backup/backup';
+import { deliveryCheckActivities } from './notify/deliveryCheck';
+import { mailActivities } from './monitoring/mail';
+import { notifyActivities } from './notify/notify';
+import { ChannelSecretStore } from '../infra/mail/alertChannels';
+import { monitorActivities } from './monitoring/monitor';
+import { objectStoreActivities } from './monitoring/objectStore';
+import { restoreActivities } from './restore/restore';
+import { vaultActivities } from './monitoring/vault';
 import { migrationActivities } from './migration';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */

@@ -1,12 +1,12 @@
 // The bench's own throwaway OpenBao: a raft node on free loopback ports (the same start-up code as
-// restore staging, infra/stagingVault.ts), bootstrapped like the local stack (KV v2 at secret/,
+// restore staging, infra/vault/stagingVault.ts), bootstrapped like the local stack (KV v2 at secret/,
 // the worker policy and AppRole), and filled with N KV v2 secrets through a bounded pool of
 // concurrent HTTP writes. Never the shared stack's OpenBao.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PROJECT_ROOT } from '../stack/stack';
-import { startStaging, stagingApi, stagingToken, stopStaging, type StagingInfo } from '../infra/stagingVault';
+import { startStaging, stagingApi, stagingToken, stopStaging, type StagingInfo } from '../infra/vault/stagingVault';
 
 export interface BenchVault {
   info: StagingInfo;

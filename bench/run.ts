@@ -11,7 +11,7 @@
 // Uses the shared stack's Temporal and S3 with its own task queue and bucket, and cleans up both.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { freePort } from '../infra/stagingVault';
+import { freePort } from '../infra/vault/stagingVault';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -27,11 +27,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { applyBucket, bucketSpec } from '../infra/bucketPolicy';
-import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/codec';
+import { applyBucket, bucketSpec } from '../infra/store/bucketPolicy';
+import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/temporal/codec';
 import { buildClients } from '../infra/clients';
 import { loadConfig, type Config } from '../infra/config';
-import { initKeys } from '../infra/escrow';
+import { initKeys } from '../infra/crypto/escrow';
 import { PROJECT_ROOT, stackDir } from '../stack/stack';
 import { toolPaths } from '../stack/tools';
 import { populate, startBenchVault, type BenchVault } from './benchVault';
@@ -39,7 +39,7 @@ import { MiB, mbps, runMeasured, watchMemory } from './measure';
 import { writeResults, type BenchResults, type MethodId, type Row, type Target, type Workload } from './report';
 import type { StageResult, StageSpec } from './stage';
 import { writeSyntheticSnapshot } from './synthetic';
-import { temporalConnectionOptions } from '../infra/temporalConnection';
+import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 const GiB = 1024 * MiB;
 

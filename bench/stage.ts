@@ -13,15 +13,15 @@ import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { backupActivities, type UploadResult } from '../activities/backup';
+import { backupActivities, type UploadResult } from '../activities/backup/backup';
 import type { BackupManifest } from '../common/backup';
 import { backupObjectKeys } from '../common/backup';
-import type { BaoClient } from '../infra/bao';
+import type { BaoClient } from '../infra/vault/bao';
 import { buildClients } from '../infra/clients';
 import { loadConfig } from '../infra/config';
-import { loadPrivateKeyFile } from '../infra/keys';
-import { getJsonObject } from '../infra/objects';
-import { verifyStoredBackup } from '../infra/verifyBackup';
+import { loadPrivateKeyFile } from '../infra/crypto/keys';
+import { getJsonObject } from '../infra/store/objects';
+import { verifyStoredBackup } from '../infra/crypto/verifyBackup';
 import { procMemory } from './measure';
 
 export type StageRequest =

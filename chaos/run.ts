@@ -22,10 +22,10 @@ import type { RestoreRecord } from '../common/restore';
 import { connectClient } from '../client/connect';
 import { buildClients } from '../infra/clients';
 import { loadConfig, type Config } from '../infra/config';
-import { loadPrivateKeyFile } from '../infra/keys';
-import { getJsonObject, listAllKeys } from '../infra/objects';
-import { stagingRoot } from '../infra/stagingVault';
-import { verifyStoredBackup } from '../infra/verifyBackup';
+import { loadPrivateKeyFile } from '../infra/crypto/keys';
+import { getJsonObject, listAllKeys } from '../infra/store/objects';
+import { stagingRoot } from '../infra/vault/stagingVault';
+import { verifyStoredBackup } from '../infra/crypto/verifyBackup';
 import { PORTS, PROJECT_ROOT, rootToken, stackDir, stackUp, startServer, stopServer, unsealBao } from '../stack/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

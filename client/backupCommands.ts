@@ -1,17 +1,16 @@
 // `vaultdr backup ...`, `vaultdr keys ...` and `vaultdr schedules ...`.
-import type { IntakeStatus } from '../infra/shareIntake';
+import type { IntakeStatus } from '../infra/vault/shareIntake';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { backupObjectKeys, manifestProblem, type BackupManifest, type BackupResult } from '../common/backup';
-import { backupActivities } from '../activities/backup';
+import { BackupCatalog } from '../infra/store/catalog';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { initKeys, readShareFile, reconstructFromShares } from '../infra/escrow';
-import { readTokensFile } from '../infra/codecServer';
-import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
-import { verifyStoredBackup, type VerifyReport } from '../infra/verifyBackup';
-import { getJsonObject } from '../infra/objects';
+import { initKeys, readShareFile, reconstructFromShares } from '../infra/crypto/escrow';
+import { readTokensFile } from '../infra/temporal/codecServer';
+import { loadPrivateKeyFile, loadRecipients } from '../infra/crypto/keys';
+import { verifyStoredBackup, type VerifyReport } from '../infra/crypto/verifyBackup';
 import { connectClient } from './connect';
 import { applySchedules } from './schedules';
 import { startWorkflow } from './workflows';
@@ -39,7 +38,7 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
   const { s3 } = buildClients(cfg);
   let backupId = id;
   if (id === 'latest') {
-    const list = await backupActivities({ bao: undefined as never, s3, cfg }).listBackups();
+    const list = await new BackupCatalog(s3, cfg.s3.bucket).list();
     // Only an intact verified backup: an overwritten one's status is no longer 'verified'.
     const newest = list.find((b) => b.status === 'verified');
     if (!newest) ctx.fail(`no verified backup in bucket ${cfg.s3.bucket}`);
@@ -49,7 +48,7 @@ async function loadManifest(cfg: Config, id: string, ctx: CliContext): Promise<B
   const key = backupObjectKeys(backupId).manifest;
   let manifest: BackupManifest | undefined;
   try {
-    manifest = await getJsonObject<BackupManifest>(s3, cfg.s3.bucket, key);
+    manifest = await new BackupCatalog(s3, cfg.s3.bucket).manifest(backupId);
   } catch (err) {
     return ctx.fail(`backup ${backupId}: cannot read manifest: ${(err as Error).message}`);
   }
@@ -95,7 +94,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .description('backups in the bucket, newest first, with status and age')
     .action(async (_o: unknown, cmd: Command) => {
       const cfg = ctx.cfgOf(cmd);
-      const list = await backupActivities({ bao: undefined as never, s3: buildClients(cfg).s3, cfg }).listBackups();
+      const list = await new BackupCatalog(buildClients(cfg).s3, cfg.s3.bucket).list();
       ctx.out(ctx.json(cmd), list, () =>
         list.length === 0
           ? `no backups in bucket ${cfg.s3.bucket}`

@@ -2,8 +2,8 @@
 // bucket) and `vaultdr bucket check` (read-only: the settings, and every backup's pinned object
 // version). The backup worker never writes bucket configuration; it runs the same check nightly.
 import { Command } from 'commander';
-import { backupActivities, DAMAGED_STATUSES } from '../activities/backup';
-import { applyBucket, bucketSpec, checkBucket, type BucketCheck } from '../infra/bucketPolicy';
+import { BackupCatalog, DAMAGED_STATUSES } from '../infra/store/catalog';
+import { applyBucket, bucketSpec, checkBucket, type BucketCheck } from '../infra/store/bucketPolicy';
 import { buildS3Client } from '../infra/clients';
 import type { CliContext } from './backupCommands';
 
@@ -46,7 +46,7 @@ export function registerBucketCommands(program: Command, ctx: CliContext): void 
       const cfg = ctx.cfgOf(cmd);
       const s3 = buildS3Client(cfg.s3);
       const check = await checkBucket(s3, bucketSpec(cfg));
-      const damaged = check.exists ? (await backupActivities({ bao: undefined as never, s3, cfg }).listBackups()).filter((b) => DAMAGED_STATUSES.includes(b.status)) : [];
+      const damaged = check.exists ? (await new BackupCatalog(s3, cfg.s3.bucket).list()).filter((b) => DAMAGED_STATUSES.includes(b.status)) : [];
       const ok = check.compliant && damaged.length === 0;
       ctx.out(ctx.json(cmd), { ...check, damagedBackups: damaged.map((d) => ({ backupId: d.backupId, status: d.status, problem: d.problem })) }, () =>
         [

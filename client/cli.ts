@@ -13,7 +13,7 @@ import { registerBucketCommands } from './bucketCommands';
 import { registerRestoreCommands } from './restoreCommands';
 import { registerMonitorCommands } from './monitorCommands';
 import { registerMigrationCommands } from './migrationCommands';
-import { temporalConnectionOptions } from '../infra/temporalConnection';
+import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
 

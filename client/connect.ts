@@ -2,8 +2,8 @@
 // input the CLI sends is encrypted before it reaches the server.
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../infra/config';
-import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/codec';
-import { temporalConnectError, temporalConnectionOptions } from '../infra/temporalConnection';
+import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
+import { temporalConnectError, temporalConnectionOptions } from '../infra/temporal/connection';
 
 export async function connectClient(cfg: Config): Promise<Client> {
   let connection: Connection;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import type { MigrateResult, SmtpRecoveryResult } from '../common/migration';
 import type { Config } from '../infra/config';
-import { freePort } from '../infra/stagingVault';
+import { freePort } from '../infra/vault/stagingVault';
 import { leaseHosts, prepareMigration, resetNewHost, seedMigrationSecrets } from '../stack/migrationFixture';
 import { stackDir } from '../stack/stack';
 import { buildWorker } from '../workers/worker';

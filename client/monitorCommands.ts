@@ -7,11 +7,11 @@ import { CHANNELS, SEVERITIES, type ChannelName, type Severity } from '../common
 import type { AlertDeliveryTestInput, DeliveryReport } from '../common/alertTest';
 import { MonitorInput } from '../common/monitor';
 import { describeIssues } from '../common/validate';
-import type { ConfigureResult, MonitorSettings, MonitorStatus } from '../workflows/vaultHealthMonitor';
+import type { ConfigureResult, MonitorSettings, MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
 import type { Config } from '../infra/config';
 import type { CliContext } from './backupCommands';
 import { connectClient } from './connect';
-import { staticMetadata } from './summaries';
+import { staticMetadata } from '../common/summaries';
 import { startWorkflow } from './workflows';
 
 /** One monitor per task queue (i.e. per installation): a fixed id, started if absent. "vault-dr-health-monitor" by default. */

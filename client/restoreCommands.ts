@@ -6,18 +6,18 @@ import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { BACKUP_ID, RESTORE_TARGET, VAULT_DR_STEP, WAITING_FOR_APPROVAL_QUERY } from '../common/searchAttributes';
-import { backupObjectKeys, type BackupManifest } from '../common/backup';
+import type { BackupManifest } from '../common/backup';
 import type { RestoreRecord } from '../common/restore';
-import { restoreActivities } from '../activities/restore';
+import { restoreActivities } from '../activities/restore/restore';
 import { buildS3Client } from '../infra/clients';
-import { reconstructFromShares } from '../infra/escrow';
-import { loadPrivateKeyFile } from '../infra/keys';
-import { getJsonObject } from '../infra/objects';
-import { verifyBackupStream, verifyStoredBackup } from '../infra/verifyBackup';
+import { reconstructFromShares } from '../infra/crypto/escrow';
+import { loadPrivateKeyFile } from '../infra/crypto/keys';
+import { BackupCatalog } from '../infra/store/catalog';
+import { verifyBackupStream, verifyStoredBackup } from '../infra/crypto/verifyBackup';
 import type { CliContext } from './backupCommands';
 import { startWorkflow } from './workflows';
 import { connectClient } from './connect';
-import { approveRestore, type RestoreProgress } from '../workflows/restoreVault';
+import { approveRestore, type RestoreProgress } from '../workflows/restore/restoreVault';
 
 export interface WaitingRestore {
   workflowId: string;
@@ -219,7 +219,7 @@ export function registerRestoreCommands(program: Command, ctx: CliContext): void
       })();
       const manifest = opts.manifest
         ? (JSON.parse(fs.readFileSync(opts.manifest, 'utf8')) as BackupManifest)
-        : await getJsonObject<BackupManifest>(buildS3Client(cfg!.s3), cfg!.s3.bucket, backupObjectKeys(id).manifest);
+        : await new BackupCatalog(buildS3Client(cfg!.s3), cfg!.s3.bucket).manifest(id);
       if (!manifest) return ctx.fail(`backup ${id}: manifest not found`);
       if (manifest.backupId !== id) ctx.fail(`manifest is for backup ${manifest.backupId}, not ${id}`);
       const key = await privateKeyFrom(opts, cfg?.backup.validationKeyFile, ctx);

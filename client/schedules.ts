@@ -1,7 +1,7 @@
 // Temporal Schedules vault-dr owns, applied idempotently by `vaultdr schedules apply`.
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../infra/config';
-import { staticMetadata } from './summaries';
+import { staticMetadata } from '../common/summaries';
 
 export interface ScheduleSpecDef {
   scheduleId: string;

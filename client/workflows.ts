@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Config } from '../infra/config';
 import type * as wfs from '../workflows';
 import { connectClient } from './connect';
-import { staticMetadata } from './summaries';
+import { staticMetadata } from '../common/summaries';
 
 type Workflows = typeof wfs;
 export type WorkflowName = keyof Workflows;

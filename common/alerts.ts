@@ -1,5 +1,5 @@
 // Alert severities, channels and the routing between them. Workflow-safe: the workflows validate
-// inputs against these, the notification layer (infra/alertChannels.ts) delivers by them.
+// inputs against these, the notification layer (infra/mail/alertChannels.ts) delivers by them.
 export const SEVERITIES = ['critical', 'warning', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 

@@ -2,7 +2,7 @@
 // activities receive the built clients through their factories.
 import { S3Client } from '@aws-sdk/client-s3';
 import nodemailer, { type Transporter } from 'nodemailer';
-import { BaoClient } from './bao';
+import { BaoClient } from './vault/bao';
 import { ConfigError, type Config } from './config';
 import { asObject, readSecretJson } from './secretFile';
 

@@ -5,9 +5,9 @@
 import * as http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BaoClient } from './bao';
+import type { BaoClient } from './vault/bao';
 import type { Config } from './config';
-import { loadDrState, type DrState } from './drState';
+import { loadDrState, type DrState } from './store/drState';
 
 export interface MetricsDeps {
   cfg: Config;

@@ -7,14 +7,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { applyBucket, type BucketSetting } from '../infra/bucketPolicy';
+import { applyBucket, type BucketSetting } from '../infra/store/bucketPolicy';
 import { Connection } from '@temporalio/client';
 import * as os from 'node:os';
 import { temporal as temporalProto } from '@temporalio/proto';
-import { ensureKeyringFile } from '../infra/codec';
+import { ensureKeyringFile } from '../infra/temporal/codec';
 import { WORKER_ROLES, roleQueue, type WorkerRole } from '../common/roles';
 import { scopeConfig } from '../workers/roles';
-import { initKeys } from '../infra/escrow';
+import { initKeys } from '../infra/crypto/escrow';
 import { ensureTools, toolPaths, type InstallReport } from './tools';
 import { renderAlertmanagerConfig, renderPrometheusConfig } from './monitoring';
 

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { notifyActivities, type AlertOutcome, type AlertRequest } from '../activities/notify';
-import { ChannelSecretStore } from '../infra/alertChannels';
+import { notifyActivities, type AlertOutcome, type AlertRequest } from '../activities/notify/notify';
+import { ChannelSecretStore } from '../infra/mail/alertChannels';
 import { buildClients } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { configureLocalAlertChannels, unsealBao } from '../stack/stack';

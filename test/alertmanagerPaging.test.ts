@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../infra/stagingVault';
+import { freePort } from '../infra/vault/stagingVault';
 import { renderAlertmanagerConfig } from '../stack/monitoring';
 import { startSaasReceiver } from './helpers/receivers';
 

@@ -13,7 +13,7 @@ import { backupObjectKeys, type BackupManifest, type BackupResult } from '../com
 import { connectClient } from '../client/connect';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { generateKeyPair } from '../infra/keys';
+import { generateKeyPair } from '../infra/crypto/keys';
 import { stackDir, startServer, stopServer, unsealBao } from '../stack/stack';
 import { bao, clearAlertDedup, failureOf, historyTexts, vaultdr, listKeys, mailpitMessages, mailpitText, multipartUploads, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';

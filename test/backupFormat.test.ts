@@ -1,4 +1,4 @@
-// The vdrbak/1 stream format (infra/backupFormat.ts), exercised the way a restore depends on it:
+// The vdrbak/1 stream format (infra/crypto/backupFormat.ts), exercised the way a restore depends on it:
 // every plaintext byte comes back whatever the chunking of the input, each recipient can read the
 // backup and nobody else can, and every kind of damage to a stored object is refused with the
 // `cause_` that `vaultdr backup verify` shows the operator. A small chunk size keeps frames tiny so
@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BackupFormatError, createDecryptor, createEncryptor, MAGIC, parseHeader, type BackupHeader, type FormatErrorCause } from '../infra/backupFormat';
-import { generateKeyPair, type KeyPair, type Recipient, type RecipientRole } from '../infra/keys';
+import { BackupFormatError, createDecryptor, createEncryptor, MAGIC, parseHeader, type BackupHeader, type FormatErrorCause } from '../infra/crypto/backupFormat';
+import { generateKeyPair, type KeyPair, type Recipient, type RecipientRole } from '../infra/crypto/keys';
 
 const CHUNK = 64;
 const TAG = 16;

@@ -7,8 +7,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { backupActivities } from '../activities/backup';
-import { BaoClient, BaoError } from '../infra/bao';
+import { backupActivities } from '../activities/backup/backup';
+import { BaoClient, BaoError } from '../infra/vault/bao';
 import { ConfigSchema, type Config } from '../infra/config';
 import { approleFor, startThrowawayBao, type ThrowawayBao } from './helpers/throwawayBao';
 

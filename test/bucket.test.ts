@@ -19,14 +19,14 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { backupActivities } from '../activities/backup';
-import { restoreActivities } from '../activities/restore';
+import { BackupCatalog } from '../infra/store/catalog';
+import { restoreActivities } from '../activities/restore/restore';
 import { backupIdFor, backupObjectKeys, type BackupManifest } from '../common/backup';
 import { evaluate } from '../common/monitor';
-import { applyBucket, bucketSpec, RULE_EXPIRE_DELETED } from '../infra/bucketPolicy';
+import { applyBucket, bucketSpec, RULE_EXPIRE_DELETED } from '../infra/store/bucketPolicy';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { loadDrState } from '../infra/drState';
+import { loadDrState } from '../infra/store/drState';
 import { stackDir } from '../stack/stack';
 import { vaultdr } from './helpers/inspect';
 import { ensureStack } from './helpers/stack';
@@ -144,20 +144,20 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     made.push(bucket);
     const cfg = { ...stackCfg, s3: { ...stackCfg.s3, bucket } };
     await applyBucket(s3, bucketSpec(cfg));
-    const acts = backupActivities({ bao: undefined as never, s3, cfg });
-    const ok = await acts.checkBackupBucket();
+    const acts = new BackupCatalog(s3, bucket);
+    const ok = await acts.checkBucket(bucketSpec(cfg));
     assert.ok(ok.compliant);
 
     const rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? [];
     await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [...rules, FOREIGN] } }));
-    await acts.checkBackupBucket();
+    await acts.checkBucket(bucketSpec(cfg));
     assert.ok((await lifecycleIds(s3, bucket)).includes('ops-expire-tmp'), 'the nightly check removed a rule it does not own');
 
     // Drift: vault-dr's noncurrent rule shortened to 1 day and the default retention removed.
     const drifted = rules.map((r) => (r.ID === RULE_EXPIRE_DELETED ? { ...r, NoncurrentVersionExpiration: { NoncurrentDays: 1 } } : r));
     await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [...drifted, FOREIGN] } }));
     await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
-    const f = await rejection(acts.checkBackupBucket());
+    const f = await rejection(acts.checkBucket(bucketSpec(cfg)));
     assert.equal(f.type, 'BucketNotCompliant');
     assert.equal(f.nonRetryable, true);
     assert.match(f.message, /objectLock: default retention none, expected GOVERNANCE 2 days/);
@@ -177,14 +177,14 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     made.push(bucket);
     const cfg = bucketCfg(stackCfg, bucket);
     await applyBucket(s3, bucketSpec(cfg));
-    const acts = backupActivities({ bao: undefined as never, s3, cfg });
+    const acts = new BackupCatalog(s3, bucket);
     const older = await putBackup(s3, bucket, '2026-01-01T02:00:00.000Z');
     const newer = await putBackup(s3, bucket, '2026-01-02T02:00:00.000Z');
-    assert.deepEqual((await acts.listBackups()).map((b) => b.status), ['verified', 'verified'], 'control: both intact');
+    assert.deepEqual((await acts.list()).map((b) => b.status), ['verified', 'verified'], 'control: both intact');
 
     // Something writes over the newest backup's key.
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: backupObjectKeys(newer.id).snapshot, Body: 'not a backup' }));
-    let list = await acts.listBackups();
+    let list = await acts.list();
     const hit = list.find((b) => b.backupId === newer.id)!;
     assert.equal(hit.status, 'overwritten');
     assert.equal(hit.manifestStatus, 'verified');
@@ -206,19 +206,19 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     assert.match(alert.summary, new RegExp(newer.id));
 
     // The nightly prune keeps it, fails naming it, and holds the pinned version of the kept one.
-    const f = await rejection(acts.pruneBackups({ justVerified: older.id }));
+    const f = await rejection(acts.prune({ justVerified: older.id }, cfg.backup.retention));
     assert.equal(f.type, 'BackupOverwritten');
     assert.match(f.message, new RegExp(`${newer.id} \\(overwritten`));
-    assert.ok((await acts.listBackups()).some((b) => b.backupId === newer.id), 'prune deleted a damaged backup');
+    assert.ok((await acts.list()).some((b) => b.backupId === newer.id), 'prune deleted a damaged backup');
     const hold = await s3.send(new GetObjectLegalHoldCommand({ Bucket: bucket, Key: backupObjectKeys(older.id).snapshot, VersionId: older.versionId }));
     assert.equal(hold.LegalHold?.Status, 'ON', 'the kept backup\'s pinned version must carry a legal hold');
 
     // Then the pinned (now noncurrent) version is deleted, as lifecycle expiry would.
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: backupObjectKeys(newer.id).snapshot, VersionId: newer.versionId, BypassGovernanceRetention: true }));
-    list = await acts.listBackups();
+    list = await acts.list();
     assert.equal(list.find((b) => b.backupId === newer.id)!.status, 'pinned version missing');
     assert.equal((await restoreActivities({ s3, cfg }).selectBackup({ backupId: 'latest' })).backupId, older.id);
-    const f2 = await rejection(acts.pruneBackups({ justVerified: older.id }));
+    const f2 = await rejection(acts.prune({ justVerified: older.id }, cfg.backup.retention));
     assert.match(f2.message, new RegExp(`${newer.id} \\(pinned version ${newer.versionId} no longer exists`));
     const cli2 = vaultdr(['bucket', 'check'], env);
     assert.equal(cli2.code, 3);
@@ -230,24 +230,23 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     made.push(bucket);
     const cfg = bucketCfg(stackCfg, bucket);
     await applyBucket(s3, bucketSpec(cfg));
-    const acts = backupActivities({ bao: undefined as never, s3, cfg });
+    const acts = new BackupCatalog(s3, bucket);
     const ids: string[] = [];
     for (let d = 1; d <= 10; d++) ids.push((await putBackup(s3, bucket, `2026-02-${String(d).padStart(2, '0')}T02:00:00.000Z`)).id);
     const newest = ids.at(-1)!;
 
-    const f = await rejection(acts.pruneBackups({ retention: { daily: 1, monthly: 0 }, justVerified: newest }));
+    const f = await rejection(acts.prune({ retention: { daily: 1, monthly: 0 }, justVerified: newest }, cfg.backup.retention));
     assert.equal(f.type, 'InvalidInput');
     assert.equal(f.nonRetryable, true);
     assert.match(f.message, /field "retention\.daily 1" is below the configured floor backup\.retention\.minDaily = 7; nothing was deleted/);
-    assert.equal((await acts.listBackups()).length, 10);
-    const m = await rejection(acts.pruneBackups({ retention: { daily: 30, monthly: 1 }, justVerified: newest }));
+    assert.equal((await acts.list()).length, 10);
+    const m = await rejection(acts.prune({ retention: { daily: 30, monthly: 1 }, justVerified: newest }, cfg.backup.retention));
     assert.match(m.message, /retention\.monthly 1" is below the configured floor backup\.retention\.minMonthly = 3/);
 
     // At the floor it runs; the floor is lowered only by configuration.
-    const atFloor = await acts.pruneBackups({ retention: { daily: 7, monthly: 3 }, justVerified: newest });
+    const atFloor = await acts.prune({ retention: { daily: 7, monthly: 3 }, justVerified: newest }, cfg.backup.retention);
     assert.equal(atFloor.deleted.length, 3);
-    const lowered = backupActivities({ bao: undefined as never, s3, cfg: { ...cfg, backup: { ...cfg.backup, retention: { ...cfg.backup.retention, minDaily: 1, minMonthly: 0 } } } });
-    const r = await lowered.pruneBackups({ retention: { daily: 1, monthly: 0 }, justVerified: newest });
+    const r = await acts.prune({ retention: { daily: 1, monthly: 0 }, justVerified: newest }, { ...cfg.backup.retention, minDaily: 1, minMonthly: 0 });
     assert.equal(r.deleted.length, 6);
   });
 });

@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { EncryptionCodec, ENCODING, loadKeyring, type Keyring } from '../infra/codec';
-import { createCodecServer } from '../infra/codecServer';
+import { EncryptionCodec, ENCODING, loadKeyring, type Keyring } from '../infra/temporal/codec';
+import { createCodecServer } from '../infra/temporal/codecServer';
 
 const keyring = (current: string, ids: string[]): Keyring => ({ current, keys: new Map(ids.map((id) => [id, crypto.createHash('sha256').update(id).digest()])) });
 

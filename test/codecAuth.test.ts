@@ -11,9 +11,9 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
-import { EncryptionCodec, type Keyring } from '../infra/codec';
-import { createCodecServer } from '../infra/codecServer';
-import { assertDisjointTokenLists } from '../infra/codecAuth';
+import { EncryptionCodec, type Keyring } from '../infra/temporal/codec';
+import { createCodecServer } from '../infra/temporal/codecServer';
+import { assertDisjointTokenLists } from '../infra/temporal/codecAuth';
 import { issue, makeCa, tempDir } from './helpers/pki';
 
 const keyring: Keyring = { current: 'k1', keys: new Map([['k1', crypto.randomBytes(32)]]) };

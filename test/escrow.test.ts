@@ -1,4 +1,4 @@
-// Key escrow as custodians live it (infra/escrow.ts, infra/keys.ts): `vaultdr keys init` writes
+// Key escrow as custodians live it (infra/crypto/escrow.ts, infra/crypto/keys.ts): `vaultdr keys init` writes
 // private files with owner-only permissions and a public recipients file; any threshold of shares
 // rebuilds the escrow key (checked by fingerprint), fewer, mixed or damaged shares are refused;
 // and a backup wrapped for the recipients opens with the rebuilt escrow key or the validation
@@ -10,9 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createDecryptor, createEncryptor } from '../infra/backupFormat';
-import { initKeys, readShareFile, reconstructFromShares, type KeyInitResult } from '../infra/escrow';
-import { generateKeyPair, KeyError, keyIdOf, loadPrivateKeyFile, loadRecipients, unwrapDataKey, wrapDataKey } from '../infra/keys';
+import { createDecryptor, createEncryptor } from '../infra/crypto/backupFormat';
+import { initKeys, readShareFile, reconstructFromShares, type KeyInitResult } from '../infra/crypto/escrow';
+import { generateKeyPair, KeyError, keyIdOf, loadPrivateKeyFile, loadRecipients, unwrapDataKey, wrapDataKey } from '../infra/crypto/keys';
 
 const modeOf = (file: string) => fs.statSync(file).mode & 0o777;
 

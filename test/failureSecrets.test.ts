@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { buildS3Client } from '../infra/clients';
-import { EncryptionCodec, loadKeyring } from '../infra/codec';
+import { EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
 import type { BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';

@@ -10,8 +10,8 @@ import { rootToken, unsealBao } from '../stack/stack';
 import type { HealthReport } from '../common/health';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
-import { temporalConnectionOptions } from '../infra/temporalConnection';
-import { freePort } from '../infra/stagingVault';
+import { temporalConnectionOptions } from '../infra/temporal/connection';
+import { freePort } from '../infra/vault/stagingVault';
 
 describe('vaultHealthCheck workflow (real stack)', function () {
   this.timeout(300_000);

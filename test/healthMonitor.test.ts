@@ -12,7 +12,7 @@ import { evaluate, undecidable, type MonitorFacts } from '../common/monitor';
 import type { Config } from '../infra/config';
 import { configureLocalAlertChannels, PORTS, stackDir, unsealBao } from '../stack/stack';
 import type { Received } from '../stack/saasSink';
-import type { MonitorStatus } from '../workflows/vaultHealthMonitor';
+import type { MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
 import { bao, failureOf, mailpitMessages, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';

@@ -3,9 +3,9 @@
 // refusals), and against the real OpenBao of the local stack with the worker's own AppRole and
 // policy, where both methods must count the same tree.
 import assert from 'node:assert/strict';
-import { BaoError } from '../infra/bao';
+import { BaoError } from '../infra/vault/bao';
 import { buildClients } from '../infra/clients';
-import { kvInventory, PAGE, type ApiAnswer, type KvAccess } from '../infra/kvInventory';
+import { kvInventory, PAGE, type ApiAnswer, type KvAccess } from '../infra/vault/kvInventory';
 import { bao } from './helpers/inspect';
 import { ensureStack } from './helpers/stack';
 

@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import type { BackupResult } from '../common/backup';
 import { buildS3Client } from '../infra/clients';
-import { freePort } from '../infra/stagingVault';
+import { freePort } from '../infra/vault/stagingVault';
 import { leaseHosts, prepareMigration, resetNewHost, seedMigrationSecrets, type MigrationFixture, type SecretOverrides } from '../stack/migrationFixture';
 import { runInHost } from '../stack/mailhosts';
 import { stackDir } from '../stack/stack';

@@ -12,20 +12,22 @@ import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@te
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { AlertRequest } from '../activities/notify';
+import type { AlertRequest } from '../activities/notify/notify';
 import { listRestoresWaitingForApproval } from '../client/restoreCommands';
 import { connectClient } from '../client/connect';
 import { startWorkflow } from '../client/workflows';
+import { staticMetadata } from '../common/summaries';
+import * as workflowExports from '../workflows';
 import { WORKER_ROLES, roleQueue } from '../common/roles';
 import { BACKUP_ID, RESTORE_TARGET, VAULT_DR_SEARCH_ATTRIBUTES, VAULT_DR_STEP, WAITING_FOR, WAITING_FOR_APPROVAL_QUERY } from '../common/searchAttributes';
 import type { RestoreRecord } from '../common/restore';
 import type { DeliveryReport } from '../common/alertTest';
-import { dataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH, ensureKeyringFile, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, FAILURE_CONVERTER_PATH, ensureKeyringFile, loadKeyring } from '../infra/temporal/codec';
 import { ConfigSchema, type Config } from '../infra/config';
 import { toolPaths } from '../stack/tools';
 import { workflowsPath } from '../workers/worker';
-import type { ConfigureResult, MonitorStatus } from '../workflows/vaultHealthMonitor';
-import type { RestoreProgress } from '../workflows/restoreVault';
+import type { ConfigureResult, MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
+import type { RestoreProgress } from '../workflows/restore/restoreVault';
 import { plan, restoreStubs, type Stubs } from './helpers/timeSkipping';
 import { quietRuntime } from './helpers/worker';
 
@@ -142,6 +144,29 @@ describe('operator surfaces: search attributes, static summaries, validated upda
       const r = (await h.result()) as DeliveryReport;
       assert.equal(r.ok, true);
       assert.equal(r.rows[0]?.confirmDetail, 'acknowledged by Carol');
+    });
+  });
+
+  it('a run started without a summary (the Web UI with `{}`) says what it is for and its step in its current details', async () => {
+    // Every registered workflow has words of its own, not just its type name.
+    for (const name of Object.keys(workflowExports)) assert.notEqual(staticMetadata(name, {}).staticSummary, name, `${name} has no summary in common/summaries.ts`);
+    const stubs: Stubs = {
+      async sendTestAlert() {
+        return { ok: true, detail: 'sent' } as never;
+      },
+    };
+    await withWorkers(stubs, async (cfg) => {
+      const workflowId = `ui-started-${cfg.temporal.taskQueue}`;
+      // As the Web UI starts it: no static summary, no details.
+      const h = await client.workflow.start('alertDeliveryTest', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ confirm: 'ack', channels: ['email'], severities: ['warning'], ackTimeoutSeconds: 60 }] });
+      assert.equal(await (await h.describe()).staticSummary(), undefined);
+      const details = await until('current details with the step', async () => {
+        const meta = (await h.query('__temporal_workflow_metadata')) as { currentDetails?: string };
+        return meta.currentDetails?.includes('**Step**: confirming receipt') ? meta.currentDetails : undefined;
+      });
+      assert.match(details, /^\*\*Alert delivery test \(confirm by ack\)\*\*/);
+      assert.match(details, /docs\/runbooks\/monitoring\.md/);
+      await h.terminate('test done');
     });
   });
 

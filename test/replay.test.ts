@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../infra/codec';
+import { FAILURE_CONVERTER_PATH } from '../infra/temporal/codec';
 import { workflowsPath } from '../workers/worker';
 import { PROJECT_ROOT } from './helpers/stack';
 

@@ -10,13 +10,13 @@ import * as path from 'node:path';
 import { DeleteObjectsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { restoreActivities } from '../activities/restore';
+import { restoreActivities } from '../activities/restore/restore';
 import { backupObjectKeys } from '../common/backup';
-import { BaoClient } from '../infra/bao';
-import { createEncryptor } from '../infra/backupFormat';
+import { BaoClient } from '../infra/vault/bao';
+import { createEncryptor } from '../infra/crypto/backupFormat';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { generateKeyPair } from '../infra/keys';
+import { generateKeyPair } from '../infra/crypto/keys';
 import { ensureStack } from './helpers/stack';
 import { startThrowawayBao, type ThrowawayBao } from './helpers/throwawayBao';
 

@@ -9,11 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { buildS3Client } from '../infra/clients';
-import { loadKeyring } from '../infra/codec';
+import { loadKeyring } from '../infra/temporal/codec';
 import { loadConfig, readSecretFile } from '../infra/config';
-import { initKeys, readShareFile, reconstructFromShares, type ShareFile } from '../infra/escrow';
-import { loadPrivateKeyFile, loadRecipients } from '../infra/keys';
-import { ShareIntake } from '../infra/shareIntake';
+import { initKeys, readShareFile, reconstructFromShares, type ShareFile } from '../infra/crypto/escrow';
+import { loadPrivateKeyFile, loadRecipients } from '../infra/crypto/keys';
+import { ShareIntake } from '../infra/vault/shareIntake';
 
 const MARKER = `SeCrEtMaRkEr${crypto.randomBytes(8).toString('hex')}`;
 

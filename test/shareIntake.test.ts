@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initKeys, readShareFile, type ShareFile } from '../infra/escrow';
-import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
+import { initKeys, readShareFile, type ShareFile } from '../infra/crypto/escrow';
+import { ShareIntake, type IntakeStatus } from '../infra/vault/shareIntake';
 
 describe('custodian share intake', function () {
   let dir: string;

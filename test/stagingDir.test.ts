@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { toolPaths } from '../stack/tools';
-import { readStaging, restartStaging, startStaging, stopStaging, type StagingInfo } from '../infra/stagingVault';
+import { readStaging, restartStaging, startStaging, stopStaging, type StagingInfo } from '../infra/vault/stagingVault';
 
 describe('staging folder ownership and state', function () {
   this.timeout(120_000);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Config } from '../infra/config';
 import { connectClient } from '../client/connect';
 import { buildWorker } from '../workers/worker';
-import { describeTemporalConnection, temporalConnectionOptions } from '../infra/temporalConnection';
+import { describeTemporalConnection, temporalConnectionOptions } from '../infra/temporal/connection';
 import type { HealthReport } from '../common/health';
 import { ensureStack, uniqueQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';

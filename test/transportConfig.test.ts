@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../infra/config';
-import { temporalConnectionOptions, temporalUsesTls } from '../infra/temporalConnection';
+import { temporalConnectionOptions, temporalUsesTls } from '../infra/temporal/connection';
 
 describe('transport configuration', () => {
   let dir: string;

@@ -8,7 +8,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
-import type { AlertRequest } from '../activities/notify';
+import type { AlertRequest } from '../activities/notify/notify';
 import type { BackupResult } from '../common/backup';
 import { countsAsValidation, type RestoreRecord } from '../common/restore';
 import { MAX_INPUT_BYTES, describeIssues, parseWorkflowInput } from '../common/validate';

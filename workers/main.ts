@@ -7,14 +7,14 @@ import * as http from 'node:http';
 import type * as https from 'node:https';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
-import { EncryptionCodec, loadKeyring } from '../infra/codec';
-import { createCodecServer, readTokensFile } from '../infra/codecServer';
-import { createShareIntakeServer, type ShareIntake } from '../infra/shareIntake';
+import { EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
+import { createCodecServer, readTokensFile } from '../infra/temporal/codecServer';
+import { createShareIntakeServer, type ShareIntake } from '../infra/vault/shareIntake';
 import { buildWorker } from './worker';
 import { scopeConfig } from './roles';
 import { registerStateGauges, startMetricsServer } from '../infra/metrics';
-import { describeTemporalConnection } from '../infra/temporalConnection';
-import { assertDisjointTokenLists } from '../infra/codecAuth';
+import { describeTemporalConnection } from '../infra/temporal/connection';
+import { assertDisjointTokenLists } from '../infra/temporal/codecAuth';
 
 /** Listens on a host:port from the config (one place, so every listener gets the same treatment). */
 function listen<S extends http.Server | https.Server>(server: S, hostPort: string): Promise<S> {

@@ -6,15 +6,15 @@ import * as path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../infra/config';
-import type { BaoClient } from '../infra/bao';
+import type { BaoClient } from '../infra/vault/bao';
 import { buildBaoClient, buildMailTransport, buildS3Client, type MailTransport } from '../infra/clients';
-import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/codec';
+import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
 import { backupRoleActivities, channelSecretStore, migrationRoleActivities, notifyRoleActivities, restoreRoleActivities, type createActivities } from '../activities';
-import { ShareIntake, type IntakeStatus } from '../infra/shareIntake';
+import { ShareIntake, type IntakeStatus } from '../infra/vault/shareIntake';
 import { connectClient } from '../client/connect';
 import { roleQueue, type WorkerRole } from '../common/roles';
 import { normaliseRoles, scopeConfig } from './roles';
-import { temporalConnectError, temporalConnectionOptions } from '../infra/temporalConnection';
+import { temporalConnectError, temporalConnectionOptions } from '../infra/temporal/connection';
 
 export interface RoleWorker {
   role: WorkerRole;

@@ -8,9 +8,10 @@
 //                 re-thrown (the run ends Cancelled), bugs left to fail the workflow task.
 // Long waits cost O(reminders) history events, not O(time): a 24 h wait with hourly reminders is
 // a few hundred events, where a 5 s poll loop was ~17,000 iterations and hit the history limit.
-import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, setCurrentDetails, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { staticMetadata, type StaticMetadata } from '../common/summaries';
 import { VAULT_DR_STEP, WAITING_FOR, type VaultDrSearchAttribute } from '../common/searchAttributes';
-import type { NotifyActivities, Severity } from '../activities/notify';
+import type { NotifyActivities, Severity } from '../activities/notify/notify';
 import { capText } from '../common/validate';
 import { NON_RETRYABLE_ERROR_TYPES } from '../common/errors';
 import { ALERT } from './profiles';
@@ -48,11 +49,42 @@ export function showAttribute(key: VaultDrSearchAttribute, value: string | undef
   upsertSearchAttributes([{ key, value: value ?? null }]);
 }
 
-/** Shows the run's current step in the VaultDrStep search attribute. */
-export const showStep = (name: string): void => showAttribute(VAULT_DR_STEP, name);
+// The run's current details (the Web UI's "Current Details" on the run page, and the
+// __temporal_workflow_metadata query): what the run is for, its step and what it waits for. Not a
+// command, so no history event and no replay concern; set on every run however it was started.
+const details: { about?: StaticMetadata; step?: string; waitingFor?: string } = {};
+function renderDetails(): void {
+  const lines = [
+    ...(details.about ? [`**${details.about.staticSummary}**`] : []),
+    ...(details.step ? [`**Step**: ${details.step}`] : []),
+    ...(details.waitingFor ? [`**Waiting for**: ${details.waitingFor}`] : []),
+    ...(details.about?.staticDetails ? [details.about.staticDetails] : []),
+  ];
+  setCurrentDetails(lines.join('\n\n'));
+}
 
-/** Sets (or, with undefined, clears) the WaitingFor search attribute: "approval", "custodian shares"... */
-export const showWaitingFor = (what: string | undefined): void => showAttribute(WAITING_FOR, what);
+/**
+ * Says what this run is for in its current details, from its input (the same words the CLI and
+ * schedules set as the static summary): a run started from the Web UI with `{}` says it too.
+ */
+export function describeRun(input: unknown): void {
+  details.about = staticMetadata(workflowInfo().workflowType, input);
+  renderDetails();
+}
+
+/** Shows the run's current step in the VaultDrStep search attribute and its current details. */
+export const showStep = (name: string): void => {
+  details.step = name;
+  renderDetails();
+  showAttribute(VAULT_DR_STEP, name);
+};
+
+/** Sets (or, with undefined, clears) the WaitingFor search attribute ("approval", "custodian shares"...) and the current details. */
+export const showWaitingFor = (what: string | undefined): void => {
+  details.waitingFor = what;
+  renderDetails();
+  showAttribute(WAITING_FOR, what);
+};
 
 /**
  * Calls an activity with a summary the Web UI shows on the run's timeline ("Restore

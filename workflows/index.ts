@@ -1,8 +1,8 @@
 // Every workflow the worker registers. Only workflow code and workflow-safe modules are imported here.
-export { vaultHealthCheck } from './vaultHealthCheck';
-export { backupVault } from './backupVault';
-export { restoreVault } from './restoreVault';
-export { vaultHealthMonitor } from './vaultHealthMonitor';
-export { alertDeliveryTest } from './alertDeliveryTest';
+export { vaultHealthCheck } from './monitoring/vaultHealthCheck';
+export { backupVault } from './backup/backupVault';
+export { restoreVault } from './restore/restoreVault';
+export { vaultHealthMonitor } from './monitoring/vaultHealthMonitor';
+export { alertDeliveryTest } from './monitoring/alertDeliveryTest';
 export { migrateVps } from './migration/migrateVps';
 export { recoverSmtpCredentials } from './migration/recoverSmtpCredentials';

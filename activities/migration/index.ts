@@ -12,7 +12,7 @@ import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
 import { mailHostAdapter } from '../../infra/mailhost';
 import { sq } from '../../infra/mailhost/files';
-import { openVaultReader, type VaultReader } from '../../infra/migrationVault';
+import { openVaultReader, type VaultReader } from '../../infra/vault/migrationVault';
 import { SshSession, fingerprintOfKeyLine, keyAccepted, publicKeyLine, withSsh, type SshTarget } from '../../infra/ssh/client';
 import { heartbeating, withHeartbeats } from '../heartbeat';
 import { awaitRelayedMessage, dkimRecordKey, hostPort, imapLogin, judgeMessage, makeResolver, submit, verifyRelayLogin, webmailLogin } from './mailChecks';

@@ -5,10 +5,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listAllKeys } from '../../infra/objects';
+import { listAllKeys } from '../../infra/store/objects';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { EncryptionCodec, loadKeyring } from '../../infra/codec';
+import { EncryptionCodec, loadKeyring } from '../../infra/temporal/codec';
 import type { Config } from '../../infra/config';
 import { rootToken, stackDir, PORTS } from '../../stack/stack';
 

@@ -43,8 +43,8 @@ export function issue(ca: Ca, name: string, kind: 'server' | 'client'): { cert: 
   return { cert, key };
 }
 
-/** One free-port helper for the project (infra/stagingVault.ts). */
-export { freePort } from '../../infra/stagingVault';
+/** One free-port helper for the project (infra/vault/stagingVault.ts). */
+export { freePort } from '../../infra/vault/stagingVault';
 
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;

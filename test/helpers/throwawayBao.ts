@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Agent, fetch } from 'undici';
-import { freePort } from '../../infra/stagingVault';
+import { freePort } from '../../infra/vault/stagingVault';
+import { raftServerHcl } from '../../infra/vault/serverConfig';
 
 export const BAO_BINARY = process.env.VAULTDR_BAO_BINARY ?? path.join(os.homedir(), '.cache', 'vault-dr', 'venv', 'bin', 'bao');
 
@@ -40,22 +41,7 @@ export async function startThrowawayBao(opts: { tls?: boolean } = {}): Promise<T
   const tls = opts.tls ? makeTlsFiles(dir) : undefined;
   const scheme = tls ? 'https' : 'http';
   const address = `${scheme}://127.0.0.1:${port}`;
-  fs.writeFileSync(
-    path.join(dir, 'bao.hcl'),
-    `disable_mlock = true
-listener "tcp" {
-  address         = "127.0.0.1:${port}"
-  cluster_address = "127.0.0.1:${clusterPort}"
-  ${tls ? `tls_cert_file = "${tls.certFile}"\n  tls_key_file = "${tls.keyFile}"` : 'tls_disable = true'}
-}
-storage "raft" {
-  path    = "${path.join(dir, 'raft')}"
-  node_id = "throwaway"
-}
-api_addr = "${address}"
-cluster_addr = "https://127.0.0.1:${clusterPort}"
-`,
-  );
+  fs.writeFileSync(path.join(dir, 'bao.hcl'), raftServerHcl({ apiPort: port, clusterPort, raftDir: path.join(dir, 'raft'), nodeId: 'throwaway', tls }));
   const log = fs.openSync(path.join(dir, 'bao.log'), 'a');
   const child: ChildProcess = spawn(BAO_BINARY, ['server', `-config=${path.join(dir, 'bao.hcl')}`], { stdio: ['ignore', log, log] });
   fs.closeSync(log);

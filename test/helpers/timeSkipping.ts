@@ -2,9 +2,9 @@
 // real workflow bundle, and workers serving typed stub activities on a queue of their own.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { BackupActivities } from '../../activities/backup';
-import type { AlertRequest, NotifyActivities } from '../../activities/notify';
-import type { ProductionPlan, RestoreActivities } from '../../activities/restore';
+import type { BackupActivities } from '../../activities/backup/backup';
+import type { AlertRequest, NotifyActivities } from '../../activities/notify/notify';
+import type { ProductionPlan, RestoreActivities } from '../../activities/restore/restore';
 import type { RestoreRecord } from '../../common/restore';
 import { toolPaths } from '../../stack/tools';
 import { workflowsPath } from '../../workers/worker';

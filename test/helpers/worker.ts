@@ -2,7 +2,7 @@
 // It runs every role the config names (all by default: one Worker per role queue, derived from the
 // test's unique base queue). The workflow bundle is built once per mocha run (about a second).
 import { Runtime, DefaultLogger, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../../infra/codec';
+import { FAILURE_CONVERTER_PATH } from '../../infra/temporal/codec';
 import type { Config } from '../../infra/config';
 import { buildWorker, workflowsPath, type Activities, type BuiltWorker } from '../../workers/worker';
 

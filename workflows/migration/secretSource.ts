@@ -5,7 +5,7 @@
 // backup source tears its staging down (closeSecretSource), on success and failure alike.
 import { CancellationScope, proxyActivities } from '@temporalio/workflow';
 import type { MigrationActivities } from '../../activities/migration';
-import type { RestoreActivities } from '../../activities/restore';
+import type { RestoreActivities } from '../../activities/restore/restore';
 import type { SecretSource } from '../../common/migration';
 import { MIGRATION, STAGING, STORE_IO, TRANSFER } from '../profiles';
 import { summarized } from '../helpers';
