@@ -236,7 +236,7 @@ export const migrationActivities = (deps: { cfg: Config }) => {
      */
     async validateDecryptionPath(req: { source: SecretSource }): Promise<{ hops: Hop[] }> {
       const hops: Hop[] = [];
-      const fail = (hop: Hop['hop'], detail: string, type: Parameters<typeof failure>[0] = ErrorType.VaultRequestRejected): never => {
+      const hopFailed = (hop: Hop['hop'], detail: string, type: Parameters<typeof failure>[0] = ErrorType.VaultRequestRejected): never => {
         hops.push({ hop, ok: false, detail });
         throw failure(type, `SMTP credential decryption path: ${hops.map((h) => `${h.hop} ${h.ok ? 'ok' : `FAILED (${h.detail})`}`).join('; ')}`);
       };
@@ -246,33 +246,33 @@ export const migrationActivities = (deps: { cfg: Config }) => {
         r = await reader(req.source);
       } catch (err) {
         const e = err as Error & { type?: string };
-        if (e.type === ErrorType.VaultUnavailable) return fail('source reachable', e.message, ErrorType.VaultUnavailable);
+        if (e.type === ErrorType.VaultUnavailable) return hopFailed('source reachable', e.message, ErrorType.VaultUnavailable);
         hops.push({ hop: 'source reachable', ok: true, detail: where }, { hop: 'barrier unsealed', ok: true, detail: 'unsealed' });
-        return fail('policy grants read', e.message, (e.type as never) ?? ErrorType.VaultAuthFailed);
+        return hopFailed('policy grants read', e.message, (e.type as never) ?? ErrorType.VaultAuthFailed);
       }
       try {
         hops.push({ hop: 'source reachable', ok: true, detail: where });
         const h = await r.health();
-        if (h.sealed || !h.initialized) fail('barrier unsealed', `${r.address} is ${h.sealed ? 'sealed' : 'not initialised'}`, ErrorType.VaultUnavailable);
+        if (h.sealed || !h.initialized) hopFailed('barrier unsealed', `${r.address} is ${h.sealed ? 'sealed' : 'not initialised'}`, ErrorType.VaultUnavailable);
         hops.push({ hop: 'barrier unsealed', ok: true, detail: req.source.kind === 'backup' ? "restored cluster unsealed with the backed-up cluster's shares" : 'unsealed, active' });
         const paths = [m.secrets.smtpRelay, m.secrets.mailbox];
         const caps = await r.capabilities(paths);
         const denied = paths.filter((p) => !caps[p]?.includes('read') && !caps[p]?.includes('root'));
-        if (denied.length) fail('policy grants read', `no read on ${denied.map(mountPath).join(', ')}`, ErrorType.VaultAuthFailed);
+        if (denied.length) hopFailed('policy grants read', `no read on ${denied.map(mountPath).join(', ')}`, ErrorType.VaultAuthFailed);
         hops.push({ hop: 'policy grants read', ok: true, detail: `read on ${paths.map(mountPath).join(', ')}` });
         let relay, mailbox;
         try {
           relay = await r.read(m.secrets.smtpRelay);
           mailbox = await r.read(m.secrets.mailbox);
         } catch (err) {
-          return fail('decrypts', (err as Error).message, ((err as { type?: string }).type as never) ?? ErrorType.VaultRequestRejected);
+          return hopFailed('decrypts', (err as Error).message, ((err as { type?: string }).type as never) ?? ErrorType.VaultRequestRejected);
         }
         hops.push({ hop: 'decrypts', ok: true, detail: `${mountPath(m.secrets.smtpRelay)} v${relay.version}, ${mountPath(m.secrets.mailbox)} v${mailbox.version}` });
         try {
           await readRelay(r);
           await readMailbox(r);
         } catch (err) {
-          return fail('format', (err as Error).message, ErrorType.SecretMalformed);
+          return hopFailed('format', (err as Error).message, ErrorType.SecretMalformed);
         }
         hops.push({ hop: 'format', ok: true, detail: 'relay host/port/username/password and mailbox email/password present and well-formed' });
         return { hops };

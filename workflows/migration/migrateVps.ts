@@ -12,7 +12,7 @@ import { shortHash } from '../../common/backup';
 import { CutoverApproval, MigrateInput, type Compensation, type MailCheck, type MigrateParsed, type MigrateResult, type PreflightReport, type SecretRef, type SecretSource, type StepTiming } from '../../common/migration';
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { MIGRATION } from '../profiles';
-import { awaitHuman, failRunbook, showStep, steps, summarized, type AlertContext, type StepState } from '../helpers';
+import { awaitHuman, describeRun, failRunbook, showStep, steps, summarized, type AlertContext, type StepState } from '../helpers';
 import { activityQueue } from '../queues';
 import { recoverSmtpCredentials } from './recoverSmtpCredentials';
 import { chooseSource, closeSecretSource, openBackupSource } from './secretSource';
@@ -52,6 +52,7 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
   const migrationId = `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const state: MigrateProgress = { migrationId, step: 'validating input', completed: [], timings: [], compensations: [] };
   setHandler(progress, () => state);
+  describeRun(raw);
   setHandler(
     approveCutover,
     (a) => {
@@ -68,9 +69,10 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       },
     },
   );
-  const { step, failedAt, markFailed, done } = steps<MigrateStep>(state);
-  const timed = <T>(name: MigrateStep, run: () => Promise<T>): Promise<T> =>
-    step(name, async () => {
+  const { step: stepOf, failedAt, markFailed, done } = steps<MigrateStep>(state);
+  // Every step is timed (the drill report and the result carry the timings).
+  const step = <T>(name: MigrateStep, run: () => Promise<T>): Promise<T> =>
+    stepOf(name, async () => {
       const t0 = Date.now();
       try {
         return await run();
@@ -88,21 +90,21 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
     input = parseWorkflowInput('migrateVps', MigrateInput, raw);
     const newHost = input.newHost;
     const oldRef = input.oldHost;
-    const { newReport, oldReport } = await timed('preflightTarget', async () => {
+    const { newReport, oldReport } = await step('preflightTarget', async () => {
       const n = (await summarized(migration.preflightTarget, 'Preflight the new VPS (pinned host key)', { which: 'new', host: newHost })) as PreflightReport;
       const o = oldRef === false ? ({ skipped: true } as const) : await summarized(migration.preflightTarget, 'Preflight the old VPS when reachable', { which: 'old', host: oldRef });
       return { newReport: n, oldReport: o };
     });
     const choice = await chooseSource(input.secretSource);
     if (choice.useBackup) {
-      source = await timed('restoreSecretsFromBackup', () => openBackupSource(input.backupId, `staging-${migrationId}`));
+      source = await step('restoreSecretsFromBackup', () => openBackupSource(input.backupId, `staging-${migrationId}`));
     } else source = { kind: 'live' };
     const src = source;
     state.source = src.kind;
     if (src.kind === 'backup') state.backupId = src.backupId;
-    const { secrets } = await timed('readMigrationSecrets', () => migration.readMigrationSecrets({ source: src }));
+    const { secrets } = await step('readMigrationSecrets', () => migration.readMigrationSecrets({ source: src }));
     undo.push({ step: 'deploySshKeys', what: 'previous authorized_keys', run: async () => (await migration.restoreSshKeys({ host: newHost, migrationId })).detail });
-    const ssh = await timed('deploySshKeys', () => summarized(migration.deploySshKeys, 'Deploy the operators\' SSH keys (atomic, previous kept)', { host: newHost, source: src, migrationId }));
+    const ssh = await step('deploySshKeys', () => summarized(migration.deploySshKeys, 'Deploy the operators\' SSH keys (atomic, previous kept)', { host: newHost, source: src, migrationId }));
     undo.push({
       step: 'recoverSmtpCredentials',
       what: 'previous mail configuration (mailu.env, DKIM key)',
@@ -111,15 +113,15 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
         return `restored ${r.restored.join(', ') || 'nothing'}; ${r.applied}`;
       },
     });
-    const smtp = await timed('recoverSmtpCredentials', () =>
+    const smtp = await step('recoverSmtpCredentials', () =>
       executeChild(recoverSmtpCredentials, { workflowId: `${info.workflowId}-smtp`, args: [{ newHost, openedSource: src, configBackupId: migrationId, reason: `migration ${migrationId}` }] }),
     );
-    const dkim = await timed('installDkimKey', () => summarized(migration.installDkimKey, 'Check the DKIM key against DNS, then install it', { host: newHost, source: src }));
-    const mail: MailCheck = await timed('sendTestEmail', () => summarized(migration.sendTestEmail, 'Send a test mail and check DKIM/SPF/DMARC', { host: newHost, source: src, migrationId, label: 'before cutover' }));
+    const dkim = await step('installDkimKey', () => summarized(migration.installDkimKey, 'Check the DKIM key against DNS, then install it', { host: newHost, source: src }));
+    const mail: MailCheck = await step('sendTestEmail', () => summarized(migration.sendTestEmail, 'Send a test mail and check DKIM/SPF/DMARC', { host: newHost, source: src, migrationId, label: 'before cutover' }));
     let cutover: MigrateResult['cutover'];
     let status: MigrateResult['status'] = 'ready for cutover';
     if (input.awaitCutover) {
-      await timed('awaitCutover', () =>
+      await step('awaitCutover', () =>
         awaitHuman({
           what: 'cutover approval',
           instruction: `switch DNS/IP only after: vaultdr migration approve-cutover ${info.workflowId} --who NAME --why REASON`,
@@ -137,7 +139,7 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
         throw ApplicationFailure.create({ type: 'CutoverRefused', message: `cutover refused by ${c.who}: ${c.why}`, nonRetryable: true });
       }
       // The switch is recorded; then the checks run again against the host now serving.
-      const recheck = await timed('recordCutover', async () => {
+      const recheck = await step('recordCutover', async () => {
         const m = await migration.sendTestEmail({ host: newHost, source: src, migrationId, label: 'after cutover' });
         await migration.verifyWebmailLogin({ host: newHost, source: src });
         return m;
@@ -145,7 +147,7 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       cutover = { who: c.who, why: c.why, at: c.at, recheck };
       status = 'migrated';
     }
-    if (src.kind === 'backup') await timed('teardownStaging', () => closeSecretSource(src));
+    if (src.kind === 'backup') await step('teardownStaging', () => closeSecretSource(src));
     source = undefined;
     done();
     return {

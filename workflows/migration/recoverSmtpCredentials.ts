@@ -11,7 +11,7 @@ import { RecoverSmtpInput, type Compensation, type SecretSource, type SmtpRecove
 import { parseWorkflowInput } from '../../common/validate';
 import { shortHash } from '../../common/backup';
 import { MIGRATION } from '../profiles';
-import { describeFailure, failRunbook, showStep, steps, summarized, type StepState } from '../helpers';
+import { describeFailure, describeRun, failRunbook, showStep, steps, summarized, type StepState } from '../helpers';
 import { activityQueue } from '../queues';
 import { chooseSource, closeSecretSource, openBackupSource } from './secretSource';
 
@@ -33,6 +33,7 @@ export async function recoverSmtpCredentials(raw?: RecoverSmtpInput): Promise<Sm
   const recoveryId = `smtp-${shortHash(`${info.workflowId}/${info.runId}`)}`;
   const state: SmtpProgress = { recoveryId, step: 'validating input', completed: [], compensations: [] };
   setHandler(progress, () => state);
+  describeRun(raw);
   const { step, failedAt, done } = steps<SmtpStep>(state);
   showStep('validating input');
   let input: ReturnType<typeof RecoverSmtpInput.parse> = { newHost: {}, secretSource: 'auto', backupId: 'latest', reason: '(input rejected)' };
