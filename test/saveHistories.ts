@@ -29,7 +29,7 @@ export const HISTORY_DIR = path.join(PROJECT_ROOT, 'test', 'histories');
  * conversion; the SDK's JSON path trips over duplicate protobufjs copies in node_modules), with
  * its payloads decoded, plus a readable event list next to it for review.
  */
-async function saveDecoded(client: Client, cfg: Config, h: WorkflowHandle, name: string, runId?: string): Promise<void> {
+export async function saveDecoded(client: Client, cfg: Config, h: WorkflowHandle, name: string, runId?: string): Promise<void> {
   const history = await client.workflow.getHandle(h.workflowId, runId).fetchHistory();
   const payloads = historyPayloads(history.events);
   const decoded = await new EncryptionCodec(loadKeyring(cfg.codec.keysFile)).decode(payloads);
