@@ -49,7 +49,7 @@ export const ERROR_CATALOG = {
   MailAuthFailed: { retryable: false, firstResponse: 'the test mail arrived but DKIM, SPF or DMARC did not pass: read which in the message', runbook: 'vps-migration.md#sendtestemail' },
   MailNotDelivered: { retryable: true, firstResponse: 'the test mail did not reach the relay inbox: check the mail host queue (postqueue -p) and the relay; retried automatically', runbook: 'vps-migration.md#sendtestemail' },
   WebmailLoginFailed: { retryable: false, firstResponse: 'the webmail or IMAP refused the recovered mailbox credentials: check the mailbox secret and the mail host', runbook: 'smtp-recovery.md#verifywebmaillogin' },
-  CutoverRefused: { retryable: false, firstResponse: 'the cutover was refused: the old host still serves; what the migration changed on the new host stays unless undone by hand', runbook: 'vps-migration.md#awaitcutover' },
+  CutoverRefused: { retryable: false, firstResponse: 'the cutover was refused: the old host still serves, and the new host changes were undone (the message lists them); start again when ready', runbook: 'vps-migration.md#awaitcutover' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorType = keyof typeof ERROR_CATALOG;
