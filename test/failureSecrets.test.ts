@@ -19,7 +19,7 @@ import type { BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
 import { stackDir } from '../stack/stack';
-import { leaseHosts, prepareMigration, seedMigrationSecrets } from '../stack/migrationFixture';
+import { leaseHosts, prepareMigration, seedMigrationSecrets, writeWorkerConfigFile } from '../stack/migrationFixture';
 import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, vaultdr, vaultdrAsync } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 
@@ -151,16 +151,7 @@ describe('failure path of the VPS migration: no SSH key, password or DKIM key in
     const wrong = await seedMigrationSecrets('migration-failsec', fx.hosts, path.join(stackDir(), 'migration'), { relayPassword: `QZ${crypto.randomBytes(12).toString('base64url')}` });
     const secrets = [...fx.secrets, ...wrong.secrets];
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-failsec-mig-'));
-    // The worker's config file: the stack's, plus the migration section the fixture built.
-    const stackCfg = JSON.parse(fs.readFileSync(path.join(stackDir(), 'vaultdr.json'), 'utf8')) as Record<string, unknown>;
-    const cfgFile = path.join(tmp, 'vaultdr.json');
-    for (const k of ['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'recipientsFile', 'validationKeyFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'keysFile', 'tokensFile', 'shareIntakeTokensFile', 'stagingDir']) {
-      for (const section of Object.values(stackCfg)) {
-        const s = section as Record<string, unknown>;
-        if (s && typeof s[k] === 'string' && !path.isAbsolute(s[k] as string)) s[k] = path.join(stackDir(), s[k] as string);
-      }
-    }
-    fs.writeFileSync(cfgFile, JSON.stringify({ ...stackCfg, migration: { ...fx.cfg.migration, secrets: wrong.paths } }), { mode: 0o600 });
+    const cfgFile = writeWorkerConfigFile(tmp, { ...fx.cfg.migration, secrets: wrong.paths });
     const env = { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: base.temporal.taskQueue, VAULTDR_LOG_LEVEL: 'DEBUG', VAULTDR_CODEC_LISTEN: '127.0.0.1:18093', VAULTDR_METRICS_LISTEN: '127.0.0.1:19468', VAULTDR_SHARE_INTAKE_LISTEN: '127.0.0.1:18094' };
     child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
