@@ -25,7 +25,8 @@ npx tsc -p tsconfig.json
 # --bench-tools: age (the operator's shell pipeline `npm run bench` compares against) and openssl.
 # --mail-hosts: the daemons of the local VPS hosts (stack/mailhosts.ts, `npm run hosts:up`): OpenSSH
 #   server, Postfix (+ Cyrus SASL client modules for the relay login), Dovecot (IMAP, LMTP, auth), OpenDKIM,
-#   Roundcube (sqlite) with PHP's CLI server, NSD (the zone the tests control), iproute2 (ip netns).
+#   Roundcube (sqlite) with PHP's CLI server, NSD (the zone the tests control), iproute2 (ip netns),
+#   python3 (the render step /opt/mailu-local/apply on the hosts).
 missing=()
 for flag in "$@"; do
   case "$flag" in
@@ -54,6 +55,7 @@ for flag in "$@"; do
       [ -x /usr/sbin/nsd ] || missing+=(nsd)
       command -v ip >/dev/null 2>&1 || missing+=(iproute2)
       command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+      [ -x /usr/bin/python3 ] || missing+=(python3)
       command -v openssl >/dev/null 2>&1 || missing+=(openssl)
       ;;
     --bench-tools)

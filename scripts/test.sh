@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # Node.js 22+ first on PATH for everything below (installed into ~/.cache/vault-dr when missing).
 . scripts/node.sh
 start=$(date +%s)
-bash scripts/ensure-deps.sh --test-tools --bench-tools
+bash scripts/ensure-deps.sh --test-tools --bench-tools --mail-hosts
 echo "test: lint"
 npx eslint workflows activities workers client common infra stack test chaos bench
 echo "test: stack up"

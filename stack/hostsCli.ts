@@ -1,5 +1,5 @@
 // `npm run hosts:up|hosts:down|hosts:status` — the local old/new VPS hosts of the migration (stack/mailhosts.ts).
-import { hostsDown, hostsInfo, hostsStatus, hostsUp } from './mailhosts';
+import { acquireHostsLease, hostsDown, hostsInfo, hostsStatus, hostsUp } from './mailhosts';
 
 async function main(cmd: string | undefined): Promise<number> {
   switch (cmd) {
@@ -10,9 +10,16 @@ async function main(cmd: string | undefined): Promise<number> {
       console.log(`hosts: up in ${r.seconds.toFixed(1)}s`);
       return 0;
     }
-    case 'down':
-      await hostsDown((l) => console.log(`hosts: ${l}`));
+    case 'down': {
+      // Not from under a test that holds the hosts (it waits up to 2 min for it to finish).
+      const release = await acquireHostsLease(120_000);
+      try {
+        await hostsDown((l) => console.log(`hosts: ${l}`));
+      } finally {
+        release();
+      }
       return 0;
+    }
     case 'status': {
       const all = await hostsStatus();
       for (const s of all) console.log(`${s.name.padEnd(14)} ${s.up ? 'up  ' : 'DOWN'}  ${s.detail}`);

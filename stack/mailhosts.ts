@@ -46,8 +46,21 @@ export const ROOT_SIDE = {
 export const MAIL_DOMAIN = 'vaultdr.test';
 export const DKIM_SELECTOR = 'dkim';
 
+/** Paths on a host the migration's plain-Debian MailU adapter uses over SSH (docs/runbooks/vps-migration-hosts.md). */
+export const HOST_PATHS = {
+  /** MailU's $ROOT: mailu.env, dkim/<domain>.<selector>.key, data/, certs/, webmail/. */
+  mailuRoot: '/mailu',
+  mailuEnv: '/mailu/mailu.env',
+  dkimKey: (domain: string, selector = DKIM_SELECTOR) => `/mailu/dkim/${domain}.${selector}.key`,
+  /** Render MailU's files into the daemons' configs and (re)start them; `status` prints JSON. */
+  apply: '/opt/mailu-local/apply',
+  /** `passwd EMAIL` with the password on stdin. */
+  passwd: '/opt/mailu-local/passwd',
+  authorizedKeys: '/root/.ssh/authorized_keys',
+} as const;
+
 /** Ports the new VPS serves once /opt/mailu-local/apply has run. */
-export const HOST_PORTS = { ssh: 22, submission: 587, imap: 143, webmail: 80 } as const;
+export const HOST_PORTS = { ssh: 22, submission: 587, smtps: 465, imap: 143, imaps: 993, webmail: 80 } as const;
 
 export class HostsError extends Error {
   override name = 'HostsError';
@@ -151,9 +164,25 @@ function linkExists(name: string): boolean {
 // Lock: one `up`/`down` at a time on the machine (the namespaces and addresses are machine-wide).
 
 async function withHostsLock<T>(fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(hostsDir(), '.lock');
-  fs.mkdirSync(hostsDir(), { recursive: true });
-  const deadline = Date.now() + 5 * 60_000;
+  const release = await pidLock(path.join(hostsDir(), '.lock'), 5 * 60_000);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Exclusive use of the hosts by one test file at a time (they are machine-wide and tests change
+ * new-vps): call in before(), release in after(). A holder that died frees the lease.
+ */
+export async function acquireHostsLease(waitMs = 10 * 60_000): Promise<() => void> {
+  return pidLock(path.join(hostsDir(), '.lease'), waitMs);
+}
+
+async function pidLock(lock: string, waitMs: number): Promise<() => void> {
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + waitMs;
   for (;;) {
     try {
       fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
@@ -173,15 +202,17 @@ async function withHostsLock<T>(fn: () => Promise<T>): Promise<T> {
         fs.rmSync(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new HostsError(`hosts: lock ${lock} held by pid ${holder} for 5 min`);
+      if (Date.now() > deadline) throw new HostsError(`hosts: ${lock} held by pid ${holder} for ${waitMs / 1000}s`);
       await sleep(200);
     }
   }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { force: true });
-  }
+  return () => {
+    try {
+      if (fs.readFileSync(lock, 'utf8').trim() === String(process.pid)) fs.rmSync(lock, { force: true });
+    } catch {
+      // already gone
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +304,7 @@ function provisionHost(h: HostName, provisionPub: string): void {
   writeFile(path.join(root, 'etc/hostname'), `${h}\n`);
   // The render step: always the repo's version.
   const tools = path.join(root, 'opt/mailu-local');
-  for (const f of fs.readdirSync(HOST_TOOLS_SRC)) {
+  for (const f of fs.readdirSync(HOST_TOOLS_SRC).filter((n) => fs.statSync(path.join(HOST_TOOLS_SRC, n)).isFile() && n !== 'README')) {
     const src = path.join(HOST_TOOLS_SRC, f);
     writeFile(path.join(tools, f), fs.readFileSync(src, 'utf8'), fs.statSync(src).mode & 0o777);
   }
@@ -711,8 +742,14 @@ export async function hostsUp(log: (l: string) => void = () => {}): Promise<Host
       ensureNamespaces(h);
       step(`${h} ${NETWORK.hosts[h]}: sshd ${await ensureSshd(h)}; host key ${fingerprintOf(path.join(hostRoot(h), 'etc/ssh/ssh_host_ed25519_key.pub'))}`);
       if (fs.existsSync(path.join(hostRoot(h), 'mailu/mailu.env'))) {
-        const out = runInHost(h, ['/opt/mailu-local/apply', 'start']);
-        step(`${h}: mail services: ${out.trim().split('\n').slice(-1)[0]}`);
+        // A configured host (MailU files present): its mail services come back as they were.
+        const status = JSON.parse(runInHost(h, ['/opt/mailu-local/apply', 'status'])) as Record<string, boolean>;
+        if (Object.values(status).every(Boolean)) {
+          step(`${h}: mail services already running`);
+        } else {
+          const out = runInHost(h, ['/opt/mailu-local/apply', 'start']);
+          step(`${h}: mail services: ${out.trim().split('\n').slice(-1)[0]}`);
+        }
       }
     }
     const info = hostsInfo();
@@ -798,6 +835,61 @@ export async function hostsDown(log: (l: string) => void = () => {}): Promise<st
   });
 }
 
+/** Empties a directory's contents (not the directory: it is a bind-mount source). */
+function emptyDir(dir: string, keep: string[] = []): void {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(dir)) if (!keep.includes(e)) fs.rmSync(path.join(dir, e), { recursive: true, force: true });
+}
+
+/**
+ * Returns a host to its provisioned state: mail services stopped, MailU's files, mailboxes, the
+ * Postfix queue and the rendered configs gone, package configs back to the baseline, and root's
+ * authorized_keys holding the provisioning key only. sshd and its host key stay.
+ */
+export async function resetHost(h: HostName): Promise<void> {
+  await withHostsLock(async () => {
+    const root = hostRoot(h);
+    if (netnsExists(h) && isMountPoint(mntNs(h)) && fs.existsSync(path.join(root, 'opt/mailu-local/apply'))) {
+      runInHost(h, ['/opt/mailu-local/apply', 'stop'], { allowFail: true });
+    }
+    const sshd = hostPid(h, 'run/sshd.pid');
+    // Whatever else still runs on the host (SSH sessions, stray workers) goes too.
+    for (const p of pidsInHost(h)) {
+      if (p === sshd) continue;
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    for (const d of ['mailu', 'var/mail', 'var/spool/postfix', 'var/lib/postfix', 'etc/opendkim']) emptyDir(path.join(root, d));
+    emptyDir(path.join(root, 'run'), ['sshd', 'sshd.pid']);
+    emptyDir(path.join(root, 'var/log'), ['sshd.log']);
+    for (const d of PACKAGE_CONFIG) {
+      emptyDir(path.join(root, d));
+      if (fs.existsSync(d)) run('cp', ['-a', `${d}/.`, path.join(root, d)]);
+      fs.writeFileSync(path.join(root, d, '.vaultdr-baseline'), `copied from the machine's ${d}\n`);
+    }
+    emptyDir(path.join(root, 'root'));
+    const provisionKey = path.join(hostsDir(), 'keys', 'provision_ed25519');
+    fs.mkdirSync(path.join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
+    writeFile(path.join(root, 'root/.ssh/authorized_keys'), fs.readFileSync(`${provisionKey}.pub`, 'utf8'), 0o600);
+  });
+}
+
+/**
+ * Makes a host dead for the migration's tests: every process on it stops; with `unplug` its link
+ * goes down too, so connections time out as to a powered-off VPS instead of being refused.
+ * `hostsUp()` brings it back (the host's files are untouched).
+ */
+export async function stopHost(h: HostName, o: { unplug?: boolean } = {}): Promise<number> {
+  return withHostsLock(async () => {
+    const n = await stopHostProcesses(h);
+    if (o.unplug && linkExists(vethName(h))) run('ip', ['link', 'set', vethName(h), 'down']);
+    return n;
+  });
+}
+
 export interface HostStatus {
   name: string;
   up: boolean;
@@ -813,8 +905,10 @@ export async function hostsStatus(): Promise<HostStatus[]> {
     const banner = exists ? await sshBanner(NETWORK.hosts[h], HOST_PORTS.ssh) : undefined;
     const pub = path.join(hostRoot(h), 'etc/ssh/ssh_host_ed25519_key.pub');
     all.push({ name: h, up: banner !== undefined, detail: `${NETWORK.hosts[h]}:22 ${banner ?? 'no sshd'}${fs.existsSync(pub) ? ` ${fingerprintOf(pub)}` : ''}` });
-    if (exists && h === 'new-vps') {
-      const ports = await Promise.all(([['submission', HOST_PORTS.submission], ['imap', HOST_PORTS.imap], ['webmail', HOST_PORTS.webmail]] as const).map(async ([n, p]) => `${n} ${(await tcpOpen(NETWORK.hosts[h], p)) ? 'open' : 'closed'}`));
+    if (exists && h === 'new-vps' && !fs.existsSync(path.join(hostRoot(h), 'mailu/mailu.env'))) {
+      all.push({ name: `${h} mail`, up: true, detail: 'not configured (no /mailu/mailu.env yet)' });
+    } else if (exists && h === 'new-vps') {
+      const ports = await Promise.all(([['submission', HOST_PORTS.submission], ['smtps', HOST_PORTS.smtps], ['imap', HOST_PORTS.imap], ['imaps', HOST_PORTS.imaps], ['webmail', HOST_PORTS.webmail]] as const).map(async ([n, p]) => `${n} ${(await tcpOpen(NETWORK.hosts[h], p)) ? 'open' : 'closed'}`));
       all.push({ name: `${h} mail`, up: ports.every((p) => p.endsWith('open')), detail: ports.join(', ') });
     }
   }

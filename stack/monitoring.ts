@@ -16,7 +16,8 @@ function replaceOnce(text: string, from: string, to: string): string {
 export interface PrometheusOptions {
   /** scrape and evaluation interval, e.g. "15s" (as committed) or "1s" in tests. */
   interval?: string;
-  workerTarget: string;
+  /** The worker processes serving /metrics (backup role: state gauges; notify role: failure and alert counters). */
+  workerTargets: string[];
   openbaoTarget: string;
   openbaoTokenFile: string;
   alertmanager: string;
@@ -29,7 +30,7 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
     c = replaceOnce(c, 'evaluation_interval: 15s', `evaluation_interval: ${o.interval}`);
   }
   c = replaceOnce(c, '- rules/vault-dr.rules.yml', `- ${PROMETHEUS_RULES}`);
-  c = replaceOnce(c, "'worker-backup:9464'", `'${o.workerTarget}'`);
+  c = replaceOnce(c, "['worker-backup:9464', 'worker-notify:9464']", `[${o.workerTargets.map((t) => `'${t}'`).join(', ')}]`);
   c = replaceOnce(c, "'openbao:8200'", `'${o.openbaoTarget}'`);
   c = replaceOnce(c, '/run/secrets/openbao_metrics_token', o.openbaoTokenFile);
   return replaceOnce(c, "'alertmanager:9093'", `'${o.alertmanager}'`);

@@ -37,6 +37,7 @@ export const PORTS = {
   prometheus: 9090,
   alertmanager: 9093,
   workerMetrics: 9464,
+  notifyMetrics: 9465,
 } as const;
 
 export const BACKUP_BUCKET = 'vault-dr-backups';
@@ -516,8 +517,10 @@ function writeConfig(): string {
   fs.writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n');
   // One config per worker role, as each role's host would have it: only that role's secrets.
   for (const role of WORKER_ROLES) {
-    const scoped = scopeConfig(cfg, [role]).cfg as typeof cfg & { worker?: { roles: WorkerRole[] } };
+    const scoped = scopeConfig(cfg, [role]).cfg as typeof cfg & { worker?: { roles: WorkerRole[] }; metrics?: { listen: string } };
     scoped.worker = { roles: [role] };
+    // Each role is its own process on this host: the notify role serves its counters on a port of its own.
+    if (role === 'notify') scoped.metrics = { listen: `127.0.0.1:${PORTS.notifyMetrics}` };
     fs.writeFileSync(roleConfigFile(role), JSON.stringify(scoped, null, 2) + '\n');
   }
   return file;
@@ -685,7 +688,7 @@ async function prepareMonitoring(): Promise<string[]> {
   }
   fs.writeFileSync(
     path.join(promDir, 'prometheus.yml'),
-    renderPrometheusConfig({ workerTarget: `127.0.0.1:${PORTS.workerMetrics}`, openbaoTarget: `127.0.0.1:${PORTS.bao}`, openbaoTokenFile: tokenFile, alertmanager: `127.0.0.1:${PORTS.alertmanager}` }),
+    renderPrometheusConfig({ workerTargets: [`127.0.0.1:${PORTS.workerMetrics}`, `127.0.0.1:${PORTS.notifyMetrics}`], openbaoTarget: `127.0.0.1:${PORTS.bao}`, openbaoTokenFile: tokenFile, alertmanager: `127.0.0.1:${PORTS.alertmanager}` }),
   );
   const ch = localChannels();
   writeSecret(path.join(amDir, 'slack_webhook_url'), ch.slackWebhookUrl);

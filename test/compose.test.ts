@@ -479,10 +479,10 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
     assert.match(dockerfile, /^COPY --from=openbao \/bin\/bao \/usr\/local\/bin\/bao$/m);
     const staging = hostPath(cfg.services['worker-restore']!, restoreCfg.restore.stagingDir ?? '/missing');
     assert.ok(staging && !staging.host && cfg.volumes && staging.mount.source in cfg.volumes, 'restore staging data must be on a named volume');
-    // Only the backup role serves /metrics, only the workflows role the codec endpoint.
+    // Only the backup role (state gauges) and the notify role (failure and alert counters) serve /metrics, only the workflows role the codec endpoint.
     for (const name of Object.keys(WORKERS)) {
       const c = loadConfig({ env: cleanEnv(cfg.services[name]!.environment as Record<string, string>), cwd: scratch });
-      assert.equal(c.metrics.listen === '', name !== 'worker-backup', `${name}: VAULTDR_METRICS_LISTEN`);
+      assert.equal(c.metrics.listen === '', name !== 'worker-backup' && name !== 'worker-notify', `${name}: VAULTDR_METRICS_LISTEN`);
     }
   });
 
@@ -580,9 +580,10 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
       const svc = cfg.services[host];
       assert.ok(svc, `${what} names "${host}", which is not a service of this deployment`);
       seen.add(host);
-      if (host === 'worker-backup') {
+      if (host === 'worker-backup' || host === 'worker-notify') {
         // Not published on the host: reached over the compose network only (see docker-compose.yml).
-        assert.equal(workerCfg.metrics.listen, `0.0.0.0:${port}`, `${what}: the worker's metrics must listen on 0.0.0.0:${port} (VAULTDR_METRICS_LISTEN)`);
+        const listen = loadConfig({ env: cleanEnv(svc.environment as Record<string, string>), cwd: scratch }).metrics.listen;
+        assert.equal(listen, `0.0.0.0:${port}`, `${what}: ${host}'s metrics must listen on 0.0.0.0:${port} (VAULTDR_METRICS_LISTEN)`);
       } else {
         assert.ok(containerPorts(svc).includes(port), `${what}: ${host} does not listen on ${port} (its ports: ${containerPorts(svc).join(', ')})`);
       }

@@ -143,7 +143,7 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     fs.mkdirSync(dir, { recursive: true });
     const tokenFile = path.join(dir, 'openbao-token');
     fs.writeFileSync(tokenFile, rootToken(), { mode: 0o600 });
-    const config = renderPrometheusConfig({ interval: '1s', workerTarget: `127.0.0.1:${port}`, openbaoTarget: '127.0.0.1:8200', openbaoTokenFile: tokenFile, alertmanager });
+    const config = renderPrometheusConfig({ interval: '1s', workerTargets: [`127.0.0.1:${port}`], openbaoTarget: '127.0.0.1:8200', openbaoTokenFile: tokenFile, alertmanager });
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), config);
     const proc = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
     const query = async (q: string) => {

@@ -130,7 +130,8 @@ describe('worker roles (real stack)', function () {
         VAULTDR_WORKER_ROLES: role,
         VAULTDR_TASK_QUEUE: taskQueue,
         VAULTDR_CODEC_LISTEN: '127.0.0.1:18189',
-        VAULTDR_METRICS_LISTEN: '127.0.0.1:19564',
+        // The backup and notify processes each serve /metrics (state gauges; failure and alert counters).
+        VAULTDR_METRICS_LISTEN: role === 'notify' ? '127.0.0.1:19565' : '127.0.0.1:19564',
         VAULTDR_SHARE_INTAKE_LISTEN: '127.0.0.1:18190',
       };
       const child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -177,6 +178,20 @@ describe('worker roles (real stack)', function () {
         assert.equal(ranOn, roles.get(r.name), `${r.name} ran on the ${ranOn ?? r.identity} process (queue ${r.taskQueue})`);
       }
       assert.ok(!runs.some((r) => roles.get(r.name) === 'restore' && pidRole.get(Number(r.identity.split('@')[0])) === 'backup'), 'a restore activity ran on the backup process');
+
+      // A failed backup is counted where its alert is sent (the notify process), and that process
+      // serves the counter BackupFailed reads; the backup process serves the state gauges.
+      const failed = await client.workflow.start('backupVault', { taskQueue, workflowId: `roles-backup-bad-${Date.now()}`, args: [{ trigger: 'nonsense' } as never] });
+      await assert.rejects(failed.result());
+      const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      let notifyMetrics = '';
+      for (let i = 0; i < 50 && !/vaultdr_workflow_runs_failed_total\{workflow="backupVault"\} 1\b/.test(notifyMetrics); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        notifyMetrics = await scrape(19565);
+      }
+      assert.match(notifyMetrics, /vaultdr_workflow_runs_failed_total\{workflow="backupVault"\} 1\b/);
+      assert.doesNotMatch(notifyMetrics, /vaultdr_backups_verified/);
+      assert.match(await scrape(19564), /vaultdr_backups_verified \d+/);
     } finally {
       await client.connection.close();
       for (const p of procs.values()) p.child.kill('SIGTERM');

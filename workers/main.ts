@@ -12,7 +12,7 @@ import { createCodecServer, readTokensFile } from '../infra/temporal/codecServer
 import { createShareIntakeServer, type ShareIntake } from '../infra/vault/shareIntake';
 import { buildWorker } from './worker';
 import { scopeConfig } from './roles';
-import { registerStateGauges, startMetricsServer } from '../infra/metrics';
+import { metrics, registerStateGauges, startMetricsServer } from '../infra/metrics';
 import { describeTemporalConnection } from '../infra/temporal/connection';
 import { assertDisjointTokenLists } from '../infra/temporal/codecAuth';
 
@@ -80,10 +80,13 @@ async function main(): Promise<void> {
   const { cfg, roles, connection, intake, clients } = built;
   const servers: (http.Server | https.Server)[] = [];
   try {
-    if (roles.includes('backup') && cfg.metrics.listen) {
-      registerStateGauges({ cfg, s3: clients.s3!, bao: clients.bao! });
+    // The backup role serves the backup/restore state read at scrape time; the notify role the
+    // failure and alert counters its sendAlert increments (BackupFailed and friends read those).
+    if ((roles.includes('backup') || roles.includes('notify')) && cfg.metrics.listen) {
+      if (roles.includes('backup')) registerStateGauges({ cfg, s3: clients.s3!, bao: clients.bao! });
+      else metrics();
       servers.push(await startMetricsServer(cfg.metrics.listen));
-      logger.info('metrics endpoint listening', { listen: cfg.metrics.listen });
+      logger.info('metrics endpoint listening', { listen: cfg.metrics.listen, serves: roles.includes('backup') ? 'state gauges and counters' : 'failure and alert counters' });
     }
     if (roles.includes('workflows')) {
       servers.push(await startCodecServer(cfg));
