@@ -27,6 +27,7 @@ import { rotationActivities } from './emergency/rotation';
 import { recipientActivities } from './emergency/recipients';
 import { sealDrillActivities } from './emergency/sealDrill';
 import { unsealRotationActivities } from './emergency/unsealRotation';
+import { migrationActivities } from './migration';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -86,14 +87,20 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
   };
 }
 
+/** Migration role: the migration SSH key and the migration AppRole (docs/worker-roles.md). */
+export function migrationRoleActivities(cfg: Config) {
+  return migrationActivities({ cfg });
+}
+
 export type BackupRoleActivities = ReturnType<typeof backupRoleActivities>;
 export type RestoreRoleActivities = ReturnType<typeof restoreRoleActivities>;
 export type NotifyRoleActivities = ReturnType<typeof notifyRoleActivities>;
-export type RoleActivities = { backup: BackupRoleActivities; restore: RestoreRoleActivities; notify: NotifyRoleActivities };
+export type MigrationRoleActivities = ReturnType<typeof migrationRoleActivities>;
+export type RoleActivities = { backup: BackupRoleActivities; restore: RestoreRoleActivities; notify: NotifyRoleActivities; migration: MigrationRoleActivities };
 
 /** Every activity in one object: the CLI's direct checks, which run with the operator's own config. */
 export function createActivities(cfg: Config, clients: Clients, intake?: ShareIntake, channelSecrets = channelSecretStore(cfg, clients.bao)) {
-  return { ...backupRoleActivities(cfg, clients), ...restoreRoleActivities(cfg, clients, intake), ...notifyRoleActivities(cfg, clients, channelSecrets) };
+  return { ...backupRoleActivities(cfg, clients), ...restoreRoleActivities(cfg, clients, intake), ...notifyRoleActivities(cfg, clients, channelSecrets), ...migrationRoleActivities(cfg) };
 }
 
 /** Slack/PagerDuty secrets from Vault, cached so alerts still go out while Vault is sealed. */

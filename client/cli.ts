@@ -15,6 +15,7 @@ import { registerMonitorCommands } from './monitorCommands';
 import { registerDrillCommands } from './drillCommands';
 import { registerIncidentCommands } from './incidentCommands';
 import { registerEmergencyCommands } from './emergencyCommands';
+import { registerMigrationCommands } from './migrationCommands';
 import { temporalConnectionOptions } from '../infra/temporal/connection';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, problems: 3 } as const;
@@ -145,6 +146,7 @@ export function buildProgram(): Command {
   registerDrillCommands(program, ctx);
   registerIncidentCommands(program, ctx);
   registerEmergencyCommands(program, ctx);
+  registerMigrationCommands(program, ctx);
   return program;
 }
 

@@ -49,6 +49,18 @@ export const ERROR_CATALOG = {
   TenantRegistryInvalid: { retryable: false, firstResponse: 'fix the tenant registry (config `incident.tenantsFile` or Vault KV `incident.tenantRegistryPath`) at the field the message names', runbook: 'breach-response.md#assessexposure' },
   NoticeDeliveryFailed: { retryable: true, firstResponse: "the relay refused or was unreachable for this tenant's notice; retried automatically; after the last attempt send it by hand (runbook) and record it with `vaultdr incident note`", runbook: 'breach-response.md#sendtenantnotices' },
   SealFailed: { retryable: false, firstResponse: 'seal by hand on the active node (`bao operator seal`), stop the standbys, then record it with `vaultdr incident note`', runbook: 'breach-response.md#emergencyseal' },
+  HostKeyMismatch: { retryable: false, firstResponse: "the host's SSH key is not the pinned one: check it out of band (console, provider panel), then start again with the right hostKeySha256", runbook: 'vps-migration.md#preflighttarget' },
+  HostUnreachable: { retryable: true, firstResponse: 'the host does not answer on its SSH port: check it runs, its address and port, the firewall; retried automatically', runbook: 'vps-migration.md#preflighttarget' },
+  SshAuthFailed: { retryable: false, firstResponse: "put the worker's migration public key (migration.sshKeyFile) into the host's authorized_keys for the migration user", runbook: 'vps-migration.md#preflighttarget' },
+  HostCommandFailed: { retryable: false, firstResponse: 'read the command and its stderr in the message; fix the host, then start again (what was changed has been undone)', runbook: 'vps-migration.md#compensation' },
+  SecretMissing: { retryable: false, firstResponse: 'write the secret at the Vault path the message names (or fix migration.secrets in the config)', runbook: 'vps-migration.md#readmigrationsecrets' },
+  SecretMalformed: { retryable: false, firstResponse: 'fix the field the message names in that Vault secret (the value itself is never shown)', runbook: 'vps-migration.md#readmigrationsecrets' },
+  SmtpAuthFailed: { retryable: false, firstResponse: 'the mail host or the relay refused the recovered credentials: check the Vault secret the message names against the provider', runbook: 'smtp-recovery.md#reconfiguremailhost' },
+  DkimMismatch: { retryable: false, firstResponse: 'the DKIM key in Vault does not match the published TXT record: publish the right record or restore the right key; no mail was sent', runbook: 'vps-migration.md#installdkimkey' },
+  MailAuthFailed: { retryable: false, firstResponse: 'the test mail arrived but DKIM, SPF or DMARC did not pass: read which in the message', runbook: 'vps-migration.md#sendtestemail' },
+  MailNotDelivered: { retryable: true, firstResponse: 'the test mail did not reach the relay inbox: check the mail host queue (postqueue -p) and the relay; retried automatically', runbook: 'vps-migration.md#sendtestemail' },
+  WebmailLoginFailed: { retryable: false, firstResponse: 'the webmail or IMAP refused the recovered mailbox credentials: check the mailbox secret and the mail host', runbook: 'smtp-recovery.md#verifywebmaillogin' },
+  CutoverRefused: { retryable: false, firstResponse: 'the cutover was refused: the old host still serves, and the new host changes were undone (the message lists them); start again when ready', runbook: 'vps-migration.md#awaitcutover' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorType = keyof typeof ERROR_CATALOG;

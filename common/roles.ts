@@ -3,7 +3,7 @@
 // activity only ever runs on a host that holds the secrets it needs. Pure: workflows import it.
 
 /** Every role a process can run; `workflows` holds no secret but the payload codec keyring. */
-export const WORKER_ROLES = ['workflows', 'backup', 'restore', 'notify'] as const;
+export const WORKER_ROLES = ['workflows', 'backup', 'restore', 'notify', 'migration'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 /** The roles that run activities (each on its own queue). */
 export type ActivityRole = Exclude<WorkerRole, 'workflows'>;

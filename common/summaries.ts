@@ -14,6 +14,7 @@ import type { RestoreInput } from './restore';
 import type { BreachInput } from './incident';
 import type { RotateInput, SealDrillInput } from './rotation';
 import type { UnsealRotationInput } from './unsealKeys';
+import type { MigrateInput, RecoverSmtpInput } from './migration';
 
 export interface StaticMetadata {
   staticSummary: string;
@@ -104,6 +105,18 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
         staticSummary: line(`Drill finding${f.severity ? ` (${f.severity})` : ''}: ${f.title ?? 'recorded by hand'}`),
         staticDetails: [`**Runbook**: docs/runbooks/dr-drills.md`, ...(f.scenario ? [`**Scenario**: ${f.scenario}`] : []), ...(f.dueDate ? [`**Due**: ${f.dueDate}`] : []), 'Assign with the `assign` update, resolve with `resolve` (evidence required).'].join('\n\n'),
       };
+    }
+    case 'migrateVps': {
+      const m = (input ?? {}) as MigrateInput;
+      const host = m.newHost?.address ?? 'the configured new host';
+      return {
+        staticSummary: line(`VPS migration to ${host} (secrets: ${m.secretSource ?? 'auto'})${m.awaitCutover === false ? '' : ', needs cutover approval'}`),
+        staticDetails: ['**Runbook**: docs/runbooks/vps-migration.md', ...(m.reason ? [`**Reason**: ${line(m.reason)}`] : []), 'Approve the cutover with `vaultdr migration approve-cutover <workflow id> --who NAME --why REASON`.'].join('\n\n'),
+      };
+    }
+    case 'recoverSmtpCredentials': {
+      const r = (input ?? {}) as RecoverSmtpInput;
+      return { staticSummary: line(`SMTP credential recovery (secrets: ${r.secretSource ?? 'auto'})`), staticDetails: '**Runbook**: docs/runbooks/smtp-recovery.md' };
     }
     default:
       return { staticSummary: name };

@@ -220,6 +220,73 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    migration: z
+      .object({
+        /** The Vault holding the migration's secrets (default vault.address); the drills point it elsewhere to play "Vault unavailable". */
+        vaultAddress: httpUrl.optional(),
+        /** AppRole of the migration worker (role vaultdr-migration: read on the migration secrets only). */
+        roleIdFile: z.string().optional(),
+        secretIdFile: z.string().optional(),
+        /** The worker's own migration SSH private key (OpenSSH format); its public half is deployed with the operators' keys. */
+        sshKeyFile: z.string().optional(),
+        /** KV v2 mount and paths of the secrets (values never leave the activities). */
+        kvMount: z.string().default('secret'),
+        secrets: z
+          .object({
+            /** {<operator>: "<ssh public key line>", ...} */
+            operatorKeys: z.string().default('vault-dr/migration/ssh-operators'),
+            /** {host, port, username, password}: the SMTP relay (smarthost) the mail host sends through. */
+            smtpRelay: z.string().default('vault-dr/migration/smtp-relay'),
+            /** {email, password}: the mailbox used to verify (submission, IMAP, webmail). */
+            mailbox: z.string().default('vault-dr/migration/mailbox'),
+            /** {domain, selector, private_key}: the DKIM signing key (PKCS#8 PEM). */
+            dkim: z.string().default('vault-dr/migration/dkim'),
+          })
+          .strict()
+          .default({}),
+        hosts: z
+          .object({
+            new: z.object({ address: z.string().min(1), port: z.number().int().min(1).max(65535).default(22), user: z.string().min(1).default('root'), hostKeySha256: z.string().optional() }).strict().optional(),
+            old: z.object({ address: z.string().min(1), port: z.number().int().min(1).max(65535).default(22), user: z.string().min(1).default('root'), hostKeySha256: z.string().optional() }).strict().optional(),
+          })
+          .strict()
+          .default({}),
+        mailHost: z
+          .object({
+            adapter: z.enum(['mailu', 'postfix']).default('postfix'),
+            root: z.string().default('/mailu'),
+            dkimOwner: z.string().default('opendkim'),
+            applyCommand: z.string().default('/opt/mailu-local/apply start'),
+            passwordCommand: z.string().default('/opt/mailu-local/passwd'),
+            /** Where the worker reaches the new host's services (submission with SASL, IMAP, webmail). */
+            submission: hostPort.optional(),
+            /** Submission is implicit TLS (465) rather than STARTTLS (587). */
+            submissionTls: z.boolean().default(false),
+            imap: hostPort.optional(),
+            imapTls: z.boolean().default(false),
+            webmailUrl: httpUrl.optional(),
+            /** Webmail login form: roundcube (Roundcube's own form) or mailu (/sso/login). */
+            webmailKind: z.enum(['roundcube', 'mailu']).default('roundcube'),
+            /** CA that signed the host's TLS certificates (test hosts use their own). */
+            caFile: z.string().optional(),
+            /** Name the host's certificate is checked against when the worker reaches it by address (MailU: HOSTNAMES[0]). */
+            tlsServerName: z.string().optional(),
+          })
+          .strict()
+          .default({}),
+        /** DNS server (host:port) the DKIM TXT record is checked against; unset: the system resolver. */
+        dnsResolver: hostPort.optional(),
+        /** CA of the SMTP relay's TLS certificate, for the worker's check of the relay credentials (unset: system roots). */
+        relayCaFile: z.string().optional(),
+        /** Where the relayed test mail can be read (a Mailpit API): test and local stacks only. */
+        relayInboxUrl: httpUrl.optional(),
+        /** The address the test mail goes to (through the relay). */
+        testRecipient: mailAddress.default('migration-check@example.net'),
+        /** The IP address SPF and DMARC are evaluated for (the new host's public address). */
+        mailFromIp: z.string().optional(),
+      })
+      .strict()
+      .default({}),
     alerts: z
       .object({
         /** The same alert (workflow type + step + error type) is sent at most once per window. */
@@ -361,6 +428,8 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_ROTATION_UNSEAL_ADDRESS: { path: ['rotation', 'unsealAddress'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_TOKEN_FILE: { path: ['rotation', 'unsealTokenFile'], kind: 'string' },
   VAULTDR_ROTATION_CUSTODIANS_FILE: { path: ['rotation', 'custodiansFile'], kind: 'string' },
+  VAULTDR_MIGRATION_VAULT_ADDR: { path: ['migration', 'vaultAddress'], kind: 'string' },
+  VAULTDR_MIGRATION_SSH_KEY_FILE: { path: ['migration', 'sshKeyFile'], kind: 'string' },
   VAULTDR_WORKER_SHUTDOWN_GRACE_MS: { path: ['worker', 'shutdownGraceMs'], kind: 'number' },
 };
 
@@ -460,7 +529,7 @@ function envFor(field: string): string | undefined {
   return Object.entries(ENV_VARS).find(([, s]) => s.path.join('.') === field)?.[0];
 }
 
-const FILE_KEYS = new Set(['tenantsFile', 'templatesDir', 'postgresSuperuserUrlFile', 'unsealTokenFile', 'custodiansFile', 'caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'harnessDir']);
+const FILE_KEYS = new Set(['tenantsFile', 'templatesDir', 'postgresSuperuserUrlFile', 'unsealTokenFile', 'custodiansFile', 'caFile', 'certFile', 'keyFile', 'apiKeyFile', 'productionTokenFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'shareIntakeTokensFile', 'stagingDir', 'roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'keysFile', 'tokensFile', 'recipientsFile', 'validationKeyFile', 'harnessDir', 'sshKeyFile', 'relayCaFile']);
 function resolveFilePaths(node: Record<string, unknown>, base: string): void {
   for (const [k, v] of Object.entries(node)) {
     if (typeof v === 'string' && FILE_KEYS.has(k)) node[k] = path.resolve(base, v);

@@ -19,9 +19,10 @@ import type { BackupResult } from '../common/backup';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
 import { ensureRotatorToken, stackDir } from '../stack/stack';
+import { leaseHosts, prepareMigration, seedMigrationSecrets, writeWorkerConfigFile } from '../stack/migrationFixture';
 import { withWorker } from './helpers/worker';
 import type { Activities } from '../workers/worker';
-import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr } from './helpers/inspect';
+import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr, vaultdrAsync } from './helpers/inspect';
 import type { BreachProgress } from '../common/incident';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 
@@ -230,6 +231,73 @@ describe('failure path of an emergency rotation: no old or new credential in his
       assert.ok(!mail.includes(oldSecret) && !mail.includes(newSecret), 'the alert e-mail holds a secret-id');
     } finally {
       await client.connection.close();
+    }
+  });
+});
+
+// The same for the VPS migration (issue 14): a worker process with the migration role, a migration
+// that fails after changing new-vps (wrong relay password: compensation runs), and the SMTP recovery
+// through the CLI. No SSH private key, relay or mailbox password, DKIM key or AppRole secret-id may
+// appear in the decoded history of either workflow, the alert e-mail, the CLI's output or the log.
+describe('failure path of the VPS migration: no SSH key, password or DKIM key in history, alert, CLI or log (real hosts)', function () {
+  this.timeout(300_000);
+  let release: (() => void) | undefined;
+  let child: ChildProcess | undefined;
+  let client: Client | undefined;
+  let log = '';
+  let tmp: string;
+
+  after(async () => {
+    child?.kill('SIGTERM');
+    await client?.connection.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    release?.();
+  });
+
+  it('a migration failing at recoverSmtpCredentials and a CLI SMTP recovery leak no secret value', async () => {
+    release = await leaseHosts();
+    const base = withQueue(await ensureStack(), uniqueQueue('failsec-mig'));
+    const fx = await prepareMigration(base);
+    const wrong = await seedMigrationSecrets('migration-failsec', fx.hosts, path.join(stackDir(), 'migration'), { relayPassword: `QZ${crypto.randomBytes(12).toString('base64url')}` });
+    const secrets = [...fx.secrets, ...wrong.secrets];
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-failsec-mig-'));
+    const cfgFile = writeWorkerConfigFile(tmp, { ...fx.cfg.migration, secrets: wrong.paths });
+    const env = { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: base.temporal.taskQueue, VAULTDR_LOG_LEVEL: 'DEBUG', VAULTDR_CODEC_LISTEN: '127.0.0.1:18093', VAULTDR_METRICS_LISTEN: '127.0.0.1:19468', VAULTDR_SHARE_INTAKE_LISTEN: '127.0.0.1:18094' };
+    child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/state: 'RUNNING'/.test(log)) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `worker did not start:\n${log}`);
+      await sleep(200);
+    }
+    client = await connectClient(base);
+    await clearAlertDedup(buildS3Client(base.s3), base.s3.bucket);
+    const before = new Set((await mailpitMessages()).map((m) => m.ID));
+    const workflowId = `failsec-migrate-${Date.now()}`;
+    const f = await failureOf(client.workflow.execute('migrateVps', { taskQueue: base.temporal.taskQueue, workflowId, args: [{ secretSource: 'live', awaitCutover: false }] }));
+    assert.equal(f.type, 'SmtpAuthFailed');
+    assert.match(f.message, /undone: previous mail configuration/);
+
+    // CLI: the SMTP recovery alone, failing the same way, printed by `vaultdr migration recover-smtp`.
+    const cli = await vaultdrAsync(['migration', 'recover-smtp', '--secret-source', 'live'], { VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: base.temporal.taskQueue });
+    assert.notEqual(cli.code, 0);
+    assert.match(`${cli.stdout}${cli.stderr}`, /refused the credentials/);
+
+    let mail = '';
+    for (let i = 0; i < 40 && !mail; i++) {
+      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID) && x.Subject.includes('VPS migration'))) mail = `${m.Subject}\n${await mailpitText(m.ID)}`;
+      if (!mail) await sleep(500);
+    }
+    assert.match(mail, /failed at recoverSmtpCredentials/);
+    const texts: string[] = [mail, cli.stdout, cli.stderr, log];
+    for (const id of [workflowId, `${workflowId}-smtp`]) {
+      const h = await historyTexts(client, base, id);
+      texts.push(h.decoded.join('\n'), h.raw);
+    }
+    assert.ok(texts.join('\n').includes('secret/vault-dr/migration-failsec/smtp-relay'), 'the decoded texts name the secret path (the check sees decoded content)');
+    for (const s of secrets) {
+      for (const [i, t] of texts.entries()) assert.ok(!t.includes(s.value), `${s.name} appears in ${['the alert', 'CLI stdout', 'CLI stderr', 'the worker log', 'history'][Math.min(i, 4)]}`);
     }
   });
 });

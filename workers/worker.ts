@@ -9,7 +9,7 @@ import type { Config } from '../infra/config';
 import type { BaoClient } from '../infra/vault/bao';
 import { buildBaoClient, buildMailTransport, buildS3Client, type MailTransport } from '../infra/clients';
 import { dataConverter, EncryptionCodec, loadKeyring } from '../infra/temporal/codec';
-import { backupRoleActivities, channelSecretStore, notifyRoleActivities, restoreRoleActivities, type createActivities } from '../activities';
+import { backupRoleActivities, channelSecretStore, migrationRoleActivities, notifyRoleActivities, restoreRoleActivities, type createActivities } from '../activities';
 import { ShareIntake, type IntakeStatus } from '../infra/vault/shareIntake';
 import { connectClient } from '../client/connect';
 import { roleQueue, type WorkerRole } from '../common/roles';
@@ -109,6 +109,7 @@ export async function buildWorker(fullCfg: Config, overrides: Partial<WorkerOpti
     void channelSecrets.get();
     byRole.notify = notifyRoleActivities(cfg, { mail: clients.mail!, s3: clients.s3!, bao: clients.bao! }, channelSecrets);
   }
+  if (has('migration')) byRole.migration = migrationRoleActivities(cfg);
   // A test wraps all activities at once; each role's Worker then registers its own names from the result.
   const wrapped = wrapActivities(Object.assign({}, ...Object.values(byRole)) as Activities) as unknown as Record<string, unknown>;
 

@@ -10,3 +10,5 @@ export { rotateCredential } from './emergency/rotateCredential';
 export { sealUnsealDrill } from './emergency/sealUnsealDrill';
 export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';
 export { drillFinding } from './drills/drillFinding';
+export { migrateVps } from './migration/migrateVps';
+export { recoverSmtpCredentials } from './migration/recoverSmtpCredentials';

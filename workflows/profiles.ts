@@ -61,3 +61,13 @@ export const NOTICE: ActivityOptions = {
   startToCloseTimeout: '1m',
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10m', maximumAttempts: 10, nonRetryableErrorTypes },
 };
+
+/**
+ * Migration steps over SSH and SMTP: heartbeat (a killed worker costs 30 s), a few attempts (an
+ * unreachable host is retried, a refused key or a wrong password is not: catalog types).
+ */
+export const MIGRATION: ActivityOptions = {
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 3, nonRetryableErrorTypes },
+};

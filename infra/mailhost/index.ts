@@ -1,0 +1,149 @@
+// The mail host behind ONE interface, so the migration does not care what runs on the VPS:
+//   mailu    — a MailU installation: writes MailU's files (mailu.env, dkim/<domain>.<selector>.key)
+//              and runs MailU's own commands over SSH (`docker compose up -d`, `docker compose exec
+//              admin flask mailu password …`). MailU's images cannot be pulled on the test machines,
+//              so those commands never run here; the file writing is the same code as below.
+//   postfix  — the daemons MailU runs (Postfix, Dovecot, OpenDKIM, Roundcube) from Debian, configured
+//              from the SAME MailU files by the host's apply command (the local test hosts). This is
+//              what runs for real here.
+import type { SshSession } from '../ssh/client';
+import { parseEnv, readFileIfExists, restoreFiles, snapshotFiles, sq, updateEnv, writeFileAtomic } from './files';
+
+export interface MailHostSettings {
+  adapter: 'mailu' | 'postfix';
+  /** MailU's root folder on the host: holds mailu.env and dkim/. */
+  root: string;
+  /** Who owns the DKIM key (the signing service's user; MailU: root, read by the admin container). */
+  dkimOwner: string;
+  /** postfix adapter: applies mailu.env and dkim/ to the daemons (restarts them). */
+  applyCommand: string;
+  /** postfix adapter: sets a mailbox password; called with the address as its argument, the password on stdin. */
+  passwordCommand: string;
+}
+
+export interface RelaySettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+export interface MailHostAdapter {
+  readonly kind: MailHostSettings['adapter'];
+  /** Which parts run for real on this machine (for results and the drill report). */
+  readonly realHere: string;
+  envFile(): string;
+  dkimKeyFile(domain: string, selector: string): string;
+  /** Keeps mailu.env and the DKIM key once per migration (compensation), idempotent. */
+  keepPrevious(s: SshSession, migrationId: string, domain: string, selector: string): Promise<{ dir: string; kept: string[]; absent: string[] }>;
+  /** Puts the kept files back and applies them. */
+  restorePrevious(s: SshSession, migrationId: string, domain: string, selector: string): Promise<string[]>;
+  /** RELAYHOST/RELAYUSER/RELAYPASSWORD in mailu.env. */
+  writeRelay(s: SshSession, relay: RelaySettings): Promise<void>;
+  /** The relay settings now on the host, password only as "set" / "unset". */
+  readRelay(s: SshSession): Promise<{ host?: string; user?: string; passwordSet: boolean }>;
+  setMailboxPassword(s: SshSession, email: string, password: string): Promise<void>;
+  /** Installs the DKIM private key (PKCS#8 PEM), 0600, owned by the signing service. */
+  installDkimKey(s: SshSession, domain: string, selector: string, pem: string): Promise<{ path: string; mode: string; owner: string }>;
+  /** Makes the daemons use the files (restart / recreate). Returns the command run. */
+  apply(s: SshSession): Promise<string>;
+}
+
+function common(cfg: MailHostSettings) {
+  const envFile = () => `${cfg.root}/mailu.env`;
+  const dkimKeyFile = (domain: string, selector: string) => `${cfg.root}/dkim/${domain}.${selector}.key`;
+  const keptDir = (id: string) => `${cfg.root}/.vaultdr-previous/${id}`;
+  // Mailbox passwords live in MailU's database (main.db) or, on the plain host, Dovecot's passwd-file
+  // MailU's layout puts under data/: kept too, so the compensation puts the old passwords back.
+  const dataFile = cfg.adapter === 'mailu' ? `${cfg.root}/data/main.db` : `${cfg.root}/data/dovecot.passwd`;
+  const files = (domain: string, selector: string) => [envFile(), dkimKeyFile(domain, selector), dataFile];
+  return {
+    envFile,
+    dkimKeyFile,
+    async keepPrevious(s: SshSession, id: string, domain: string, selector: string) {
+      return snapshotFiles(s, keptDir(id), files(domain, selector));
+    },
+    async restoreFiles(s: SshSession, id: string, domain: string, selector: string) {
+      return restoreFiles(s, keptDir(id), files(domain, selector));
+    },
+    async writeRelay(s: SshSession, relay: RelaySettings) {
+      const text = (await readFileIfExists(s, envFile())) ?? '';
+      // MailU's format: RELAYHOST=[host]:port (brackets: no MX lookup).
+      await writeFileAtomic(s, envFile(), updateEnv(text, { RELAYHOST: `[${relay.host}]:${relay.port}`, RELAYUSER: relay.user, RELAYPASSWORD: relay.password }), '600');
+    },
+    async readRelay(s: SshSession) {
+      const env = parseEnv((await readFileIfExists(s, envFile())) ?? '');
+      return { host: env.RELAYHOST, user: env.RELAYUSER, passwordSet: !!env.RELAYPASSWORD };
+    },
+    async installDkimKey(s: SshSession, domain: string, selector: string, pem: string) {
+      const file = dkimKeyFile(domain, selector);
+      await writeFileAtomic(s, file, pem.endsWith('\n') ? pem : `${pem}\n`, '600', cfg.dkimOwner);
+      const st = (await s.run('checking the DKIM key file', `stat -c '%a %U' ${sq(file)}`)).trim().split(' ');
+      return { path: file, mode: st[0] ?? '', owner: st[1] ?? '' };
+    },
+  };
+}
+
+/** A MailU installation (docker compose). Its commands cannot run on the test machines (no images). */
+export function mailuAdapter(cfg: MailHostSettings): MailHostAdapter {
+  const c = common(cfg);
+  const apply = async (s: SshSession) => {
+    // Env changes need the containers recreated, not restarted (docs/maintain.rst).
+    const cmd = `cd ${sq(cfg.root)} && docker compose up -d`;
+    await s.run('applying the MailU configuration', cmd);
+    return cmd;
+  };
+  return {
+    kind: 'mailu',
+    realHere: 'MailU files only (mailu.env, dkim/); docker compose and flask mailu cannot run on the test hosts',
+    envFile: c.envFile,
+    dkimKeyFile: c.dkimKeyFile,
+    keepPrevious: c.keepPrevious,
+    async restorePrevious(s, id, domain, selector) {
+      const restored = await c.restoreFiles(s, id, domain, selector);
+      if (restored.length) await apply(s);
+      return restored;
+    },
+    writeRelay: c.writeRelay,
+    readRelay: c.readRelay,
+    async setMailboxPassword(s, email, password) {
+      const [local, domain] = email.split('@') as [string, string];
+      // The password reaches the admin CLI through stdin, never the SSH command line.
+      await s.run(`setting the password of ${email} (flask mailu password)`, `cd ${sq(cfg.root)} && docker compose exec -T admin flask mailu password ${sq(local)} ${sq(domain)} "$(cat)"`, password);
+    },
+    installDkimKey: c.installDkimKey,
+    apply,
+  };
+}
+
+/** Debian's Postfix + Dovecot + OpenDKIM + Roundcube configured from MailU's files (what runs here). */
+export function postfixAdapter(cfg: MailHostSettings): MailHostAdapter {
+  const c = common(cfg);
+  const apply = async (s: SshSession) => {
+    await s.run(`applying the mail configuration (${cfg.applyCommand})`, cfg.applyCommand);
+    return cfg.applyCommand;
+  };
+  return {
+    kind: 'postfix',
+    realHere: 'everything: MailU files written over SSH, applied to Debian Postfix/Dovecot/OpenDKIM/Roundcube by the host apply command',
+    envFile: c.envFile,
+    dkimKeyFile: c.dkimKeyFile,
+    keepPrevious: c.keepPrevious,
+    async restorePrevious(s, id, domain, selector) {
+      const restored = await c.restoreFiles(s, id, domain, selector);
+      if (restored.length) await apply(s);
+      return restored;
+    },
+    writeRelay: c.writeRelay,
+    readRelay: c.readRelay,
+    async setMailboxPassword(s, email, password) {
+      await s.run(`setting the password of ${email}`, `${cfg.passwordCommand} ${sq(email)}`, `${password}\n`);
+    },
+    installDkimKey: c.installDkimKey,
+    apply,
+  };
+}
+
+export function mailHostAdapter(cfg: MailHostSettings): MailHostAdapter {
+  return cfg.adapter === 'mailu' ? mailuAdapter(cfg) : postfixAdapter(cfg);
+}

@@ -1,0 +1,85 @@
+// A migration whose worker is SIGKILLed mid-step resumes on a new worker process and finishes, with
+// no duplicate key or configuration on the new host: each step keeps what it replaces once per
+// migration and writes whole files (temporary file + rename), so a retried step rewrites the same
+// content. The kill lands at a step chosen at random among those that change the host.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../client/connect';
+import type { MigrateResult } from '../common/migration';
+import { leaseHosts, prepareMigration, writeWorkerConfigFile } from '../stack/migrationFixture';
+import { runInHost } from '../stack/mailhosts';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+
+const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('migrateVps survives a worker SIGKILL at a random step (real hosts, worker processes)', function () {
+  this.timeout(300_000);
+  let release: (() => void) | undefined;
+  let client: Client | undefined;
+  const children: ChildProcess[] = [];
+  let tmp = '';
+
+  after(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await client?.connection.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    release?.();
+  });
+
+  it('resumes after the kill and finishes with one copy of every key and setting', async () => {
+    release = await leaseHosts();
+    const base = withQueue(await ensureStack(), uniqueQueue('migrate-crash'));
+    const fx = await prepareMigration(base);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-migrate-crash-'));
+    const cfgFile = writeWorkerConfigFile(tmp, fx.cfg.migration);
+    const startWorker = async (n: number) => {
+      let log = '';
+      const child = spawn(process.execPath, [WORKER], {
+        env: { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: base.temporal.taskQueue, VAULTDR_CODEC_LISTEN: `127.0.0.1:${18095 + n}`, VAULTDR_METRICS_LISTEN: `127.0.0.1:${19470 + n}`, VAULTDR_SHARE_INTAKE_LISTEN: `127.0.0.1:${18097 + n}` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      const deadline = Date.now() + 60_000;
+      while ((log.match(/state: 'RUNNING'/g) ?? []).length < 5) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `worker ${n} did not start:\n${log.slice(-2000)}`);
+        await sleep(200);
+      }
+      return child;
+    };
+    const steps = ['deploySshKeys', 'recoverSmtpCredentials', 'installDkimKey', 'sendTestEmail'];
+    const killAt = steps[Math.floor(Math.random() * steps.length)]!;
+    const first = await startWorker(0);
+    client = await connectClient(base);
+    const workflowId = `migrate-crash-${Date.now()}`;
+    const h = await client.workflow.start('migrateVps', { taskQueue: base.temporal.taskQueue, workflowId, args: [{ secretSource: 'live', awaitCutover: false }] });
+    for (let i = 0; ; i++) {
+      const p = await h.query<{ step: string; error?: string }>('progress');
+      if (p.step === killAt) break;
+      assert.ok(p.step !== 'done' && p.step !== 'failed' && i < 600, `never reached ${killAt} (at ${p.step}: ${p.error ?? ''})`);
+      await sleep(100);
+    }
+    await sleep(300); // inside the step's activity
+    first.kill('SIGKILL');
+    await startWorker(1);
+    const r = (await h.result()) as MigrateResult;
+    assert.equal(r.status, 'ready for cutover', `killed at ${killAt}`);
+    assert.match(r.mail.dkim, /^pass/);
+    const keys = runInHost('new-vps', ['cat', '/root/.ssh/authorized_keys']).split('\n').filter((l) => /^ssh-/.test(l));
+    assert.equal(keys.length, 3, `authorized_keys holds ${keys.length} keys after a kill at ${killAt}`);
+    assert.equal(new Set(keys).size, 3, 'no duplicate key');
+    const env = runInHost('new-vps', ['cat', '/mailu/mailu.env']);
+    for (const k of ['RELAYHOST', 'RELAYUSER', 'RELAYPASSWORD']) assert.equal(env.split('\n').filter((l) => l.startsWith(`${k}=`)).length, 1, `${k} once`);
+    assert.equal(runInHost('new-vps', ['sh', '-c', 'ls -d /mailu/.vaultdr-previous/* | wc -l']).trim(), '1', 'one kept configuration');
+    // The previous authorized_keys kept is the pre-migration one (the departed key), not a retry's output.
+    const kept = runInHost('new-vps', ['sh', '-c', 'cat /root/.ssh/authorized_keys.vaultdr-previous-*']);
+    assert.ok(kept.includes(fx.departedKeyLine.split(' ')[1]!), 'the kept file is the original');
+    process.stdout.write(`      killed at ${killAt}; resumed and finished\n`);
+  });
+});
