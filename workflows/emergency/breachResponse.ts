@@ -44,9 +44,9 @@ import { ALERT, NOTICE, SHORT_IO, STORE_IO } from '../profiles';
 import { awaitHuman, describeFailure, describeRun, failRunbook, showStep, steps, summarized, type AlertContext } from '../helpers';
 import { activityQueue } from '../queues';
 
-const store = proxyActivities<IncidentActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
-const noticeSender = proxyActivities<IncidentActivities>({ ...NOTICE, taskQueue: activityQueue('notify') });
-const sealer = proxyActivities<SealActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', retry: { ...SHORT_IO.retry, maximumAttempts: 2 }, taskQueue: activityQueue('restore') });
+const { assessExposure, prepareTenantNotices, recordIncident } = proxyActivities<IncidentActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
+const { sendTenantNotice } = proxyActivities<IncidentActivities>({ ...NOTICE, taskQueue: activityQueue('notify') });
+const { emergencySeal } = proxyActivities<SealActivities>({ ...SHORT_IO, startToCloseTimeout: '1m', retry: { ...SHORT_IO.retry, maximumAttempts: 2 }, taskQueue: activityQueue('restore') });
 const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type BreachStep =
@@ -267,7 +267,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
     deadlineWatch.catch(() => undefined);
 
     // declare
-    await step('recordIncident', () => summarized(store.recordIncident, `${tag()}Record incident ${incidentId}`, { incidentId, record: { incidentId, workflowId: info.workflowId, input, stage: 'declared', timeline: state.timeline } }));
+    await step('recordIncident', () => summarized(recordIncident, `${tag()}Record incident ${incidentId}`, { incidentId, record: { incidentId, workflowId: info.workflowId, input, stage: 'declared', timeline: state.timeline } }));
     await sendAlert({
       severity: input.severity === 'sev3' ? 'warning' : 'critical',
       dedupKey: `breachResponse/${info.workflowId}/declared`,
@@ -280,7 +280,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
     // triage
     stage('triage');
     await step('awaitAcknowledgement', () => escalating('acknowledgement', `a responder runs: vaultdr incident ack ${info.workflowId} --who NAME`, () => state.acknowledgedBy.length > 0));
-    const exposure = await step('assessExposure', () => store.assessExposure({ scope: input.scope, tenants: input.tenants }));
+    const exposure = await step('assessExposure', () => assessExposure({ scope: input.scope, tenants: input.tenants }));
     record('vault-dr', 'assessExposure', `${exposure.vault}; tenants: ${exposure.tenants.map((t) => `${t.id} (${t.secretPaths} paths)`).join(', ')}; classes to rotate: ${classes.join(', ')}`);
 
     // contain
@@ -293,7 +293,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
       if (input.training) {
         record('vault-dr', 'emergencySeal', 'TRAINING: the seal was approved; nothing was sealed (training never touches the cluster)');
       } else {
-        const sealed = await step('emergencySeal', () => summarized(sealer.emergencySeal, `Emergency seal for incident ${incidentId}`, { incidentId }));
+        const sealed = await step('emergencySeal', () => summarized(emergencySeal, `Emergency seal for incident ${incidentId}`, { incidentId }));
         state.containment.sealed = sealed.detail;
         record('vault-dr', 'emergencySeal', sealed.detail);
       }
@@ -331,7 +331,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
     stage('notify');
     for (;;) {
       const facts = noticeFacts(input, state);
-      const prepared = await step('prepareTenantNotices', () => store.prepareTenantNotices({ incidentId, training: input.training, templateVersion: input.templateVersion, tenants: input.tenants, facts }));
+      const prepared = await step('prepareTenantNotices', () => prepareTenantNotices({ incidentId, training: input.training, templateVersion: input.templateVersion, tenants: input.tenants, facts }));
       state.notices = { ...prepared, deliveries: prepared.previews.map((p) => ({ tenantId: p.tenantId, to: p.to, status: 'pending', attempts: 0 })) };
       noticeDecision = undefined;
       await step('awaitNoticeApproval', () =>
@@ -346,7 +346,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
         state.notices!.previews.map(async (notice, i) => {
           const d = state.notices!.deliveries[i]!;
           try {
-            const sent = await summarized(noticeSender.sendTenantNotice, `${tag()}Notice to tenant ${notice.tenantId}`, { incidentId, training: input.training, notice });
+            const sent = await summarized(sendTenantNotice, `${tag()}Notice to tenant ${notice.tenantId}`, { incidentId, training: input.training, notice });
             // Workflow time, the same clock as the deadline (the relay's own time is in the S3 record).
             Object.assign(d, { status: 'sent', attempts: sent.attempt, messageId: sent.messageId, sentAt: now(), detail: sent.reused ? 'sent by an earlier attempt' : 'accepted by the relay' });
             record('vault-dr', 'sendTenantNotice', `${notice.tenantId} <${notice.to}>: accepted (${sent.messageId})`);
@@ -379,7 +379,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
       }),
     );
     const saved = await step('recordReview', () =>
-      summarized(store.recordIncident, `${tag()}Record the review of ${incidentId}`, { incidentId, record: { incidentId, workflowId: info.workflowId, input, stage: 'closed', progress: state } }),
+      summarized(recordIncident, `${tag()}Record the review of ${incidentId}`, { incidentId, record: { incidentId, workflowId: info.workflowId, input, stage: 'closed', progress: state } }),
     );
     done();
     state.stage = 'done';
@@ -400,7 +400,7 @@ export async function breachResponse(rawInput?: BreachInput): Promise<BreachResu
       failedStep,
       state,
       alert,
-      record: () => store.recordIncident({ incidentId, record: { incidentId, workflowId: info.workflowId, input: input ?? null, stage: 'failed', failedStep, progress: state } }),
+      record: () => recordIncident({ incidentId, record: { incidentId, workflowId: info.workflowId, input: input ?? null, stage: 'failed', failedStep, progress: state } }),
       failureMessage: (f) => `incident ${incidentId} stopped at ${failedStep}: ${f.message}`,
     }).finally(() => {
       state.stage = 'failed';

@@ -19,8 +19,8 @@ import { ALERT } from '../profiles';
 import type { NotifyActivities } from '../../activities/notify/notify';
 import { awaitHuman, failRunbook, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 
-const rotation = proxyActivities<RotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
-const backupHost = proxyActivities<RecipientActivities>({ ...STAGING, taskQueue: activityQueue('backup') });
+const { discardNewCredential, issueNewCredential, issueRecipientKey, planRotation, revokeOldCredentials, unwrapRecipientProbe, verifyNewCredential, verifyOldRefused } = proxyActivities<RotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { probeRecipients, replaceRecipient } = proxyActivities<RecipientActivities>({ ...STAGING, taskQueue: activityQueue('backup') });
 const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type RotateStep =
@@ -109,7 +109,7 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
     input = parseWorkflowInput('rotateCredential', RotateInput, rawInput);
     state.training = input.training;
     state.incidentId = input.incidentId;
-    const plan: RotationPlan = await step('planRotation', () => summarized(rotation.planRotation, `Plan the rotation of ${input.credentialClass ?? 'the default class'}`, { credentialClass: input.credentialClass, scope: input.scope }));
+    const plan: RotationPlan = await step('planRotation', () => summarized(planRotation, `Plan the rotation of ${input.credentialClass ?? 'the default class'}`, { credentialClass: input.credentialClass, scope: input.scope }));
     state.credentialClass = plan.credentialClass;
     state.scope = plan.scope;
     state.kvPath = plan.kvPath;
@@ -117,12 +117,12 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
     const what = `${plan.credentialClass} (${plan.scope})`;
 
     if (plan.credentialClass === 'backup-recipient') {
-      const issued = await step('issueRecipientKey', () => summarized(rotation.issueRecipientKey, `New validation key replacing ${plan.scope}`, { plan }));
+      const issued = await step('issueRecipientKey', () => summarized(issueRecipientKey, `New validation key replacing ${plan.scope}`, { plan }));
       note(issued.detail);
-      const replaced = await step('replaceRecipient', () => backupHost.replaceRecipient({ compromisedKeyId: plan.scope, newKeyId: issued.newKeyId, newPublicKey: issued.newPublicKey }));
+      const replaced = await step('replaceRecipient', () => replaceRecipient({ compromisedKeyId: plan.scope, newKeyId: issued.newKeyId, newPublicKey: issued.newPublicKey }));
       note(replaced.detail);
-      const probe = await step('probeRecipients', () => backupHost.probeRecipients());
-      const opened = await step('unwrapRecipientProbe', () => rotation.unwrapRecipientProbe({ stanzas: probe.stanzas, probeSha256: probe.probeSha256 }));
+      const probe = await step('probeRecipients', () => probeRecipients());
+      const opened = await step('unwrapRecipientProbe', () => unwrapRecipientProbe({ stanzas: probe.stanzas, probeSha256: probe.probeSha256 }));
       note(opened.detail);
       const oldRefused = !probe.keyIds.includes(plan.scope);
       note(oldRefused ? `new backups are no longer encrypted to ${plan.scope}` : `new backups are STILL encrypted to ${plan.scope}`);
@@ -133,7 +133,7 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
       return { credentialClass: plan.credentialClass, rotated: true, newVerified: true, oldRefused: true, oldLeftInPlace: false, detail: state.log.join('; ') };
     }
 
-    const issued = await step('issueNewCredential', () => summarized(rotation.issueNewCredential, `Issue a new ${what}`, { plan }));
+    const issued = await step('issueNewCredential', () => summarized(issueNewCredential, `Issue a new ${what}`, { plan }));
     note(issued.detail);
     if (plan.mode === 'person') {
       await step('awaitRotationConfirmed', () =>
@@ -150,17 +150,17 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
       note(`confirmed by ${state.confirmation!.who}${state.confirmation!.oldRevoked ? ' (old revoked at the issuer)' : ' (old NOT revoked at the issuer)'}`);
     }
     const sinceVersion = plan.credentialClass === 'channel-secret' ? issued.kvVersion : undefined;
-    const verified = await step('verifyNewCredential', () => summarized(rotation.verifyNewCredential, `Verify the new ${what}`, { plan, sinceVersion }));
+    const verified = await step('verifyNewCredential', () => summarized(verifyNewCredential, `Verify the new ${what}`, { plan, sinceVersion }));
     note(verified.detail);
     if (!verified.ok) {
-      const discarded = await step('discardNewCredential', () => rotation.discardNewCredential({ plan }));
+      const discarded = await step('discardNewCredential', () => discardNewCredential({ plan }));
       note(discarded.detail);
       // The new one never worked: the old one stays, so its holders are not cut off.
       return await stopped({ newVerified: false, oldRefused: false, oldLeftInPlace: true, detail: state.log.join('; ') }, `the new credential does not work (${verified.detail}); the old one is left in place`);
     }
-    const revoked = await step('revokeOldCredentials', () => summarized(rotation.revokeOldCredentials, `Revoke the old ${what}`, { plan }));
+    const revoked = await step('revokeOldCredentials', () => summarized(revokeOldCredentials, `Revoke the old ${what}`, { plan }));
     note(revoked.detail);
-    const refused = await step('verifyOldRefused', () => summarized(rotation.verifyOldRefused, `Prove the old ${what} is refused`, { plan, oldRevokedAttested: state.confirmation?.oldRevoked, sinceVersion }));
+    const refused = await step('verifyOldRefused', () => summarized(verifyOldRefused, `Prove the old ${what} is refused`, { plan, oldRevokedAttested: state.confirmation?.oldRevoked, sinceVersion }));
     note(refused.detail);
     if (!refused.ok) return await stopped({ newVerified: true, oldRefused: false, oldLeftInPlace: false, detail: state.log.join('; ') }, `the old credential is not shown refused (${refused.detail})`);
     done();

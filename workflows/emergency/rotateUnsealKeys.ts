@@ -16,9 +16,9 @@ import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
 import { POLL, awaitHuman, failRunbook, pollUntil, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
-const ceremony = proxyActivities<UnsealRotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
-const poller = proxyActivities<UnsealRotationActivities>({ ...POLL, taskQueue: activityQueue('restore') });
-const copyOps = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { distributeEncryptedShares, initRootKeyRotation, proveCopyServes, recordKeyGeneration, startKeyProofCopy } = proxyActivities<UnsealRotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { pollRotationPhase } = proxyActivities<UnsealRotationActivities>({ ...POLL, taskQueue: activityQueue('restore') });
+const { closeUnsealIntake, openUnsealIntake, teardownDrillVault } = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 
 export type UnsealRotationStep =
   | 'initRootKeyRotation'
@@ -83,7 +83,7 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
   const t0 = Date.now();
   try {
     input = parseWorkflowInput('rotateUnsealKeys', UnsealRotationInput, rawInput);
-    const started = await timed('init', () => step('initRootKeyRotation', () => ceremony.initRootKeyRotation({ shares: input.shares, threshold: input.threshold })));
+    const started = await timed('init', () => step('initRootKeyRotation', () => initRootKeyRotation({ shares: input.shares, threshold: input.threshold })));
     Object.assign(state, { address: started.address, clusterId: started.clusterId, nonce: started.nonce, custodians: started.custodians });
     const nonce = started.nonce;
     await timed('currentShares', () =>
@@ -92,11 +92,11 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
           ...wait(),
           what: 'current shares',
           instruction: `${started.required} custodians each run: vaultdr keys rotate-submit CURRENT_SHARE_FILE --token-file THEIR_TOKEN (straight to ${started.address}, never through Temporal)`,
-          poll: ({ untilIso }) => poller.pollRotationPhase({ nonce, phase: 'old-shares', untilIso }),
+          poll: ({ untilIso }) => pollRotationPhase({ nonce, phase: 'old-shares', untilIso }),
         }),
       ),
     );
-    const dist = await timed('distribute', () => step('distributeEncryptedShares', () => ceremony.distributeEncryptedShares({ nonce, clusterId: started.clusterId, custodians: started.custodians })));
+    const dist = await timed('distribute', () => step('distributeEncryptedShares', () => distributeEncryptedShares({ nonce, clusterId: started.clusterId, custodians: started.custodians })));
     state.distribution = dist.objects;
     await timed('verification', () =>
       step('awaitVerification', () =>
@@ -104,7 +104,7 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
           ...wait(),
           what: 'new shares verified',
           instruction: `give each custodian their encrypted share (${dist.objects.length} objects under ${dist.objects[0]?.replace(/[^/]+$/, '') ?? ''}); ${input.threshold} of them run: vaultdr keys rotate-verify SHARE.asc --pgp-key PRIVATE_KEY --token-file THEIR_TOKEN`,
-          poll: ({ untilIso }) => poller.pollRotationPhase({ nonce, phase: 'verification', untilIso }),
+          poll: ({ untilIso }) => pollRotationPhase({ nonce, phase: 'verification', untilIso }),
         }),
       ),
     );
@@ -112,11 +112,11 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
     let intakeOpen = false;
     try {
       copyStarted = true;
-      const copy = await timed('copy', () => step('startKeyProofCopy', () => ceremony.startKeyProofCopy({ stagingId: copyId })));
+      const copy = await timed('copy', () => step('startKeyProofCopy', () => startKeyProofCopy({ stagingId: copyId })));
       state.copyAddress = copy.address;
       if (!copy.sealed) throw ApplicationFailure.create({ type: 'UnsealRotationFailed', message: 'the throwaway copy came up unsealed: it proves nothing about the new shares', nonRetryable: true });
       intakeOpen = true;
-      await step('openUnsealIntake', () => copyOps.openUnsealIntake({ address: copy.address, stagingId: copyId }));
+      await step('openUnsealIntake', () => openUnsealIntake({ address: copy.address, stagingId: copyId }));
       await timed('newShares', () =>
         step('awaitNewShares', () =>
           awaitHuman({
@@ -127,16 +127,16 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
           }),
         ),
       );
-      const served = await step('proveCopyServes', () => ceremony.proveCopyServes({ address: copy.address, expectClusterId: started.clusterId }));
+      const served = await step('proveCopyServes', () => proveCopyServes({ address: copy.address, expectClusterId: started.clusterId }));
       if (!served.ok) throw ApplicationFailure.create({ type: 'UnsealRotationFailed', message: served.detail, nonRetryable: true });
     } finally {
       await CancellationScope.nonCancellable(async () => {
-        if (intakeOpen) await step('closeUnsealIntake', () => copyOps.closeUnsealIntake()).catch(() => undefined);
-        if (copyStarted) await step('teardownKeyProofCopy', () => copyOps.teardownDrillVault({ stagingId: copyId })).catch(() => undefined);
+        if (intakeOpen) await step('closeUnsealIntake', () => closeUnsealIntake()).catch(() => undefined);
+        if (copyStarted) await step('teardownKeyProofCopy', () => teardownDrillVault({ stagingId: copyId })).catch(() => undefined);
       });
     }
     const rec = await step('recordKeyGeneration', () =>
-      ceremony.recordKeyGeneration({ nonce, clusterId: started.clusterId, shares: started.shares, threshold: started.threshold, custodians: started.custodians, distribution: dist.objects }),
+      recordKeyGeneration({ nonce, clusterId: started.clusterId, shares: started.shares, threshold: started.threshold, custodians: started.custodians, distribution: dist.objects }),
     );
     let backupId: string | undefined;
     if (input.backupAfter) {

@@ -12,7 +12,7 @@ import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
 import { awaitHuman, failRunbook, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
-const drill = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { closeUnsealIntake, openUnsealIntake, proveRefuses, proveServes, sealVault, startDrillVault, teardownDrillVault } = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 
 export type SealDrillStep = 'startDrillVault' | 'sealVault' | 'proveRefuses' | 'openUnsealIntake' | 'awaitDrillShares' | 'proveServes' | 'closeUnsealIntake' | 'teardownDrillVault';
 
@@ -58,18 +58,18 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
     input = parseWorkflowInput('sealUnsealDrill', SealDrillInput, rawInput);
     try {
       started = true;
-      const server = await step('startDrillVault', () => drill.startDrillVault({ stagingId: drillId, shares: input.shares, threshold: input.threshold }));
+      const server = await step('startDrillVault', () => startDrillVault({ stagingId: drillId, shares: input.shares, threshold: input.threshold }));
       const target = { address: server.address, stagingId: server.stagingId };
       state.address = server.address;
       state.shareFiles = server.shareFiles;
       // The intake is open before the seal, so no custodian's share can arrive to a closed door.
       intakeOpen = true;
-      await step('openUnsealIntake', () => drill.openUnsealIntake(target));
+      await step('openUnsealIntake', () => openUnsealIntake(target));
       const sealStart = Date.now();
-      await step('sealVault', () => drill.sealVault(target));
+      await step('sealVault', () => sealVault(target));
       const sealDone = Date.now();
       state.phasesMs.seal = sealDone - sealStart;
-      const refused = await step('proveRefuses', () => drill.proveRefuses(target));
+      const refused = await step('proveRefuses', () => proveRefuses(target));
       state.phasesMs.proveRefuses = Date.now() - sealDone;
       if (!refused.refused) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `the sealed server still answers: ${refused.detail}`, nonRetryable: true });
       await step('awaitDrillShares', () =>
@@ -86,7 +86,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
       );
       const unsealed = Date.now();
       state.phasesMs.unseal = unsealed - sealDone;
-      const serves = await step('proveServes', () => drill.proveServes(target));
+      const serves = await step('proveServes', () => proveServes(target));
       state.phasesMs.serveAgain = Date.now() - unsealed;
       if (!serves.serves) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `after the unseal: ${serves.detail}`, nonRetryable: true });
       state.phasesMs.total = Date.now() - t0;
@@ -103,8 +103,8 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
       };
     } finally {
       await CancellationScope.nonCancellable(async () => {
-        if (intakeOpen) await drill.closeUnsealIntake().catch(() => undefined);
-        if (started) await step('teardownDrillVault', () => drill.teardownDrillVault({ stagingId: drillId })).catch(() => undefined);
+        if (intakeOpen) await closeUnsealIntake().catch(() => undefined);
+        if (started) await step('teardownDrillVault', () => teardownDrillVault({ stagingId: drillId })).catch(() => undefined);
       });
     }
     done();

@@ -13,8 +13,8 @@ import { DRILL, STORE_IO } from '../profiles';
 import { activityQueue } from '../queues';
 
 // The drill's activities hold the HA clusters' unseal shares and drill token: the restore role's trust scope.
-const drill = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
-const store = proxyActivities<HaActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
+const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
+const { publishDrillReport } = proxyActivities<HaActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
 
 export type DrillStep = 'checkClusterHealthy' | 'runFailoverRound' | 'healFault' | 'publishDrillReport';
 
@@ -49,7 +49,7 @@ export async function failoverDrill(rawInput?: FailoverDrillInput): Promise<Fail
     state.roundsPlanned = plan.reduce((a, p) => a + p.faults.length * rounds, 0);
     for (const { target, faults } of plan) {
       try {
-        await step('checkClusterHealthy', () => summarized(drill.checkClusterHealthy, `Is the ${target} cluster fully healthy?`, { target, healTimeoutSeconds }));
+        await step('checkClusterHealthy', () => summarized(checkClusterHealthy, `Is the ${target} cluster fully healthy?`, { target, healTimeoutSeconds }));
       } catch (err) {
         refused = true;
         throw err;
@@ -60,14 +60,14 @@ export async function failoverDrill(rawInput?: FailoverDrillInput): Promise<Fail
           let outcome;
           try {
             outcome = await step('runFailoverRound', () =>
-              summarized(drill.runFailoverRound, `${target}: ${fault}, round ${round}/${rounds}`, { drillId, target, fault, round, maxGapSeconds, healTimeoutSeconds }),
+              summarized(runFailoverRound, `${target}: ${fault}, round ${round}/${rounds}`, { drillId, target, fault, round, maxGapSeconds, healTimeoutSeconds }),
             );
           } catch (err) {
             // The fault may be in place (a slow failover, lost writes): bring the node back before failing.
-            await CancellationScope.nonCancellable(() => drill.healLeftoverFault({ target, healTimeoutSeconds })).catch(() => undefined);
+            await CancellationScope.nonCancellable(() => healLeftoverFault({ target, healTimeoutSeconds })).catch(() => undefined);
             throw err;
           }
-          const { healMs } = await step('healFault', () => summarized(drill.healFault, `${target}: bring ${outcome.injected.node} back after ${fault}`, { injected: outcome.injected, healTimeoutSeconds }));
+          const { healMs } = await step('healFault', () => summarized(healFault, `${target}: bring ${outcome.injected.node} back after ${fault}`, { injected: outcome.injected, healTimeoutSeconds }));
           state.rounds.push({
             target,
             fault,
@@ -94,7 +94,7 @@ export async function failoverDrill(rawInput?: FailoverDrillInput): Promise<Fail
       stats: gapStats(state.rounds),
       lostWrites: state.rounds.reduce((a, r) => a + r.lost, 0),
     };
-    const keys = await step('publishDrillReport', () => store.publishDrillReport({ result, reason: input?.reason }));
+    const keys = await step('publishDrillReport', () => publishDrillReport({ result, reason: input?.reason }));
     result.reportJsonKey = keys.jsonKey;
     result.reportMarkdownKey = keys.markdownKey;
     done();

@@ -17,7 +17,7 @@ import { activityQueue } from '../queues';
 import { recoverSmtpCredentials } from './recoverSmtpCredentials';
 import { chooseSource, closeSecretSource, openBackupSource } from './secretSource';
 
-const migration = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
+const { deploySshKeys, installDkimKey, preflightTarget, readMigrationSecrets, restoreMailConfig, restoreSshKeys, sendTestEmail, verifyWebmailLogin } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
 
 export type MigrateStep =
   | 'preflightTarget'
@@ -91,8 +91,8 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
     const newHost = input.newHost;
     const oldRef = input.oldHost;
     const { newReport, oldReport } = await step('preflightTarget', async () => {
-      const n = (await summarized(migration.preflightTarget, 'Preflight the new VPS (pinned host key)', { which: 'new', host: newHost })) as PreflightReport;
-      const o = oldRef === false ? ({ skipped: true } as const) : await summarized(migration.preflightTarget, 'Preflight the old VPS when reachable', { which: 'old', host: oldRef });
+      const n = (await summarized(preflightTarget, 'Preflight the new VPS (pinned host key)', { which: 'new', host: newHost })) as PreflightReport;
+      const o = oldRef === false ? ({ skipped: true } as const) : await summarized(preflightTarget, 'Preflight the old VPS when reachable', { which: 'old', host: oldRef });
       return { newReport: n, oldReport: o };
     });
     const choice = await chooseSource(input.secretSource);
@@ -102,22 +102,22 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
     const src = source;
     state.source = src.kind;
     if (src.kind === 'backup') state.backupId = src.backupId;
-    const { secrets } = await step('readMigrationSecrets', () => migration.readMigrationSecrets({ source: src }));
-    undo.push({ step: 'deploySshKeys', what: 'previous authorized_keys', run: async () => (await migration.restoreSshKeys({ host: newHost, migrationId })).detail });
-    const ssh = await step('deploySshKeys', () => summarized(migration.deploySshKeys, 'Deploy the operators\' SSH keys (atomic, previous kept)', { host: newHost, source: src, migrationId }));
+    const { secrets } = await step('readMigrationSecrets', () => readMigrationSecrets({ source: src }));
+    undo.push({ step: 'deploySshKeys', what: 'previous authorized_keys', run: async () => (await restoreSshKeys({ host: newHost, migrationId })).detail });
+    const ssh = await step('deploySshKeys', () => summarized(deploySshKeys, 'Deploy the operators\' SSH keys (atomic, previous kept)', { host: newHost, source: src, migrationId }));
     undo.push({
       step: 'recoverSmtpCredentials',
       what: 'previous mail configuration (mailu.env, DKIM key)',
       run: async () => {
-        const r = await migration.restoreMailConfig({ host: newHost, migrationId, source: src });
+        const r = await restoreMailConfig({ host: newHost, migrationId, source: src });
         return `restored ${r.restored.join(', ') || 'nothing'}; ${r.applied}`;
       },
     });
     const smtp = await step('recoverSmtpCredentials', () =>
       executeChild(recoverSmtpCredentials, { workflowId: `${info.workflowId}-smtp`, args: [{ newHost, openedSource: src, configBackupId: migrationId, reason: `migration ${migrationId}` }] }),
     );
-    const dkim = await step('installDkimKey', () => summarized(migration.installDkimKey, 'Check the DKIM key against DNS, then install it', { host: newHost, source: src }));
-    const mail: MailCheck = await step('sendTestEmail', () => summarized(migration.sendTestEmail, 'Send a test mail and check DKIM/SPF/DMARC', { host: newHost, source: src, migrationId, label: 'before cutover' }));
+    const dkim = await step('installDkimKey', () => summarized(installDkimKey, 'Check the DKIM key against DNS, then install it', { host: newHost, source: src }));
+    const mail: MailCheck = await step('sendTestEmail', () => summarized(sendTestEmail, 'Send a test mail and check DKIM/SPF/DMARC', { host: newHost, source: src, migrationId, label: 'before cutover' }));
     let cutover: MigrateResult['cutover'];
     let status: MigrateResult['status'] = 'ready for cutover';
     if (input.awaitCutover) {
@@ -140,8 +140,8 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       }
       // The switch is recorded; then the checks run again against the host now serving.
       const recheck = await step('recordCutover', async () => {
-        const m = await migration.sendTestEmail({ host: newHost, source: src, migrationId, label: 'after cutover' });
-        await migration.verifyWebmailLogin({ host: newHost, source: src });
+        const m = await sendTestEmail({ host: newHost, source: src, migrationId, label: 'after cutover' });
+        await verifyWebmailLogin({ host: newHost, source: src });
         return m;
       });
       cutover = { who: c.who, why: c.why, at: c.at, recheck };

@@ -15,7 +15,7 @@ import { describeFailure, describeRun, failRunbook, showStep, steps, summarized,
 import { activityQueue } from '../queues';
 import { chooseSource, closeSecretSource, openBackupSource } from './secretSource';
 
-const migration = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
+const { keepMailConfig, reconfigureMailHost, restoreMailConfig, validateDecryptionPath, verifyWebmailLogin } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
 
 export type SmtpStep = 'openSecretSource' | 'validateDecryptionPath' | 'keepMailConfig' | 'reconfigureMailHost' | 'verifyWebmailLogin' | 'restoreMailConfig' | 'teardownStaging';
 
@@ -56,11 +56,11 @@ export async function recoverSmtpCredentials(raw?: RecoverSmtpInput): Promise<Sm
     state.source = source.kind;
     if (source.kind === 'backup') state.backupId = source.backupId;
     const src = source;
-    const { hops } = await step('validateDecryptionPath', () => summarized(migration.validateDecryptionPath, `Validate the SMTP credential decryption path (${src.kind})`, { source: src }));
-    await step('keepMailConfig', () => migration.keepMailConfig({ host: input.newHost, migrationId: configBackupId, source: src }));
+    const { hops } = await step('validateDecryptionPath', () => summarized(validateDecryptionPath, `Validate the SMTP credential decryption path (${src.kind})`, { source: src }));
+    await step('keepMailConfig', () => keepMailConfig({ host: input.newHost, migrationId: configBackupId, source: src }));
     changed = !asChild; // as a child, migrateVps owns the compensation of the mail configuration
-    const r = await step('reconfigureMailHost', () => summarized(migration.reconfigureMailHost, 'Write the recovered relay and mailbox credentials to the mail host', { host: input.newHost, source: src }));
-    const login = await step('verifyWebmailLogin', () => summarized(migration.verifyWebmailLogin, 'Webmail and IMAP login with the recovered mailbox credentials', { host: input.newHost, source: src }));
+    const r = await step('reconfigureMailHost', () => summarized(reconfigureMailHost, 'Write the recovered relay and mailbox credentials to the mail host', { host: input.newHost, source: src }));
+    const login = await step('verifyWebmailLogin', () => summarized(verifyWebmailLogin, 'Webmail and IMAP login with the recovered mailbox credentials', { host: input.newHost, source: src }));
     const opened = openedHere;
     if (opened) await step('teardownStaging', () => closeSecretSource(undefined, opened));
     openedHere = undefined;
@@ -79,7 +79,7 @@ export async function recoverSmtpCredentials(raw?: RecoverSmtpInput): Promise<Sm
     const failed = failedAt() ?? 'validateDecryptionPath';
     await CancellationScope.nonCancellable(async () => {
       if (changed && source) {
-        const c = await migration.restoreMailConfig({ host: input.newHost, migrationId: input.configBackupId ?? recoveryId, source }).then(
+        const c = await restoreMailConfig({ host: input.newHost, migrationId: input.configBackupId ?? recoveryId, source }).then(
           (x) => ({ step: 'reconfigureMailHost', what: 'previous mail configuration', undone: true, detail: `restored ${x.restored.join(', ') || 'nothing'}; ${x.applied}` }),
           (e: Error) => ({ step: 'reconfigureMailHost', what: 'previous mail configuration', undone: false, detail: `could not restore: ${e.message}` }),
         );

@@ -11,26 +11,26 @@ import { MIGRATION, STAGING, STORE_IO, TRANSFER } from '../profiles';
 import { summarized } from '../helpers';
 import { activityQueue } from '../queues';
 
-const store = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
-const transfer = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
-const staging = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
-const migration = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
+const { selectBackup } = proxyActivities<RestoreActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
+const { restoreSnapshot, verifyBackupBeforeRestore } = proxyActivities<RestoreActivities>({ ...TRANSFER, taskQueue: activityQueue('restore') });
+const { startStagingVault, teardownStaging, unsealTarget } = proxyActivities<RestoreActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { checkLiveVault } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
 
 /** `live` when asked for, or when `auto` finds the live Vault answering; otherwise the backup. */
 export async function chooseSource(kind: 'auto' | 'live' | 'backup'): Promise<{ useBackup: boolean; why: string }> {
   if (kind === 'backup') return { useBackup: true, why: 'secretSource backup (drill)' };
   if (kind === 'live') return { useBackup: false, why: 'secretSource live' };
-  const live = await migration.checkLiveVault();
+  const live = await checkLiveVault();
   return { useBackup: !live.available, why: live.detail };
 }
 
 /** Restores `backupId` into staging `stagingId` and returns the source pointing at it. */
 export async function openBackupSource(backupId: string, stagingId: string): Promise<Extract<SecretSource, { kind: 'backup' }>> {
-  const b = await summarized(store.selectBackup, `Select backup ${backupId} for the migration secrets`, { backupId });
-  await summarized(transfer.verifyBackupBeforeRestore, `Verify backup ${b.backupId}`, { backupId: b.backupId });
-  const s = await staging.startStagingVault({ stagingId });
-  await summarized(transfer.restoreSnapshot, `Restore ${b.backupId} into a throwaway OpenBao`, { backupId: b.backupId, target: { kind: 'staging', stagingId } });
-  await staging.unsealTarget({ stagingId });
+  const b = await summarized(selectBackup, `Select backup ${backupId} for the migration secrets`, { backupId });
+  await summarized(verifyBackupBeforeRestore, `Verify backup ${b.backupId}`, { backupId: b.backupId });
+  const s = await startStagingVault({ stagingId });
+  await summarized(restoreSnapshot, `Restore ${b.backupId} into a throwaway OpenBao`, { backupId: b.backupId, target: { kind: 'staging', stagingId } });
+  await unsealTarget({ stagingId });
   return { kind: 'backup', backupId: b.backupId, stagingId, address: s.address };
 }
 
@@ -38,5 +38,5 @@ export async function openBackupSource(backupId: string, stagingId: string): Pro
 export async function closeSecretSource(source: SecretSource | undefined, stagingId?: string): Promise<void> {
   const id = source?.kind === 'backup' ? source.stagingId : stagingId;
   if (!id) return;
-  await CancellationScope.nonCancellable(() => staging.teardownStaging({ stagingId: id }));
+  await CancellationScope.nonCancellable(() => teardownStaging({ stagingId: id }));
 }
