@@ -145,7 +145,7 @@ describe('HA PostgreSQL harness (Patroni, etcd, HAProxy)', function () {
     try {
       const cfg = renderPrometheusConfig({
         interval: '1s',
-        workerTarget: '127.0.0.1:1',
+        workerTargets: ['127.0.0.1:1'],
         openbaoTarget: '127.0.0.1:1',
         openbaoTokenFile: path.join(dir, 'no-token'),
         alertmanager: '127.0.0.1:1',
