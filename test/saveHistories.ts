@@ -172,6 +172,12 @@ async function main(): Promise<void> {
         await f.result();
         await saveDecoded(client, cfg, f, 'drillFinding');
       }
+      if (want('failoverDrill')) {
+        // A drill refused at its input (no HA harness needed): the failure path with its alert.
+        const d = await client.workflow.start('failoverDrill', { taskQueue: tq, workflowId: `history-failover-bad-${stamp}`, args: [{ rounds: 0 }] });
+        await d.result().catch(() => undefined);
+        await saveDecoded(client, cfg, d, 'failoverDrill-invalid-input');
+      }
       if (only.size) return;
       const health = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-${stamp}`, args: [{}] });
       await health.result();
