@@ -47,6 +47,9 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   'rotation.tokenFile': { holders: ['restore'], required: [] },
   'rotation.postgresSuperuserUrlFile': { holders: ['restore'], required: [] },
   'rotation.unsealTokenFile': { holders: ['restore'], required: [] },
+  'migration.roleIdFile': { holders: ['migration'], required: [] },
+  'migration.secretIdFile': { holders: ['migration'], required: [] },
+  'migration.sshKeyFile': { holders: ['migration'], required: [] },
   'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
 };
 // This table is the compose side of workers/roles.ts SECRET_FIELDS (which a worker process enforces):
