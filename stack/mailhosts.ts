@@ -441,6 +441,22 @@ function ensureRelayFiles(): void {
 }
 
 /** The relay credentials Mailpit requires (the test seeds Vault with them; the migration recovers them). */
+/** A MailU `mailu.env` for new-vps as its provider would have it: relaying through the root-side relay. */
+export function mailuEnvFile(relayPassword: string, relayUser: string): string {
+  return [
+    `DOMAIN=${MAIL_DOMAIN}`,
+    `HOSTNAMES=mail.${MAIL_DOMAIN}`,
+    `SECRET_KEY=${crypto.randomBytes(16).toString('hex')}`,
+    `RELAYHOST=[${NETWORK.gateway}]:587`,
+    `RELAYUSER=${relayUser}`,
+    `RELAYPASSWORD=${relayPassword}`,
+    'OUTBOUND_TLS_LEVEL=encrypt',
+    `DKIM_SELECTOR=${DKIM_SELECTOR}`,
+    'WEBMAIL=roundcube',
+    '',
+  ].join('\n');
+}
+
 export function relayCredentials(): RelayCredentials {
   return JSON.parse(fs.readFileSync(path.join(relayDir(), 'credentials.json'), 'utf8')) as RelayCredentials;
 }

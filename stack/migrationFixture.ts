@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { utils } from 'ssh2';
 import { fetch } from 'undici';
 import type { Config } from '../infra/config';
-import { dkimPublicKeyOf, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
+import { dkimPublicKeyOf, mailuEnvFile, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
 import { PORTS, rootToken, stackDir } from './stack';
 
 /**
@@ -134,7 +134,8 @@ export function resetNewHost(hosts: HostsInfo, mailboxEmail: string): string {
   const throwaway = crypto.generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
   const h = 'new-vps';
   runInHost(h, ['sh', '-c', 'rm -rf /mailu/.vaultdr-previous /root/.ssh/authorized_keys.vaultdr-previous-*; mkdir -p /mailu/dkim /root/.ssh; chmod 700 /root/.ssh; cat > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys'], { input: `${hosts.provisionPublicKey}\n${departed.line}\n` });
-  const env = runInHost(h, ['cat', '/mailu/mailu.env']);
+  // A new-vps never configured (fresh hosts) gets the provider's mailu.env first; either way the relay password is stale.
+  const env = runInHost(h, ['sh', '-c', 'cat /mailu/mailu.env 2>/dev/null || true']) || mailuEnvFile('stale-from-the-old-provider', relayCredentials().username);
   const stale = env
     .split('\n')
     .map((l) => (l.startsWith('RELAYPASSWORD=') ? 'RELAYPASSWORD=stale-from-the-old-provider' : l))

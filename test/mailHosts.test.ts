@@ -24,6 +24,7 @@ import {
   stopHost,
   tcpOpen,
   type HostsInfo,
+  mailuEnvFile,
 } from '../stack/mailhosts';
 import * as fs from 'node:fs';
 
@@ -84,20 +85,7 @@ async function ssh(host: string, pinned: string, privateKey: string | Buffer, cm
   }
 }
 
-function mailuEnv(relayPassword: string, relayUser: string): string {
-  return [
-    `DOMAIN=${MAIL_DOMAIN}`,
-    `HOSTNAMES=mail.${MAIL_DOMAIN}`,
-    `SECRET_KEY=${crypto.randomBytes(16).toString('hex')}`,
-    `RELAYHOST=[${NETWORK.gateway}]:587`,
-    `RELAYUSER=${relayUser}`,
-    `RELAYPASSWORD=${relayPassword}`,
-    'OUTBOUND_TLS_LEVEL=encrypt',
-    `DKIM_SELECTOR=${DKIM_SELECTOR}`,
-    'WEBMAIL=roundcube',
-    '',
-  ].join('\n');
-}
+const mailuEnv = mailuEnvFile;
 
 describe('mail hosts: old-vps and new-vps (SSH, Postfix+SASL, Dovecot, OpenDKIM, Roundcube, relay with AUTH, DNS)', function () {
   this.timeout(180_000);

@@ -739,18 +739,21 @@ export async function postgresUp(opts: PgUpOptions = {}): Promise<PgUpReport> {
     // A HAProxy running an older config is restarted (its sessions are cut, as in a reload).
     if (stale && procPid(haproxy) !== undefined) await stopProc(haproxy);
     await timed('haproxy', () => startProc(haproxy, undefined));
-    await waitHaproxyPrimary(h.primary!, 30_000);
+    // Up means routed: the primary on the read-write listener and every replica on the read-only one
+    // (a replica that just started streaming needs `rise 2` checks before HAProxy sends it reads).
+    await waitHaproxyPrimary(h.primary!, 30_000, h.replicas.map((r) => r.name));
   }
   return { results, bootstrap, seconds: (Date.now() - t0) / 1000 };
 }
 
-/** Waits until HAProxy's read-write listener has exactly `primary` UP. */
-export async function waitHaproxyPrimary(primary: string, timeoutMs: number): Promise<void> {
+/** Waits until HAProxy's read-write listener has exactly `primary` UP (and, when given, the read-only one exactly `replicas`). */
+export async function waitHaproxyPrimary(primary: string, timeoutMs: number, replicas?: string[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const servers = await haproxyServers();
     const up = servers?.filter((x) => x.proxy === 'vaultdr_pg_rw' && x.status === 'UP').map((x) => x.server) ?? [];
-    if (up.length === 1 && up[0] === primary) return;
+    const ro = servers?.filter((x) => x.proxy === 'vaultdr_pg_ro' && x.status === 'UP').map((x) => x.server).sort() ?? [];
+    if (up.length === 1 && up[0] === primary && (!replicas || ro.join() === [...replicas].sort().join())) return;
     if (Date.now() > deadline) throw new HaHarnessError(`HAProxy read-write listener has ${up.join(',') || 'no server'} UP, expected ${primary}`);
     await sleep(250);
   }
