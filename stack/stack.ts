@@ -100,6 +100,16 @@ function runningPid(c: Component): number | undefined {
   }
 }
 
+/** The process exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 function logTail(name: string, lines = 8): string {
   try {
     return fs.readFileSync(logFile(name), 'utf8').trim().split('\n').slice(-lines).join('\n');
@@ -130,7 +140,9 @@ async function startComponent(c: Component, env: NodeJS.ProcessEnv = process.env
   }
   const deadline = Date.now() + c.startTimeoutMs;
   while (Date.now() < deadline) {
-    if (runningPid(c) === undefined) {
+    // A server that execs its real binary (a wrapper script) shows no matching cmdline for a moment:
+    // only a process that is gone (or a zombie) has exited.
+    if (runningPid(c) === undefined && !alive(pid)) {
       throw new StackError(`${c.name}: exited during start-up; last log lines (${logFile(c.name)}):\n${logTail(c.name)}`);
     }
     if (await c.healthy()) return 'started';
