@@ -38,9 +38,13 @@ describe('Alertmanager → PagerDuty (real Alertmanager, PagerDuty stand-in)', (
       ];
       const posted = await fetch(`${base}/api/v2/alerts`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(alerts) });
       assert.equal(posted.status, 200, await posted.text());
-      // group_wait is 10 s; Slack gets both (warning and critical) once the groups flush.
-      const deadline = Date.now() + 40_000;
-      while (Date.now() < deadline && receiver.received.filter((r) => r.service === 'slack').length < 2) await sleep(500);
+      // group_wait is 10 s; Slack gets both (warning and critical) once the groups flush, and
+      // PagerDuty the critical one. The receivers are notified independently, so wait for both,
+      // then a little longer so that a wrongly paged warning would have arrived too.
+      const count = (service: string) => receiver.received.filter((r) => r.service === service).length;
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (count('slack') < 2 || count('pagerduty') < 1)) await sleep(500);
+      await sleep(3_000);
       const pages = receiver.received.filter((r) => r.service === 'pagerduty');
       assert.equal(pages.length, 1, `expected one PagerDuty event, got ${pages.length}: ${JSON.stringify(pages.map((p) => p.body.payload?.summary))}`);
       const page = pages[0]!.body;
