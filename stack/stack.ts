@@ -444,7 +444,10 @@ export async function stopWorker(): Promise<string> {
 function prepareFiles(): void {
   const dir = stackDir();
   for (const c of COMPONENTS) fs.mkdirSync(path.join(dir, c.name), { recursive: true });
-  fs.chmodSync(dir, 0o700);
+  // Private to its owner, except a traverse bit (x, not r) that the HA harness gives other users:
+  // its PostgreSQL nodes run as `postgres` under <stack>/ha, and a stack up that took that bit away
+  // would cut every running node off from its data directory.
+  fs.chmodSync(dir, 0o700 | (fs.statSync(dir).mode & 0o011));
 
   const creds = path.join(dir, 'seaweedfs', 'credentials.json');
   if (!fs.existsSync(creds)) {

@@ -5,7 +5,10 @@
 //   (SIGKILL of the leader, SIGSTOP of the leader, planned step-down): a gap measured, no
 //   acknowledged write lost, the node back and the cluster fully healthy, the report in S3, and
 //   no secret (unseal shares, root or drill token) anywhere in its history;
-// - refusals: bad input names the field, target postgres without its driver, a cluster with a
+// - target postgres: a failoverDrill round SIGKILLs the Patroni leader (Patroni and PostgreSQL)
+//   while the probe writer inserts through HAProxy; the gap is measured, no acknowledged insert is
+//   lost, the old primary comes back as a streaming replica, and no PostgreSQL password is in history;
+// - refusals: bad input names the field, a cluster with a
 //   node down (not fully healthy; and killing the leader there would lose quorum), a node that
 //   does not come back fails the drill with an alert; a fault an interrupted round left behind is
 //   healed before the next drill runs.
@@ -21,6 +24,7 @@ import { buildS3Client } from '../infra/clients';
 import type { FailoverDrillResult } from '../common/ha';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
 import { haUp, haStatus } from '../stack/ha/index';
+import { pgSecrets, postgresHealth, postgresUp } from '../stack/ha/postgres';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
@@ -51,6 +55,7 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
   before(async () => {
     const base = await ensureStack();
     await haUp();
+    await postgresUp();
     cfg = { ...withQueue(base, uniqueQueue('ha-drill')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR } };
     client = await connectClient(cfg);
   });
@@ -120,7 +125,34 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
     assert.ok((await driver.health()).healthy);
   });
 
-  it('refuses bad input non-retryably, naming the field; refuses target postgres when no driver is present', async () => {
+  it('postgres: the Patroni leader SIGKILLed under writes fails over through HAProxy, no acknowledged insert lost, the old primary rejoins as a replica', async () => {
+    const before = await postgresHealth();
+    assert.ok(before.healthy, before.problems.join('; '));
+    const { result, history } = await withWorker(cfg, async () => {
+      const h = await start('ha-pg', { targets: ['postgres'], faults: ['kill-leader'] });
+      const result = (await h.result()) as FailoverDrillResult;
+      return { result, history: await historyTexts(client, cfg, h.workflowId) };
+    });
+    for (const secret of Object.values(pgSecrets())) {
+      assert.ok(!history.raw.includes(secret) && !history.decoded.some((d) => d.includes(secret)), 'a PostgreSQL password in history');
+    }
+    assert.equal(result.rounds.length, 1);
+    const [r] = result.rounds;
+    assert.equal(r!.target, 'postgres');
+    assert.equal(r!.fault, 'kill-leader');
+    assert.equal(r!.node, before.primary, 'the fault hit the primary');
+    assert.ok(r!.writesAcked > 0 && r!.gapMs > 0, JSON.stringify(r));
+    assert.equal(r!.lost, 0, JSON.stringify(r));
+    assert.deepEqual(result.stats.map((s) => [s.target, s.fault, s.lostWrites]), [['postgres', 'kill-leader', 0]]);
+    // healFault returned only once the cluster was whole: a new primary, the old one streaming from it.
+    const after = await postgresHealth();
+    assert.ok(after.healthy, after.problems.join('; '));
+    assert.notEqual(after.primary, before.primary, 'no failover happened');
+    assert.ok(after.replicas.some((x) => x.name === before.primary), `${before.primary} is not streaming from ${after.primary}`);
+    process.stdout.write(`      (postgres kill-leader: ${r!.node} → ${after.primary}, first write after ${(r!.gapMs / 1000).toFixed(1)} s, ${r!.writesAcked} acknowledged, healed in ${(r!.healMs / 1000).toFixed(1)} s)\n`);
+  });
+
+  it('refuses bad input non-retryably, naming the field', async () => {
     await withWorker(cfg, async () => {
       const f1 = await failureOf(start('ha-bad-rounds', { rounds: 0 }).then((h) => h.result()));
       assert.equal(f1.type, 'InvalidInput');
@@ -128,9 +160,6 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
       const f2 = await failureOf(start('ha-bad-fault', { faults: ['kill-postgres'] }).then((h) => h.result()));
       assert.equal(f2.type, 'InvalidInput');
       assert.match(f2.message, /field "faults\.0": kill-postgres applies to postgres only, not to vault/);
-      const f3 = await failureOf(start('ha-pg', { targets: ['postgres'], faults: ['kill-leader'] }).then((h) => h.result()));
-      assert.equal(f3.type, 'HaDrillRefused');
-      assert.match(f3.message, /targets: postgres cannot be drilled by this worker: no postgres HA driver/);
     });
   });
 

@@ -1,10 +1,13 @@
-// The HA driver registry of a worker: which targets it can drill, built from its config. The
-// Vault driver controls the HA harness's local processes (ha.harnessDir: pid files, the dev
-// custody of the cluster's unseal shares, the drill token). The PostgreSQL driver registers here
-// too (ha-pg branch); a target without a driver is refused by name.
+// The HA driver registry of a worker: which targets it can drill, built from its config. Both
+// drivers control the HA harness's local processes (ha.harnessDir): the Vault driver through its
+// pid files, the dev custody of the cluster's unseal shares and the drill token; the PostgreSQL
+// driver through Patroni's pid files and postmaster.pid, writing as the harness's application
+// role through HAProxy's read-write port. A target without a driver is refused by name.
 import type { Config } from '../../infra/config';
 import { VaultHaDriver } from '../../infra/ha/vaultDriver';
+import { postgresHaDriver } from '../../infra/postgres/haDriver';
 import { harnessVaultEnv } from '../../stack/ha/vault';
+import { harnessDriverOptions, postgresHarnessPresent } from '../../stack/ha/postgres';
 import { useHaDir } from '../../stack/ha/proc';
 import type { HaDriverRegistry } from './failover';
 
@@ -14,6 +17,8 @@ export function haDriverRegistry(cfg: Config): HaDriverRegistry {
   if (dir) {
     useHaDir(dir);
     registry.vault = () => new VaultHaDriver(harnessVaultEnv(cfg.ha.vaultAddress));
+    // The PostgreSQL half is optional in a harness (ha:up brings it up; a Vault-only harness has none).
+    if (postgresHarnessPresent()) registry.postgres = () => postgresHaDriver(harnessDriverOptions());
   }
   return registry;
 }

@@ -1,6 +1,6 @@
 // Activities of the failoverDrill workflow (docs/runbooks/ha-failover.md). Every target goes
 // through the HaDriver interface (infra/ha/driver.ts); the driver registry says which targets this
-// worker can drill (the PostgreSQL driver joins from the ha-pg branch). A fault injected by a
+// worker can drill (activities/ha/drivers.ts). A fault injected by a
 // round is written to a state file before anything else happens, so a worker killed mid-round
 // heals it on the retry instead of injecting a second fault on top of the first.
 import * as fs from 'node:fs';
@@ -33,7 +33,7 @@ export const haActivities = (deps: HaActivityDeps) => {
     const make = deps.drivers[target];
     if (!make) {
       const known = Object.keys(deps.drivers).join(', ') || 'none';
-      throw failure('HaDrillRefused', `targets: ${target} cannot be drilled by this worker: no ${target} HA driver is configured here (drivers present: ${known})${target === 'postgres' ? '; the PostgreSQL driver comes with the HA PostgreSQL harness' : ''}`);
+      throw failure('HaDrillRefused', `targets: ${target} cannot be drilled by this worker: no ${target} HA driver is configured here (drivers present: ${known})${target === 'postgres' ? '; the PostgreSQL driver needs ha.harnessDir with its PostgreSQL half (npm run ha:up)' : ''}`);
     }
     const d = make();
     try {

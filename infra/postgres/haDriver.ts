@@ -8,6 +8,7 @@
 // after a worker crash, can heal a fault another instance injected): heal finds the node's
 // processes again from the fault's node name.
 import { Pool } from 'pg';
+import { failure } from '../../common/errors';
 import type { ClusterHealth, HaDriver, HaFault, InjectedFault, NodeHealth } from '../ha/driver';
 import { patroniCluster, postgresHaHealth, type PgHaTopology } from './haHealth';
 
@@ -58,7 +59,7 @@ export function postgresHaDriver(opts: PostgresHaDriverOptions): HaDriver {
   async function currentPrimary(): Promise<string> {
     const c = await patroniCluster(topology.nodes);
     const leader = c?.members.find((m) => m.role === 'leader' && m.state === 'running');
-    if (!leader) throw new PostgresDrillError('no running PostgreSQL primary to inject a fault into (the cluster is not healthy)');
+    if (!leader) throw failure('HaDrillRefused', 'postgres: no running PostgreSQL primary to inject a fault into (the cluster is not healthy)');
     return leader.name;
   }
 
@@ -161,7 +162,7 @@ export function postgresHaDriver(opts: PostgresHaDriverOptions): HaDriver {
         await sleep(500);
         last = await this.health();
       }
-      throw new PostgresDrillError(`${f.node} did not rejoin within ${timeoutMs / 1000}s after ${f.fault}: ${last.problems.join('; ') || 'no problem reported'}`);
+      throw failure('HaNodeDidNotRejoin', `postgres: ${f.node} did not rejoin the cluster within ${Math.round(timeoutMs / 1000)}s after ${f.fault}: ${last.problems.join('; ') || 'no problem reported'}`);
     },
 
     async close(): Promise<void> {

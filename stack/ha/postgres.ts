@@ -35,6 +35,7 @@ import { Client } from 'pg';
 import { cacheDir } from '../tools';
 import { patroniCluster, postgresHaHealth, type PatroniMember, type PgHaTopology, type PostgresHaHealth } from '../../infra/postgres/haHealth';
 import type { PgNodeControl, PostgresHaDriverOptions } from '../../infra/postgres/haDriver';
+import { haDir } from './proc';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -146,12 +147,14 @@ export function ensurePatroni(log: (l: string) => void = () => {}): string {
   return bin;
 }
 
-export function haDir(): string {
-  return path.resolve(process.env.VAULTDR_HA_DIR ?? path.join(PROJECT_ROOT, '.stack', 'ha'));
-}
-
+/** The PostgreSQL half's state under the HA harness dir (a worker's ha.harnessDir, else $VAULTDR_HA_DIR). */
 export function pgHaDir(): string {
   return path.join(haDir(), 'postgres');
+}
+
+/** Whether this harness dir has a PostgreSQL half (its generated credentials exist). */
+export function postgresHarnessPresent(): boolean {
+  return fs.existsSync(path.join(pgHaDir(), 'secrets.json'));
 }
 
 export class HaHarnessError extends Error {
@@ -862,6 +865,7 @@ export function harnessDriverOptions(): PostgresHaDriverOptions {
 /** Starts one node's Patroni again (after a drill killed it); resolves once PostgreSQL runs. */
 export async function startPatroni(node: PgNode): Promise<string> {
   const user = runAs();
+  if (user) ensureTraversable(pgHaDir(), () => undefined);
   writeNodeFiles(user, pgSecrets());
   return startProc(patroniProcs[PG_NODES.indexOf(node)]!, user);
 }
