@@ -17,7 +17,8 @@ import { objectStoreActivities } from './monitoring/objectStore';
 import { restoreActivities } from './restore/restore';
 import { vaultActivities } from './monitoring/vault';
 import { haActivities } from './ha/failover';
-import { haDriverRegistry } from './ha/drivers';
+import { haDriverRegistry, postgresHaTopology } from './ha/drivers';
+import { postgresHaActivities } from './monitoring/postgres';
 import { incidentActivities } from './emergency/incident';
 import { sealActivities } from './emergency/seal';
 import { buildMailTransport } from '../infra/clients';
@@ -33,6 +34,7 @@ import { migrationActivities } from './migration';
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
   return {
     ...vaultActivities({ bao: clients.bao }),
+    ...postgresHaActivities({ topology: () => postgresHaTopology(cfg) }),
     ...objectStoreActivities({ s3: clients.s3, bucket: cfg.s3.bucket, endpoint: cfg.s3.endpoint ?? `aws:${cfg.s3.region}` }),
     ...backupActivities({ bao: clients.bao, s3: clients.s3, cfg }),
     ...monitorActivities({ bao: clients.bao, s3: clients.s3, cfg }),

@@ -50,7 +50,12 @@ function renderHealth(r: HealthReport & { temporal?: { status: string; address: 
   }
   if (r.objectStore) lines.push(`object store ${r.objectStore.status.padEnd(9)} ${r.objectStore.endpoint} bucket ${r.objectStore.bucket}`);
   if (r.mail) lines.push(`mail relay   ${r.mail.status.padEnd(9)} ${r.mail.host}:${r.mail.port}`);
-  const problems = [r.temporal, r.vault, r.objectStore, r.mail].flatMap((p) => p?.problems ?? []);
+  if (r.postgres) {
+    const p = r.postgres;
+    lines.push(`postgres HA  ${p.status.padEnd(9)} primary ${p.primary ?? 'NONE'}, ${p.replicas.length}/${p.expectedReplicas} replicas streaming`);
+    for (const x of p.replicas) lines.push(`  replica    ${x.name.padEnd(10)} ${x.sync ? 'sync ' : 'async'}  lag ${x.lagBytes} B`);
+  }
+  const problems = [r.temporal, r.vault, r.objectStore, r.mail, r.postgres].flatMap((p) => p?.problems ?? []);
   for (const p of problems) lines.push(`  problem: ${p}`);
   return lines.join('\n');
 }
@@ -71,7 +76,8 @@ async function directHealth(cfg: Config, input: HealthCheckInput) {
   if (parsed.checks.includes('vault')) report.vault = await acts.checkVaultHealth({ expectedRaftPeers: parsed.expectedRaftPeers });
   if (parsed.checks.includes('objectStore')) report.objectStore = await acts.checkObjectStore();
   if (parsed.checks.includes('mail')) report.mail = await acts.checkMailRelay();
-  report.status = worstStatus([temporal.status, ...[report.vault, report.objectStore, report.mail].flatMap((p) => (p ? [p.status] : []))]);
+  if (parsed.checks.includes('postgres')) report.postgres = (await acts.checkPostgresHa()) ?? undefined;
+  report.status = worstStatus([temporal.status, ...[report.vault, report.objectStore, report.mail, report.postgres].flatMap((p) => (p ? [p.status] : []))]);
   return report;
 }
 

@@ -4,8 +4,8 @@ import { z } from 'zod';
 
 export const HealthCheckInput = z
   .object({
-    /** Which checks to run; all by default. */
-    checks: z.array(z.enum(['vault', 'objectStore', 'mail'])).nonempty().default(['vault', 'objectStore', 'mail']),
+    /** Which checks to run; all by default ('postgres' reports only where PostgreSQL HA is configured). */
+    checks: z.array(z.enum(['vault', 'objectStore', 'mail', 'postgres'])).nonempty().default(['vault', 'objectStore', 'mail', 'postgres']),
     /** Raft peers the operator expects; a smaller voter count is reported as degraded. */
     expectedRaftPeers: z.number().int().min(1).max(15).default(1),
   })
@@ -65,12 +65,30 @@ export interface MailHealth {
   problems: string[];
 }
 
+/**
+ * The HA PostgreSQL cluster (Patroni; infra/postgres/haHealth.ts): its primary, the replicas
+ * streaming from it with their replay lag, the nodes that are neither. Degraded when a replica is
+ * missing or lags more than maxLagBytes (Patroni's maximum_lag_on_failover: past it a replica can
+ * no longer be promoted), unhealthy without a primary.
+ */
+export interface PostgresHaReport {
+  status: CheckStatus;
+  primary?: string;
+  replicas: { name: string; state: string; sync: boolean; lagBytes: number }[];
+  /** Nodes that are neither the primary nor a streaming replica. */
+  down: string[];
+  expectedReplicas: number;
+  maxLagBytes: number;
+  problems: string[];
+}
+
 export interface HealthReport {
   status: CheckStatus;
   checkedAt: string;
   vault?: VaultHealth;
   objectStore?: ObjectStoreHealth;
   mail?: MailHealth;
+  postgres?: PostgresHaReport;
 }
 
 /** Overall status is the worst of the parts. */

@@ -3,7 +3,7 @@
 // an operator sees the same name from either path, and docs/runbooks/monitoring.md covers both.
 import { z } from 'zod';
 import type { Severity } from './alerts';
-import type { VaultHealth } from './health';
+import type { PostgresHaReport, VaultHealth } from './health';
 
 export const MonitorInput = z
   .object({
@@ -71,6 +71,8 @@ export interface MonitorFacts {
   vault: VaultHealth;
   autopilot: AutopilotFacts;
   dr: DrState;
+  /** The HA PostgreSQL cluster, where one is configured. */
+  postgres?: PostgresHaReport;
 }
 
 export interface Problem {
@@ -101,6 +103,16 @@ export function evaluate(f: MonitorFacts, t: Thresholds, nowSeconds: number): Pr
     const voters = v.raftPeers.filter((p) => p.voter).length;
     if (v.raftPeers.length > 0 && voters < t.expectedRaftPeers) out.push({ key: 'VaultRaftPeerDown', severity: 'warning', summary: `raft has ${voters} voter(s), expected ${t.expectedRaftPeers}` });
     else if (f.autopilot.healthy === false) out.push({ key: 'VaultRaftPeerDown', severity: 'warning', summary: `autopilot reports unhealthy server(s): ${f.autopilot.unhealthyServers.join(', ') || 'unknown'}` });
+  }
+  const pg = f.postgres;
+  if (pg) {
+    // The same names as the Prometheus rules on Patroni's metrics (and so the same cards).
+    if (!pg.primary) out.push({ key: 'PostgresNoPrimary', severity: 'critical', summary: `the PostgreSQL HA cluster has no primary: ${pg.problems[0] ?? 'no Patroni member holds the leader lock'}` });
+    else {
+      if (pg.replicas.length < pg.expectedReplicas) out.push({ key: 'PostgresReplicaDown', severity: 'warning', summary: `${pg.replicas.length} of ${pg.expectedReplicas} PostgreSQL replicas stream from ${pg.primary}; not streaming: ${pg.down.join(', ')}` });
+      const lagging = pg.replicas.filter((r) => r.lagBytes > pg.maxLagBytes);
+      if (lagging.length) out.push({ key: 'ReplicationLagHigh', severity: 'warning', summary: `PostgreSQL replica(s) lag more than ${pg.maxLagBytes} bytes (past it Patroni will not promote them): ${lagging.map((r) => `${r.name} ${r.lagBytes} B`).join(', ')}` });
+    }
   }
   const d = f.dr;
   if (!d.storeUp) {

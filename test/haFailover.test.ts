@@ -8,6 +8,8 @@
 // - target postgres: a failoverDrill round SIGKILLs the Patroni leader (Patroni and PostgreSQL)
 //   while the probe writer inserts through HAProxy; the gap is measured, no acknowledged insert is
 //   lost, the old primary comes back as a streaming replica, and no PostgreSQL password is in history;
+// - vaultHealthCheck reports the PostgreSQL primary, replicas and lag; a stopped replica makes it
+//   degraded and the monitor's rules raise PostgresReplicaDown;
 // - refusals: bad input names the field, a cluster with a
 //   node down (not fully healthy; and killing the leader there would lose quorum), a node that
 //   does not come back fails the drill with an alert; a fault an interrupted round left behind is
@@ -24,7 +26,9 @@ import { buildS3Client } from '../infra/clients';
 import type { FailoverDrillResult } from '../common/ha';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
 import { haUp, haStatus } from '../stack/ha/index';
-import { pgSecrets, postgresHealth, postgresUp } from '../stack/ha/postgres';
+import { patroniPid, PG_NODES, pgSecrets, postgresHealth, postmasterPid, postgresUp, startPatroni, waitPostgresHealthy } from '../stack/ha/postgres';
+import type { HealthReport } from '../common/health';
+import { evaluate } from '../common/monitor';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
@@ -150,6 +154,34 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
     assert.notEqual(after.primary, before.primary, 'no failover happened');
     assert.ok(after.replicas.some((x) => x.name === before.primary), `${before.primary} is not streaming from ${after.primary}`);
     process.stdout.write(`      (postgres kill-leader: ${r!.node} → ${after.primary}, first write after ${(r!.gapMs / 1000).toFixed(1)} s, ${r!.writesAcked} acknowledged, healed in ${(r!.healMs / 1000).toFixed(1)} s)\n`);
+  });
+
+  it('vaultHealthCheck reports the PostgreSQL primary, both replicas and their lag; a stopped replica makes it degraded and raises PostgresReplicaDown', async () => {
+    const run = () => withWorker(cfg, async () => (await client.workflow.start('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId: `ha-health-${Date.now()}`, args: [{ checks: ['postgres'] }] })).result()) as Promise<HealthReport>;
+    const ok = await run();
+    const h = await postgresHealth();
+    assert.equal(ok.status, 'healthy', JSON.stringify(ok.postgres));
+    assert.equal(ok.postgres?.primary, h.primary);
+    assert.deepEqual(ok.postgres!.replicas.map((r) => r.name).sort(), h.replicas.map((r) => r.name).sort());
+    assert.ok(ok.postgres!.replicas.every((r) => r.state === 'streaming' && Number.isInteger(r.lagBytes) && r.lagBytes >= 0), JSON.stringify(ok.postgres));
+    assert.equal(ok.postgres!.replicas.filter((r) => r.sync).length, 1);
+    // A replica's Patroni stopped cleanly (it stops its PostgreSQL): one replica fewer.
+    const replica = h.replicas.find((r) => !r.sync)!.name;
+    const node = PG_NODES.find((n) => n.name === replica)!;
+    process.kill(patroniPid(node)!, 'SIGTERM');
+    try {
+      const deadline = Date.now() + 60_000;
+      while ((patroniPid(node) !== undefined || postmasterPid(node) !== undefined) && Date.now() < deadline) await sleep(200);
+      const bad = await run();
+      assert.equal(bad.status, 'degraded', JSON.stringify(bad.postgres));
+      assert.deepEqual(bad.postgres!.down, [replica]);
+      assert.match(bad.postgres!.problems.join('; '), new RegExp(`${replica} is not streaming from the primary`));
+      const problems = evaluate({ vault: { reachable: true, initialized: true, sealed: false, standby: false, raftPeers: [], problems: [] } as never, autopilot: { unhealthyServers: [] }, dr: { storeUp: false } as never, postgres: bad.postgres }, { expectedRaftPeers: 1, backupMaxAgeHours: 1, validationMaxAgeDays: 1 }, Date.now() / 1000);
+      assert.deepEqual(problems.map((p) => p.key).filter((k) => k.startsWith('Postgres')), ['PostgresReplicaDown']);
+    } finally {
+      await startPatroni(node);
+      await waitPostgresHealthy(90_000);
+    }
   });
 
   it('refuses bad input non-retryably, naming the field', async () => {

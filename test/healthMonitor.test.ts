@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import type { DeliveryReport } from '../common/alertTest';
-import type { VaultHealth } from '../common/health';
+import type { PostgresHaReport, VaultHealth } from '../common/health';
 import { evaluate, undecidable, type MonitorFacts } from '../common/monitor';
 import type { Config } from '../infra/config';
 import { configureLocalAlertChannels, PORTS, stackDir, unsealBao } from '../stack/stack';
@@ -56,6 +56,19 @@ describe('vaultHealthMonitor rules (pure)', () => {
     const ap = evaluate(facts({ autopilot: { healthy: false, unhealthyServers: ['node-2'] } }), t, now);
     assert.equal(ap[0]?.key, 'VaultRaftPeerDown');
     assert.match(ap[0]!.summary, /node-2/);
+  });
+  it('HA PostgreSQL: no primary is critical; a missing replica and lag over the threshold are warnings; none configured, nothing', () => {
+    const pg: PostgresHaReport = { status: 'healthy', primary: 'pg1', replicas: [{ name: 'pg2', state: 'streaming', sync: true, lagBytes: 0 }, { name: 'pg3', state: 'streaming', sync: false, lagBytes: 1024 }], down: [], expectedReplicas: 2, maxLagBytes: 1048576, problems: [] };
+    const withPg = (over: Partial<PostgresHaReport>) => ({ ...facts(), postgres: { ...pg, ...over } });
+    assert.deepEqual(keys(withPg({})), []);
+    assert.deepEqual(keys(withPg({ primary: undefined, replicas: [], down: ['pg1', 'pg2', 'pg3'], problems: ['no running primary'] })), ['PostgresNoPrimary:critical']);
+    const down = evaluate(withPg({ replicas: [pg.replicas[0]!], down: ['pg3'] }), t, now);
+    assert.deepEqual(down.map((p) => p.key), ['PostgresReplicaDown']);
+    assert.match(down[0]!.summary, /1 of 2 PostgreSQL replicas stream from pg1; not streaming: pg3/);
+    assert.deepEqual(keys(withPg({ replicas: [pg.replicas[0]!, { ...pg.replicas[1]!, lagBytes: 1048576 }] })), [], 'at the threshold is not over it');
+    const lag = evaluate(withPg({ replicas: [pg.replicas[0]!, { ...pg.replicas[1]!, lagBytes: 1048577 }] }), t, now);
+    assert.deepEqual(lag.map((p) => p.key), ['ReplicationLagHigh']);
+    assert.match(lag[0]!.summary, /pg3 1048577 B/);
   });
   it('backup freshness: missing, stale at the threshold, not before', () => {
     assert.deepEqual(keys(facts({ dr: { lastVerifiedAt: undefined } })), ['BackupMissing:critical']);

@@ -7,7 +7,8 @@ import type { Config } from '../../infra/config';
 import { VaultHaDriver } from '../../infra/ha/vaultDriver';
 import { postgresHaDriver } from '../../infra/postgres/haDriver';
 import { harnessVaultEnv } from '../../stack/ha/vault';
-import { harnessDriverOptions, postgresHarnessPresent } from '../../stack/ha/postgres';
+import { harnessDriverOptions, harnessTopology, postgresHarnessPresent } from '../../stack/ha/postgres';
+import type { PgHaTopology } from '../../infra/postgres/haHealth';
 import { useHaDir } from '../../stack/ha/proc';
 import type { HaDriverRegistry } from './failover';
 
@@ -21,4 +22,15 @@ export function haDriverRegistry(cfg: Config): HaDriverRegistry {
     if (postgresHarnessPresent()) registry.postgres = () => postgresHaDriver(harnessDriverOptions());
   }
   return registry;
+}
+
+/**
+ * The HA PostgreSQL cluster the health checks report on: the harness's (ha.harnessDir with its
+ * PostgreSQL half; the monitor connects as its superuser), else none.
+ */
+export function postgresHaTopology(cfg: Config): PgHaTopology | undefined {
+  const dir = cfg.ha.harnessDir;
+  if (!dir) return undefined;
+  useHaDir(dir);
+  return postgresHarnessPresent() ? harnessTopology() : undefined;
 }

@@ -9,12 +9,15 @@ import { loadDrState } from '../../infra/store/drState';
 import { bucketSpec, checkBucket } from '../../infra/store/bucketPolicy';
 import type { AutopilotFacts, MonitorFacts } from '../../common/monitor';
 import { vaultActivities } from './vault';
+import { postgresHaActivities } from './postgres';
+import { postgresHaTopology } from '../ha/drivers';
 
 export const monitorActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Config }) => {
   const { checkVaultHealth } = vaultActivities({ bao: deps.bao });
+  const { checkPostgresHa } = postgresHaActivities({ topology: () => postgresHaTopology(deps.cfg) });
   return {
     async collectMonitorFacts(req: { expectedRaftPeers: number }): Promise<MonitorFacts> {
-      const [vault, dr] = await Promise.all([checkVaultHealth(req), loadDrState(deps.s3, deps.cfg)]);
+      const [vault, dr, postgres] = await Promise.all([checkVaultHealth(req), loadDrState(deps.s3, deps.cfg), checkPostgresHa()]);
       if (dr.storeUp) {
         try {
           // GetBucket* only: the monitor, like the backup worker, never writes bucket settings.
@@ -34,7 +37,7 @@ export const monitorActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Con
           autopilot.error = (err as Error).message;
         }
       }
-      return { vault, autopilot, dr };
+      return { vault, autopilot, dr, ...(postgres ? { postgres } : {}) };
     },
   };
 };
