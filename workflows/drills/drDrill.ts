@@ -233,7 +233,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       faultStarted = true;
       const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
       injected = outcome.injected;
-      report.fault = { node: injected.node, injectedAt: iso(injected.at), kind: 'SIGKILL of the leader' };
+      report.fault = { node: injected.node, injectedAt: iso(injected.at), kind: 'SIGKILL (the leader)' };
       report.rtoMs = state.rtoMs = outcome.gapMs;
       report.lostWrites = state.lostWrites = outcome.lost;
       report.writesAcked = outcome.writesAcked;
