@@ -9,6 +9,8 @@ import type { ShareIntake } from '../infra/vault/shareIntake';
 import { backupActivities } from './backup/backup';
 import { deliveryCheckActivities } from './notify/deliveryCheck';
 import { findingActivities } from './drills/findings';
+import { drillActivities } from './drills/drill';
+import { connectClient } from '../client/connect';
 import { mailActivities } from './monitoring/mail';
 import { notifyActivities } from './notify/notify';
 import { ChannelSecretStore } from '../infra/mail/alertChannels';
@@ -77,6 +79,8 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...deliveryCheckActivities({ inbox: cfg.alerts.inbox }),
     ...findingActivities({ s3: clients.s3, bucket: cfg.s3.bucket }),
+    // The DR drill's own steps: preconditions (a visibility query), the alert wait, the report and its mail.
+    ...drillActivities({ cfg, s3: clients.s3, bucket: cfg.s3.bucket, mail: clients.mail, temporal: () => connectClient(cfg) }),
     ...notifyActivities({
       mail: clients.mail,
       s3: clients.s3,

@@ -2,6 +2,8 @@
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../infra/config';
 import { staticMetadata } from '../common/summaries';
+import { SCENARIO_IDS, SCENARIOS } from '../common/drills';
+import { AUTOMATED_SCENARIOS } from '../common/drillRun';
 
 export interface ScheduleSpecDef {
   scheduleId: string;
@@ -35,6 +37,31 @@ export const SCHEDULES: ScheduleSpecDef[] = [
       memo: { owner: 'vault-dr' },
     }),
   },
+  // One quarterly DR drill per scenario (docs/runbooks/dr-drills.md#cadence). A scenario drDrill
+  // does not automate yet, or whose catalogue entry says so, is created paused with a note saying
+  // why; apply never changes the paused state of an existing schedule (an operator's pause stays).
+  ...SCENARIO_IDS.map((id): ScheduleSpecDef => {
+    const sc = SCENARIOS[id];
+    const scheduleId = `vault-dr-drill-${id}`;
+    const args = { scenario: id, mode: 'automated' as const, reason: 'quarterly drill (schedule)' };
+    const running = sc.schedule.enabledByDefault && AUTOMATED_SCENARIOS.includes(id);
+    const why = !AUTOMATED_SCENARIOS.includes(id) ? 'drDrill does not automate this scenario yet' : `its prerequisites must exist first: ${sc.prerequisites.join('; ')}`;
+    return {
+      scheduleId,
+      description: `drDrill ${id}, quarterly (${sc.schedule.cron} UTC)${running ? '' : ', created paused'}`,
+      options: (cfg) => ({
+        scheduleId,
+        spec: { cronExpressions: [sc.schedule.cron], timezone: 'UTC' },
+        action: { type: 'startWorkflow', workflowType: 'drDrill', taskQueue: cfg.temporal.taskQueue, workflowId: `drDrill-${id}-scheduled`, args: [args], workflowExecutionTimeout: '12h', ...staticMetadata('drDrill', args) },
+        state: running
+          ? { note: `vault-dr: quarterly DR drill ${id} (docs/runbooks/dr-drills.md); pause with a note saying why` }
+          : { paused: true, note: `vault-dr: quarterly DR drill ${id}, created paused: ${why} (docs/runbooks/dr-drills.md#cadence)` },
+        // A drill still running is not doubled; a missed quarter is not caught up days later.
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1d', pauseOnFailure: false },
+        memo: { owner: 'vault-dr' },
+      }),
+    };
+  }),
 ];
 
 export async function applySchedules(client: Client, cfg: Config): Promise<{ scheduleId: string; action: 'created' | 'updated' }[]> {

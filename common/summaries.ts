@@ -8,6 +8,7 @@ import type { AlertDeliveryTestInput } from './alertTest';
 import type { BackupInput } from './backup';
 import type { FailoverDrillInput } from './ha';
 import type { FindingInput } from './drills';
+import type { DrDrillInput } from './drillRun';
 import type { HealthCheckInput } from './health';
 import type { MonitorInput } from './monitor';
 import type { RestoreInput } from './restore';
@@ -104,6 +105,21 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
       return {
         staticSummary: line(`Drill finding${f.severity ? ` (${f.severity})` : ''}: ${f.title ?? 'recorded by hand'}`),
         staticDetails: [`**Runbook**: docs/runbooks/dr-drills.md`, ...(f.scenario ? [`**Scenario**: ${f.scenario}`] : []), ...(f.dueDate ? [`**Due**: ${f.dueDate}`] : []), 'Assign with the `assign` update, resolve with `resolve` (evidence required).'].join('\n\n'),
+      };
+    }
+    case 'drDrill': {
+      const d = (input ?? {}) as DrDrillInput;
+      const scenario = d.scenario ?? 'vault-node-failure';
+      const mode = d.mode ?? 'automated';
+      return {
+        staticSummary: line(`DR drill: ${scenario} (${mode})${d.reason ? ` (${d.reason})` : ''}`),
+        staticDetails: [
+          '**Runbook**: docs/runbooks/dr-drills.md',
+          `**Scenario**: ${scenario} (docs/drills/scenarios.md)`,
+          ...(d.facilitator ? [`**Facilitator**: ${line(d.facilitator)}`] : []),
+          'Injects a real fault into a target marked drillable, and always reverts it.',
+          ...(mode === 'assisted' ? ['Confirm each step with `vaultdr drill confirm <workflow id> <step> --by NAME`; abort with `vaultdr drill abort <workflow id> --by NAME --reason TEXT`.'] : []),
+        ].join('\n\n'),
       };
     }
     case 'migrateVps': {

@@ -301,6 +301,24 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * DR drills (docs/runbooks/dr-drills.md): which targets a drill may break, where it looks for
+     * the alert its fault must raise, and who receives its report.
+     */
+    drills: z
+      .object({
+        /**
+         * Targets a drDrill may inject faults into: "ha-vault" is the HA OpenBao cluster behind
+         * ha.vaultAddress. Empty (the default): no drill touches anything; every drill is refused.
+         */
+        drillableTargets: z.array(z.enum(['ha-vault'])).default([]),
+        /** Alertmanager's API (GET /api/v2/alerts): did the monitoring notice the fault, when, on which receiver. */
+        alertmanagerUrl: httpUrl.default('http://127.0.0.1:9093'),
+        /** The drill distribution list: every report is e-mailed here. */
+        distributionList: z.array(mailAddress).default(['dr-drills@localhost']),
+      })
+      .strict()
+      .default({}),
     metrics: z
       .object({
         /** Prometheus endpoint of the worker (/metrics); empty string turns it off. */

@@ -122,6 +122,6 @@ describe('Prometheus on the HA cluster (deploy/prometheus/ha-scrape.yml, real Pr
     await new Promise((r) => setTimeout(r, 3000));
     const rules = (await (await fetch(`http://127.0.0.1:${port}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: { name: string; state: string; health: string }[] }[] } };
     const ha = rules.data.groups.find((g) => g.name === 'vault-dr-ha')!.rules;
-    assert.deepEqual(ha.map((r) => [r.name, r.state, r.health]), [['VaultHaQuorumLost', 'inactive', 'ok'], ['VaultHaLeaderFlapping', 'inactive', 'ok']]);
+    assert.deepEqual(ha.map((r) => [r.name, r.state, r.health]), [['VaultHaQuorumLost', 'inactive', 'ok'], ['VaultHaNodeDown', 'inactive', 'ok'], ['VaultHaLeaderFlapping', 'inactive', 'ok']]);
   });
 });

@@ -10,5 +10,6 @@ export { rotateCredential } from './emergency/rotateCredential';
 export { sealUnsealDrill } from './emergency/sealUnsealDrill';
 export { rotateUnsealKeys } from './emergency/rotateUnsealKeys';
 export { drillFinding } from './drills/drillFinding';
+export { drDrill } from './drills/drDrill';
 export { migrateVps } from './migration/migrateVps';
 export { recoverSmtpCredentials } from './migration/recoverSmtpCredentials';

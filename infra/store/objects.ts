@@ -71,3 +71,8 @@ export async function pinnedObjectState(s3: S3Client, bucket: string, key: strin
   if (current !== versionId) return { kind: 'overwritten', pinnedVersionId: versionId, currentVersionId: current ?? '(none)' };
   return { kind: 'intact' };
 }
+
+/** Writes a text object (a rendered report) with its content type. */
+export async function putTextObject(s3: S3Client, bucket: string, key: string, body: string, contentType: string): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+}

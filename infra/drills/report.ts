@@ -1,0 +1,160 @@
+// The drDrill report (docs/runbooks/dr-drills.md "Reading a report"): Markdown for the repository
+// and the e-mail's text part, HTML with an SVG timeline for the e-mail and the bucket. Pure string
+// rendering; every value is escaped (titles and reasons come from operators).
+import type { DrDrillReport, TimelineEvent } from '../../common/drillRun';
+
+const sec = (ms?: number) => (ms === undefined ? 'not measured' : `${(ms / 1000).toFixed(2)} s`);
+const fmtTarget = (s: number) => (s % 3600 === 0 && s >= 3600 ? `${s / 3600} h` : s % 60 === 0 && s >= 60 ? `${s / 60} min` : `${s} s`);
+const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'within target' : '**above target**');
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** The measured numbers against the scenario's targets. */
+export function measuredRows(r: DrDrillReport): { what: string; measured: string; target: string; verdict: string }[] {
+  const rpoOk = r.lostWrites === undefined ? undefined : r.lostWrites === 0 || r.targets.rpoSeconds > 0;
+  return [
+    { what: 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
+    {
+      what: 'RPO (acknowledged writes lost)',
+      measured: r.lostWrites === undefined ? 'not measured' : `${r.lostWrites} of ${r.writesAcked ?? '?'} acknowledged (${r.lostWrites === 0 ? '0 s of data' : 'data lost'})`,
+      target: fmtTarget(r.targets.rpoSeconds),
+      verdict: verdict(rpoOk),
+    },
+    {
+      what: `time to detect (${r.targets.alert} on ${r.targets.channel})`,
+      measured: r.alert?.observed ? sec(r.detectMs) : r.alert ? 'no alert' : 'not measured',
+      target: fmtTarget(r.targets.detectSeconds),
+      verdict: r.alert?.observed ? verdict((r.detectMs ?? Infinity) <= r.targets.detectSeconds * 1000) : r.alert ? '**not detected**' : 'not measured',
+    },
+    { what: 'revert (node back, cluster fully healthy)', measured: sec(r.revertMs), target: '-', verdict: '-' },
+  ];
+}
+
+/** The timeline as an SVG: one row per event, a dot at its offset from the drill's start on a shared time axis. */
+export function renderTimelineSvg(r: DrDrillReport): string {
+  const events = r.timeline;
+  const t0 = Date.parse(r.startedAt);
+  const t1 = Math.max(Date.parse(r.finishedAt), ...events.map((e) => Date.parse(e.at)), t0 + 1000);
+  const span = t1 - t0;
+  const left = 330;
+  const width = 560;
+  const row = 22;
+  const top = 30;
+  const height = top + events.length * row + 40;
+  const x = (at: string) => left + ((Date.parse(at) - t0) / span) * width;
+  const colour: Record<TimelineEvent['kind'], string> = { step: '#555', fault: '#c0392b', recovered: '#27ae60', alert: '#e67e22', revert: '#2980b9', finding: '#8e44ad', abort: '#c0392b', confirm: '#7f8c8d' };
+  const ticks = 5;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 40}" height="${height}" viewBox="0 0 ${left + width + 40} ${height}" font-family="sans-serif" font-size="12" role="img" aria-label="drill timeline">`,
+    `<title>Drill ${esc(r.drillId)} timeline</title>`,
+    `<text x="10" y="18" font-weight="bold">Timeline (seconds since the drill started)</text>`,
+  ];
+  // The fault window, shaded from injection to the revert.
+  const fault = events.find((e) => e.kind === 'fault');
+  const revert = [...events].reverse().find((e) => e.kind === 'revert');
+  if (fault) {
+    const x0 = x(fault.at);
+    const x1 = revert ? x(revert.at) : left + width;
+    parts.push(`<rect x="${x0.toFixed(1)}" y="${top - 6}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${events.length * row}" fill="#fdecea"/>`);
+  }
+  for (let i = 0; i <= ticks; i++) {
+    const tx = left + (i / ticks) * width;
+    parts.push(`<line x1="${tx.toFixed(1)}" y1="${top - 6}" x2="${tx.toFixed(1)}" y2="${top + events.length * row}" stroke="#ddd"/>`);
+    parts.push(`<text x="${tx.toFixed(1)}" y="${top + events.length * row + 16}" text-anchor="middle">${((span / 1000) * (i / ticks)).toFixed(0)}</text>`);
+  }
+  events.forEach((e, i) => {
+    const y = top + i * row + 8;
+    const offset = ((Date.parse(e.at) - t0) / 1000).toFixed(1);
+    parts.push(`<text x="10" y="${y + 4}">${esc(`+${offset}s ${e.what}`.slice(0, 52))}</text>`);
+    parts.push(`<circle cx="${x(e.at).toFixed(1)}" cy="${y}" r="5" fill="${colour[e.kind]}"><title>${esc(`${e.at} ${e.what}`)}</title></circle>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export function renderDrillReportMarkdown(r: DrDrillReport, opts: { svgFile?: string } = {}): string {
+  const rows = measuredRows(r);
+  const lines = [
+    `# DR drill ${r.drillId}: ${r.scenario}`,
+    '',
+    `- **Outcome**: ${r.outcome}${r.error ? ` (${r.error})` : ''}`,
+    `- **Mode**: ${r.mode}${r.facilitator ? `, facilitator ${r.facilitator}` : ''}`,
+    ...(r.reason ? [`- **Reason**: ${r.reason}`] : []),
+    `- **Started** ${r.startedAt}, **finished** ${r.finishedAt}`,
+    ...(r.fault ? [`- **Fault**: ${r.fault.kind} of ${r.fault.node} at ${r.fault.injectedAt}`] : []),
+    `- **Runbooks exercised**: ${r.runbooks.join(', ')}`,
+    '',
+    '## Measured against target',
+    '',
+    '| what | measured | target | verdict |',
+    '|---|---|---|---|',
+    ...rows.map((x) => `| ${x.what} | ${x.measured} | ${x.target} | ${x.verdict} |`),
+    '',
+    '## What alerted, and when',
+    '',
+    ...(r.alert
+      ? r.alert.observed
+        ? [
+            `\`${r.alert.alertname}\` started firing at ${r.alert.startsAt} (${sec(r.detectMs)} after the fault), seen by the drill in Alertmanager at ${r.alert.seenAt}; receivers: ${r.alert.receivers.join(', ') || '(none)'}.`,
+            ...(r.alert.labels ? ['', `Labels: ${Object.entries(r.alert.labels).map(([k, v]) => `${k}=${v}`).join(', ')}.`] : []),
+          ]
+        : [`**No \`${r.alert.alertname}\` alert** reached Alertmanager (${r.alert.source}) within the detection window.`]
+      : ['Detection was not measured (the drill ended before that step).']),
+    ...(r.alert?.others.length ? ['', `Other alerts firing during the drill: ${r.alert.others.join(', ')}.`] : []),
+    '',
+    '## Timeline',
+    '',
+    ...(opts.svgFile ? [`![timeline](${opts.svgFile})`, ''] : []),
+    '| time (UTC) | +s | event |',
+    '|---|---:|---|',
+    ...r.timeline.map((e) => `| ${e.at} | ${((Date.parse(e.at) - Date.parse(r.startedAt)) / 1000).toFixed(1)} | ${e.kind}: ${e.what.replace(/\|/g, '\\|')} |`),
+    '',
+    '## Findings',
+    '',
+    ...(r.findings.length
+      ? ['| severity | finding | runbook section | tracked by |', '|---|---|---|---|', ...r.findings.map((f) => `| ${f.severity} | ${f.title.replace(/\|/g, '\\|')} (${f.evidence.replace(/\|/g, '\\|')}) | ${f.runbookSection} | ${f.workflowId ?? '-'} |`)]
+      : ['None: every check held.']),
+    '',
+    '## Resolved findings re-tested',
+    '',
+    ...(r.retested.length ? r.retested.map((f) => `- ${f.findingId}: ${f.title}: ${f.passed ? 'passed (did not recur)' : '**recurred**'}`) : ['None were due (no resolved finding of this scenario awaited a re-test).']),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export function renderDrillReportHtml(r: DrDrillReport): string {
+  const rows = measuredRows(r);
+  const bold = (s: string) => esc(s).replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>DR drill ${esc(r.drillId)}: ${esc(r.scenario)}</title>
+<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>
+<body>
+<h1>DR drill ${esc(r.drillId)}: ${esc(r.scenario)}</h1>
+<p><strong>Outcome</strong>: ${esc(r.outcome)}${r.error ? ` (${esc(r.error)})` : ''}. <strong>Mode</strong>: ${esc(r.mode)}${r.facilitator ? `, facilitator ${esc(r.facilitator)}` : ''}.
+${r.reason ? `<strong>Reason</strong>: ${esc(r.reason)}.` : ''} Started ${esc(r.startedAt)}, finished ${esc(r.finishedAt)}.
+${r.fault ? `<br><strong>Fault</strong>: ${esc(r.fault.kind)} of ${esc(r.fault.node)} at ${esc(r.fault.injectedAt)}.` : ''}</p>
+<h2>Measured against target</h2>
+<table><tr><th>what</th><th>measured</th><th>target</th><th>verdict</th></tr>
+${rows.map((x) => `<tr><td>${esc(x.what)}</td><td>${esc(x.measured)}</td><td>${esc(x.target)}</td><td>${bold(x.verdict)}</td></tr>`).join('\n')}
+</table>
+<h2>What alerted, and when</h2>
+<p>${
+    r.alert
+      ? r.alert.observed
+        ? `<code>${esc(r.alert.alertname)}</code> started firing at ${esc(r.alert.startsAt ?? '?')} (${esc(sec(r.detectMs))} after the fault); receivers: ${esc(r.alert.receivers.join(', ') || '(none)')}.`
+        : `<strong>No <code>${esc(r.alert.alertname)}</code> alert</strong> reached Alertmanager within the detection window.`
+      : 'Detection was not measured.'
+  }${r.alert?.others.length ? ` Other alerts firing: ${esc(r.alert.others.join(', '))}.` : ''}</p>
+<h2>Timeline</h2>
+${renderTimelineSvg(r)}
+<h2>Findings</h2>
+${r.findings.length ? `<ul>${r.findings.map((f) => `<li><strong>${esc(f.severity)}</strong>: ${esc(f.title)} (${esc(f.evidence)}); runbook ${esc(f.runbookSection)}; tracked by ${esc(f.workflowId ?? '-')}</li>`).join('\n')}</ul>` : '<p>None: every check held.</p>'}
+<h2>Resolved findings re-tested</h2>
+${r.retested.length ? `<ul>${r.retested.map((f) => `<li>${esc(f.findingId)}: ${esc(f.title)}: ${f.passed ? 'passed' : '<strong>recurred</strong>'}</li>`).join('\n')}</ul>` : '<p>None were due.</p>'}
+<p>Runbooks exercised: ${r.runbooks.map(esc).join(', ')}.</p>
+</body></html>
+`;
+}

@@ -1,0 +1,309 @@
+// drDrill — one disaster-recovery drill of a catalogued scenario (common/drills.ts), reads like
+// docs/runbooks/dr-drills.md: checkDrillPreconditions (automated scenario, drillable target, no
+// other drill or incident running; resolved findings to re-test) → checkSteadyState (refuses when
+// it does not hold) → injectFault (the failover drill's round: SIGKILL of the leader with the
+// probe writer running, which measures the RTO and the acknowledged writes lost) → awaitDetection
+// (the scenario's alert in Alertmanager: which, when, on which receiver) → revertFault (ALWAYS, in a
+// non-cancellable scope, also after an abort or a failure; a worker killed mid-drill resumes and
+// reverts) → verifyRecovery (steady state again) → writeReport (findings opened as drillFinding
+// workflows, the report in the bucket and to the distribution list).
+// Assisted mode: a facilitator confirms each step (update confirmStep) and may abort (update abort).
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  condition,
+  defineQuery,
+  defineUpdate,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { HaActivities } from '../../activities/ha/failover';
+import type { DrillActivities } from '../../activities/drills/drill';
+import { SCENARIOS, type ScenarioId } from '../../common/drills';
+import { ROUTES } from '../../common/alerts';
+import {
+  AbortUpdate,
+  CONFIRMED_STEPS,
+  ConfirmStepUpdate,
+  DrDrillInput,
+  type AlertObservation,
+  type DrDrillReport,
+  type DrDrillResult,
+  type DrDrillStep,
+  type DrillFindingDraft,
+  type RetestedFinding,
+  type TimelineEvent,
+} from '../../common/drillRun';
+import type { InjectedFault } from '../../common/ha';
+import { describeIssues, parseWorkflowInput } from '../../common/validate';
+import type { z } from 'zod';
+import { POLL, awaitHuman, describeFailure, describeRun, failRunbook, showStep, steps, summarized, type WaitState } from '../helpers';
+import { DRILL, SHORT_IO, STORE_IO } from '../profiles';
+import { activityQueue } from '../queues';
+
+// The fault is the failover drill's (restore role: it holds the HA cluster's unseal shares and drill token).
+const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
+const { checkDrillPreconditions } = proxyActivities<DrillActivities>({ ...SHORT_IO, taskQueue: activityQueue('notify') });
+const { listFindingsToRetest, publishDrDrillReport, mailDrillReport } = proxyActivities<DrillActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
+const { awaitDrillAlert } = proxyActivities<DrillActivities>({ ...POLL, taskQueue: activityQueue('notify') });
+
+export interface DrDrillProgress extends WaitState {
+  step: DrDrillStep | 'validating input' | 'done' | 'failed';
+  completed: DrDrillStep[];
+  scenario?: ScenarioId;
+  mode?: 'automated' | 'assisted';
+  /** Assisted mode: the step waiting for the facilitator's confirmStep. */
+  awaitingConfirmation?: DrDrillStep;
+  timeline: TimelineEvent[];
+  rtoMs?: number;
+  detectMs?: number;
+  lostWrites?: number;
+  alert?: AlertObservation;
+  findings: string[];
+  reportKeys?: { json: string; markdown: string; html: string };
+  aborted?: { by: string; reason: string };
+  error?: string;
+}
+
+export const progress = defineQuery<DrDrillProgress>('progress');
+export const confirmStep = defineUpdate<{ confirmed: DrDrillStep }, [z.input<typeof ConfirmStepUpdate>]>('confirmStep');
+export const abort = defineUpdate<{ aborting: true }, [z.input<typeof AbortUpdate>]>('abort');
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The findings a drill's measurements make, with titles stable across drills (a re-test matches by title). */
+export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs'>): DrillFindingDraft[] {
+  const s = SCENARIOS[scenario];
+  const runbook = s.runbooks[0]!;
+  const out: DrillFindingDraft[] = [];
+  if (r.lostWrites !== undefined && r.lostWrites > 0) out.push({ title: `${scenario}: acknowledged writes lost in the failover`, severity: 'critical', runbookSection: runbook, evidence: `${r.lostWrites} acknowledged write(s) missing` });
+  if (r.rtoMs !== undefined && r.rtoMs > s.targets.rtoSeconds * 1000) out.push({ title: `${scenario}: recovery slower than the RTO target`, severity: 'high', runbookSection: runbook, evidence: `${(r.rtoMs / 1000).toFixed(2)} s against ${s.targets.rtoSeconds} s` });
+  if (r.alert && !r.alert.observed) out.push({ title: `${scenario}: the fault was not detected (${s.detection.alert})`, severity: 'high', runbookSection: 'docs/runbooks/monitoring.md', evidence: `no ${s.detection.alert} in Alertmanager within the window` });
+  else if (r.alert?.observed && r.detectMs !== undefined && r.detectMs > s.detection.withinSeconds * 1000) out.push({ title: `${scenario}: detection slower than its target (${s.detection.alert})`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `${(r.detectMs / 1000).toFixed(1)} s against ${s.detection.withinSeconds} s` });
+  // Alertmanager's receivers are named after severities (deploy/alertmanager/alertmanager.yml); ROUTES says which channels each reaches.
+  const channels = (r.alert?.receivers ?? []).flatMap((name) => (name in ROUTES ? ROUTES[name as keyof typeof ROUTES] : name === 'email' ? ['email'] : []));
+  if (r.alert?.observed && !channels.includes(s.detection.channel as never)) out.push({ title: `${scenario}: ${s.detection.alert} not routed to ${s.detection.channel}`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `receivers: ${r.alert.receivers.join(', ') || 'none'}` });
+  return out;
+}
+
+export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
+  const info = workflowInfo();
+  // The drill id names the report's folder in the bucket: a plain name.
+  const drillId = info.workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200);
+  const state: DrDrillProgress = { step: 'validating input', completed: [], timeline: [], findings: [] };
+  setHandler(progress, () => state);
+  describeRun(rawInput);
+  const { step: runStep, failedAt, done, markFailed } = steps<DrDrillStep>(state);
+  showStep('validating input');
+  const startedAt = iso(info.runStartTime.getTime());
+  const event = (kind: TimelineEvent['kind'], what: string, at = Date.now()) => state.timeline.push({ at: iso(at), kind, what });
+  const confirmed = new Set<DrDrillStep>();
+  let finished = false;
+  let refused = false;
+  let input: z.output<typeof DrDrillInput> | undefined;
+
+  setHandler(
+    confirmStep,
+    (u) => {
+      const c = ConfirmStepUpdate.parse(u);
+      confirmed.add(c.step);
+      event('confirm', `${c.by} confirmed ${c.step}`);
+      return { confirmed: c.step };
+    },
+    {
+      validator: (u) => {
+        const p = ConfirmStepUpdate.safeParse(u);
+        if (!p.success) throw new Error(`confirmStep: ${describeIssues(p.error.issues.slice(0, 3))}`);
+        if (input?.mode !== 'assisted') throw new Error('confirmStep: this drill runs in automated mode; nothing to confirm');
+        if (state.aborted) throw new Error('confirmStep: the drill is aborting');
+        if (state.awaitingConfirmation !== p.data.step) throw new Error(`confirmStep: the drill is not waiting for ${p.data.step} (${state.awaitingConfirmation ? `it waits for ${state.awaitingConfirmation}` : `it is at ${state.step}`})`);
+      },
+    },
+  );
+  setHandler(
+    abort,
+    (u) => {
+      const a = AbortUpdate.parse(u);
+      state.aborted = { by: a.by, reason: a.reason };
+      event('abort', `aborted by ${a.by}: ${a.reason}`);
+      return { aborting: true as const };
+    },
+    {
+      validator: (u) => {
+        const p = AbortUpdate.safeParse(u);
+        if (!p.success) throw new Error(`abort: ${describeIssues(p.error.issues.slice(0, 3))}`);
+        if (finished) throw new Error('abort: the drill has finished');
+        if (state.aborted) throw new Error(`abort: already aborted by ${state.aborted.by}`);
+      },
+    },
+  );
+
+  const abortedFailure = () => ApplicationFailure.create({ type: 'DrillAborted', nonRetryable: true, message: `aborted by ${state.aborted!.by}: ${state.aborted!.reason}` });
+  const alertCtx = { workflow: 'drDrill', subject: `DR drill ${drillId}`, details: () => ({ scenario: state.scenario ?? '-', mode: state.mode ?? '-', step: state.step }) };
+
+  /** One step: the facilitator's confirmation first (assisted mode), then the step, which an abort interrupts. */
+  async function step<T>(name: DrDrillStep, fn: () => Promise<T>, opts: { always?: boolean } = {}): Promise<T> {
+    if (opts.always) {
+      event('step', name);
+      return runStep(name, fn);
+    }
+    if (state.aborted) throw abortedFailure();
+    if (input?.mode === 'assisted' && CONFIRMED_STEPS.includes(name)) {
+      state.awaitingConfirmation = name;
+      try {
+        await awaitHuman({
+          what: `confirmation of ${name}`,
+          instruction: `vaultdr drill confirm ${info.workflowId} ${name} --by NAME (or vaultdr drill abort ${info.workflowId} --by NAME --reason TEXT)`,
+          timeoutMinutes: input.confirmTimeoutMinutes,
+          remindEveryMinutes: Math.max(1, Math.min(15, Math.floor(input.confirmTimeoutMinutes / 4))),
+          escalateAfter: 99,
+          state,
+          alert: alertCtx,
+          done: () => confirmed.has(name) || !!state.aborted,
+        });
+      } finally {
+        state.awaitingConfirmation = undefined;
+      }
+      if (state.aborted) throw abortedFailure();
+    }
+    event('step', name);
+    return runStep(name, async () => {
+      const scope = new CancellationScope();
+      const watch = condition(() => !!state.aborted || finished).then(() => {
+        if (state.aborted) scope.cancel();
+      });
+      try {
+        return await scope.run(fn);
+      } catch (err) {
+        if (state.aborted && isCancellation(err)) throw abortedFailure();
+        throw err;
+      } finally {
+        void watch;
+      }
+    });
+  }
+
+  const report: Partial<DrDrillReport> & { timeline: TimelineEvent[]; findings: DrDrillReport['findings']; retested: RetestedFinding[] } = { timeline: state.timeline, findings: [], retested: [] };
+  let faultStarted = false;
+  let injected: InjectedFault | undefined;
+  let reverted = false;
+
+  /** Brings the faulted node back (always; never cancelled): the injected fault, or whatever the failover round left. */
+  async function revert(): Promise<void> {
+    if (!faultStarted || reverted || !input) return;
+    const healTimeoutSeconds = input.healTimeoutSeconds;
+    await CancellationScope.nonCancellable(async () => {
+      const t0 = Date.now();
+      await step('revertFault', (): Promise<unknown> => (injected ? summarized(healFault, `bring ${injected.node} back`, { injected, healTimeoutSeconds }) : summarized(healLeftoverFault, 'heal whatever the failed round left', { target: 'vault', healTimeoutSeconds })), { always: true });
+      reverted = true;
+      report.revertMs = Date.now() - t0;
+      event('revert', injected ? `${injected.node} back, cluster healthy` : 'leftover fault healed');
+    });
+  }
+
+  try {
+    input = parseWorkflowInput('drDrill', DrDrillInput, rawInput);
+    const s = SCENARIOS[input.scenario];
+    state.scenario = input.scenario;
+    state.mode = input.mode;
+    const { maxGapSeconds, healTimeoutSeconds } = input;
+    const detectionTimeoutSeconds = input.detectionTimeoutSeconds ?? s.detection.withinSeconds + 60;
+
+    let toRetest: { findingId: string; title: string }[] = [];
+    try {
+      await step('checkDrillPreconditions', async () => {
+        await checkDrillPreconditions({ drillId: info.workflowId, scenario: input!.scenario, taskQueue: info.taskQueue });
+        toRetest = await listFindingsToRetest({ scenario: input!.scenario });
+      });
+      await step('checkSteadyState', () => summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds })).catch((err: unknown) => {
+        const f = describeFailure(err);
+        if (f?.errorType === 'HaDrillRefused') throw ApplicationFailure.create({ type: 'DrillSteadyStateNotHolding', nonRetryable: true, message: `steady state does not hold, nothing injected: ${f.message}` });
+        throw err;
+      });
+    } catch (err) {
+      refused = true;
+      throw err;
+    }
+
+    try {
+      faultStarted = true;
+      const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
+      injected = outcome.injected;
+      report.fault = { node: injected.node, injectedAt: iso(injected.at), kind: 'SIGKILL (the leader)' };
+      report.rtoMs = state.rtoMs = outcome.gapMs;
+      report.lostWrites = state.lostWrites = outcome.lost;
+      report.writesAcked = outcome.writesAcked;
+      report.writesFailed = outcome.writesFailed;
+      event('fault', `SIGKILL ${injected.node} (leader)`, injected.at);
+      event('recovered', `first write acknowledged after ${(outcome.gapMs / 1000).toFixed(2)} s`, injected.at + outcome.gapMs);
+
+      const alert = await step('awaitDetection', () =>
+        summarized(awaitDrillAlert, `wait for ${s.detection.alert} in Alertmanager`, { alertname: s.detection.alert, sinceIso: iso(injected!.at), untilIso: iso(injected!.at + detectionTimeoutSeconds * 1000) }),
+      );
+      report.alert = state.alert = alert;
+      if (alert.observed && alert.startsAt) {
+        report.detectMs = state.detectMs = Math.max(0, Date.parse(alert.startsAt) - injected.at);
+        event('alert', `${alert.alertname} firing (${alert.receivers.join(', ') || 'no receiver'})`, Date.parse(alert.startsAt));
+      }
+    } finally {
+      await revert();
+    }
+    await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
+
+    return await step('writeReport', async () => {
+      const drafts = findingsOf(input!.scenario, report);
+      report.retested = toRetest.map((f) => ({ findingId: f.findingId, title: f.title, passed: !drafts.some((d) => d.title === f.title) }));
+      let n = 0;
+      for (const d of drafts) {
+        const childId = `${info.workflowId}-finding-${++n}`;
+        await startChild('drillFinding', { workflowId: childId, parentClosePolicy: ParentClosePolicy.ABANDON, args: [{ drillId, scenario: input!.scenario, title: d.title, severity: d.severity, runbookSection: d.runbookSection }] });
+        report.findings.push({ ...d, workflowId: childId });
+        state.findings.push(childId);
+        event('finding', `${d.severity}: ${d.title}`);
+      }
+      const full = complete(report, input!, startedAt, drafts.length ? 'findings' : 'passed', drillId);
+      const keys = await publishDrDrillReport({ report: full });
+      state.reportKeys = keys;
+      await mailDrillReport({ drillId, htmlKey: keys.html, markdownKey: keys.markdown });
+      finished = true;
+      done();
+      return { drillId, outcome: full.outcome, reportKeys: keys, findings: state.findings, rtoMs: full.rtoMs, detectMs: full.detectMs, lostWrites: full.lostWrites };
+    });
+  } catch (err) {
+    finished = true;
+    const failedStep = failedAt() ?? state.step;
+    if (refused) markFailed(failedStep as DrDrillStep);
+    return failRunbook(err, {
+      failedStep,
+      state,
+      alert: alertCtx,
+      // A refusal harmed nothing and an abort is a decision: warn. A drill that failed after its fault pages.
+      severity: (f) => (refused || f.errorType === 'InvalidInput' || f.errorType === 'DrillAborted' ? 'warning' : 'critical'),
+      // A drill that got as far as its fault leaves a report of what it measured (outcome aborted/failed).
+      record: faultStarted && input ? (f) => publishDrDrillReport({ report: { ...complete(report, input!, startedAt, f.errorType === 'DrillAborted' ? 'aborted' : 'failed', drillId), error: `${failedStep}: ${f.message}` } }) : undefined,
+      failureMessage: (f) => `DR drill ${drillId} ${refused ? 'refused' : 'failed'} at ${failedStep}: ${f.message}`,
+    });
+  }
+}
+
+function complete(r: Partial<DrDrillReport> & Pick<DrDrillReport, 'timeline' | 'findings' | 'retested'>, input: z.output<typeof DrDrillInput>, startedAt: string, outcome: DrDrillReport['outcome'], drillId: string): DrDrillReport {
+  const s = SCENARIOS[input.scenario];
+  return {
+    ...r,
+    drillId,
+    scenario: input.scenario,
+    mode: input.mode,
+    ...(input.reason ? { reason: input.reason } : {}),
+    ...(input.facilitator ? { facilitator: input.facilitator } : {}),
+    startedAt,
+    finishedAt: iso(Date.now()),
+    outcome,
+    targets: { rtoSeconds: s.targets.rtoSeconds, rpoSeconds: s.targets.rpoSeconds, detectSeconds: s.detection.withinSeconds, alert: s.detection.alert, channel: s.detection.channel },
+    runbooks: s.runbooks,
+    timeline: [...r.timeline].sort((a, b) => Date.parse(a.at) - Date.parse(b.at)),
+  };
+}
