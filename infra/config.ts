@@ -208,7 +208,13 @@ export const ConfigSchema = z
         defaultScopes: z.record(z.string()).default({}),
         /** PostgreSQL: a file holding a superuser connection URL (postgres://user:pw@host:port/db); the role's logins are tested at the same host. */
         postgresSuperuserUrlFile: z.string().optional(),
-        /** The SMTP relay / mail host whose AUTH proves a rotated relay or mailbox password (the mail host adapter reconfigures it; not wired here). */
+        /**
+         * The VPS (migration.hosts.new or .old) whose mail host and authorized_keys the smtp-relay,
+         * mailbox-password and ssh-key classes act on, over SSH with migration.sshKeyFile and the
+         * migration's mail adapter (migration.mailHost). Unset: a person applies those and confirms.
+         */
+        host: z.enum(['new', 'old']).optional(),
+        /** The SMTP relay whose AUTH proves a rotated relay password (and, without rotation.host, a mailbox password). */
         smtpAuthHost: z.string().optional(),
         smtpAuthPort: z.number().int().min(1).max(65535).default(465),
         smtpAuthSecure: z.boolean().default(true),
@@ -443,6 +449,7 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_VAULT_REQUEST_TIMEOUT_MS: { path: ['vault', 'requestTimeoutMs'], kind: 'number' },
   VAULTDR_ROTATION_TOKEN_FILE: { path: ['rotation', 'tokenFile'], kind: 'string' },
   VAULTDR_ROTATION_POSTGRES_SUPERUSER_URL_FILE: { path: ['rotation', 'postgresSuperuserUrlFile'], kind: 'string' },
+  VAULTDR_ROTATION_HOST: { path: ['rotation', 'host'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_ADDRESS: { path: ['rotation', 'unsealAddress'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_TOKEN_FILE: { path: ['rotation', 'unsealTokenFile'], kind: 'string' },
   VAULTDR_ROTATION_CUSTODIANS_FILE: { path: ['rotation', 'custodiansFile'], kind: 'string' },

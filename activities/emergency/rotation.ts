@@ -18,6 +18,9 @@ import { keyIdOfPrivate, generateKeyPair, loadPrivateKeyFile, unwrapDataKey, typ
 import { stagingApi } from '../../infra/vault/stagingVault';
 import { parsePgUrl, roleExists, setPassword, terminateSessions, tryLogin, type PgTarget } from '../../infra/postgres/roles';
 import { withHeartbeats } from '../heartbeat';
+import { fingerprintOfKeyLine } from '../../infra/ssh/client';
+import { utils as sshUtils } from 'ssh2';
+import { hostCredentials, type HostCredentials } from './hostCredentials';
 
 export interface RotationPlan {
   credentialClass: CredentialClass;
@@ -30,8 +33,8 @@ export interface RotationPlan {
   mode: 'automatic' | 'person';
   /** What the person does (mode person), in the operator's words. */
   personTask?: string;
-  /** The host-side reconfiguration hook for this class, and whether this deployment has it wired. */
-  hook?: { name: string; wired: false; instead: string };
+  /** The host-side reconfiguration hook for this class, and whether this deployment has it wired (rotation.host). */
+  hook?: { name: string; wired: boolean; instead?: string };
 }
 
 export interface StepOutcome {
@@ -157,6 +160,9 @@ export const rotationActivities = (deps: { cfg: Config }) => {
     }
   };
 
+  /** The host hook when the plan says it is wired (planned with rotation.host set), else undefined. */
+  const wiredHost = (plan: RotationPlan): HostCredentials | undefined => (plan.hook?.wired ? hostCredentials(cfg) : undefined);
+
   const workflowIdNow = () => {
     try {
       return Context.current().info.workflowExecution?.workflowId ?? 'cli';
@@ -198,13 +204,20 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'mailbox-password':
           case 'ssh-key': {
             const hook = credentialClass === 'ssh-key' ? 'authorized_keys on the hosts (infra/ssh, the host adapter)' : 'the mail host adapter (infra/mailhost, the migration helper)';
+            const host = hostCredentials(cfg);
+            if (host && credentialClass !== 'smtp-relay') {
+              // Wired: vault-dr applies the new value on the host itself and proves it there.
+              if (credentialClass === 'mailbox-password' && !/^[^@\s/]+@[A-Za-z0-9.-]+$/.test(scope)) throw fail('RotationNotPossible', `field "scope": mailbox-password rotates a mailbox address (user@domain), got "${scope}"`);
+              if (credentialClass === 'ssh-key' && !/^[a-z_][a-z0-9_-]{0,31}$/.test(scope)) throw fail('RotationNotPossible', `field "scope": ssh-key rotates the key of a user on ${host.label}, got "${scope}"`);
+              return { credentialClass, scope, rotationId, kvPath, mode: 'automatic', hook: { name: `${hook} on ${host.label}`, wired: true } };
+            }
             return {
               credentialClass,
               scope,
               rotationId,
               kvPath,
               mode: 'person',
-              hook: { name: hook, wired: false, instead: 'a person applies the new value from Vault KV and confirms' },
+              hook: host ? { name: `${hook} on ${host.label}`, wired: false, instead: 'the relay provider holds the password: a person sets it there and confirms; vault-dr does not write it to the mail host' } : { name: hook, wired: false, instead: 'a person applies the new value from Vault KV and confirms' },
               personTask: `apply the new ${credentialClass} value from ${kvPath} on ${credentialClass === 'ssh-key' ? `the hosts' authorized_keys (user ${scope})` : `the mail host (${scope})`}, revoke the old one, then confirm`,
             };
           }
@@ -246,16 +259,26 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'mailbox-password': {
             const cur = await readKv(plan.kvPath!);
             const v = await ownOrNewValue(plan, () => ({ username: cur.value?.username ?? plan.scope, password: randomSecret() }));
+            const host = wiredHost(plan);
+            if (host) {
+              // Check before act: an attempt that died after setting it left the host on this password.
+              const already = (await host.smtpAuth(v.value.username!, v.value.password!)) === 'ok';
+              if (!already) await host.setMailboxPassword(plan.scope, v.value.password!);
+              return { ok: true, kvVersion: v.version, reused: v.reused || already, detail: `${already ? 'the new password was already set' : 'set a new password'} for mailbox ${plan.scope} on ${host.label} (mail adapter ${cfg.migration.mailHost.adapter}), delivered at ${plan.kvPath} version ${v.version}` };
+            }
             return { ok: true, kvVersion: v.version, reused: v.reused, detail: `new ${plan.credentialClass} password for ${plan.scope} at ${plan.kvPath} version ${v.version}; hook ${plan.hook!.name} is NOT wired: a person applies it` };
           }
           case 'ssh-key': {
+            // OpenSSH's own format (ssh2 makes it), so ssh, ssh-add and the worker's login probe all read it.
             const v = await ownOrNewValue(plan, () => {
-              const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
-              const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
-              const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
-              const wire = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]);
-              return { private_key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), public_key: `ssh-ed25519 ${wire.toString('base64')} vault-dr-rotation` };
+              const k = sshUtils.generateKeyPairSync('ed25519', { comment: 'vault-dr-rotation' });
+              return { private_key: k.private, public_key: k.public.trim() };
             });
+            const host = wiredHost(plan);
+            if (host) {
+              const r = await host.addAuthorizedKey(plan.scope, v.value.public_key!, 'vault-dr-rotation');
+              return { ok: true, kvVersion: v.version, reused: v.reused || !r.added, detail: `${r.added ? 'added' : 'already had'} the new ed25519 key ${fingerprintOfKeyLine(v.value.public_key!)} in ${plan.scope}'s authorized_keys on ${host.label}, private half at ${plan.kvPath} version ${v.version}` };
+            }
             return { ok: true, kvVersion: v.version, reused: v.reused, detail: `new ed25519 key pair for ${plan.scope} at ${plan.kvPath} version ${v.version}; hook ${plan.hook!.name} is NOT wired: a person installs the public key` };
           }
           case 'channel-secret': {
@@ -296,12 +319,23 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'mailbox-password': {
             const { nu } = await newAndOld(plan);
             if (!nu) return { ok: false, detail: `${plan.kvPath} does not hold this rotation's password` };
+            const host = wiredHost(plan);
+            if (host) {
+              const h = await host.smtpAuth(nu.username!, nu.password!);
+              return { ok: h === 'ok', detail: `SMTP AUTH as ${nu.username} with the new password on the mail host (${host.submission}) ${h === 'ok' ? 'works' : 'is refused'}` };
+            }
             const r = await smtpLogin(nu.username!, nu.password!);
             if (r === 'no probe') return { ok: false, detail: 'not verified: rotation.smtpAuthHost is not set, so vault-dr cannot try SMTP AUTH' };
             return { ok: r === 'ok', detail: `SMTP AUTH as ${nu.username} with the new password at ${cfg.rotation.smtpAuthHost} ${r === 'ok' ? 'works' : 'is refused'}` };
           }
-          case 'ssh-key':
-            return { ok: false, detail: 'not verified by vault-dr: the SSH login probe belongs to the host adapter (infra/ssh), not wired here' };
+          case 'ssh-key': {
+            const host = wiredHost(plan);
+            if (!host) return { ok: false, detail: 'not verified by vault-dr: rotation.host is not set, so it has no host to try an SSH login on' };
+            const { nu } = await newAndOld(plan);
+            if (!nu?.private_key) return { ok: false, detail: `${plan.kvPath} does not hold this rotation's key` };
+            const r = await host.sshLogin(plan.scope, nu.private_key);
+            return { ok: r === 'ok', detail: `a fresh SSH login as ${plan.scope} on ${host.label} with the new key ${r === 'ok' ? 'works' : 'is refused'}` };
+          }
           case 'channel-secret': {
             const cur = await readKv(plan.kvPath!);
             const before = req.sinceVersion ?? 0;
@@ -336,6 +370,20 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           await writeKv(plan.kvPath!, { ...old, rotation_id: `${plan.rotationId}/discarded` });
           return { ok: true, detail: 'the old password was set again and restored in KV' };
         }
+        const host = wiredHost(plan);
+        if (host && plan.credentialClass === 'mailbox-password') {
+          const { old } = await newAndOld(plan);
+          if (!old?.password) return { ok: false, detail: 'no old password recorded in KV: the mailbox keeps the new (unverified) password' };
+          await host.setMailboxPassword(plan.scope, old.password);
+          await writeKv(plan.kvPath!, { ...old, rotation_id: `${plan.rotationId}/discarded` });
+          return { ok: true, detail: `the old password of ${plan.scope} was set again on ${host.label} and restored in KV` };
+        }
+        if (host && plan.credentialClass === 'ssh-key') {
+          const { nu } = await newAndOld(plan);
+          const fp = nu?.public_key ? fingerprintOfKeyLine(nu.public_key) : undefined;
+          const n = fp ? await host.removeAuthorizedKey(plan.scope, fp) : 0;
+          return { ok: true, detail: `the new key was taken out of ${plan.scope}'s authorized_keys (${n} line(s)); the old keys are untouched` };
+        }
         return { ok: true, detail: 'nothing vault-dr applied to take back (the new value stays in KV as a later version)' };
       },
 
@@ -363,6 +411,17 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'postgres-role': {
             const n = await pg('terminate sessions', () => terminateSessions(pgTarget(), plan.scope));
             return { ok: true, revoked: n, detail: `the old password was replaced; ended ${n} open session(s) of ${plan.scope}` };
+          }
+          case 'mailbox-password':
+          case 'ssh-key': {
+            const host = wiredHost(plan);
+            if (!host) return { ok: true, revoked: 0, detail: 'revoked by the person who confirmed the rotation' };
+            if (plan.credentialClass === 'mailbox-password') return { ok: true, revoked: 1, detail: `the mailbox has one password: setting the new one on ${host.label} replaced the old` };
+            const { old } = await newAndOld(plan);
+            const fp = old?.public_key ? fingerprintOfKeyLine(old.public_key) : undefined;
+            if (!fp) return { ok: true, revoked: 0, detail: `no previous key in ${plan.kvPath}: nothing to remove from ${plan.scope}'s authorized_keys (was the old key ever stored there?)` };
+            const n = await host.removeAuthorizedKey(plan.scope, fp);
+            return { ok: true, revoked: n, detail: `removed the old key ${fp} from ${plan.scope}'s authorized_keys on ${host.label} (${n} line(s))` };
           }
           default:
             return { ok: true, revoked: 0, detail: 'revoked by the person who confirmed the rotation' };
@@ -394,6 +453,12 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'smtp-relay':
           case 'mailbox-password': {
             const { old } = await newAndOld(plan);
+            const host = wiredHost(plan);
+            if (host) {
+              if (!old?.password) return { ok: false, detail: `no previous password in ${plan.kvPath}: nothing to prove refused (was the old one ever stored there?)` };
+              const h = await host.smtpAuth(old.username ?? plan.scope, old.password);
+              return { ok: h === 'refused', detail: `SMTP AUTH with the old password on the mail host (${host.submission}) is ${h === 'refused' ? 'refused' : 'STILL ACCEPTED'}` };
+            }
             if (!old?.password) return { ok: !!req.oldRevokedAttested, detail: `no previous password in KV to try; revocation ${req.oldRevokedAttested ? 'attested' : 'not attested'} by the person` };
             const r = await smtpLogin(old.username ?? plan.scope, old.password);
             if (r === 'no probe') return { ok: false, detail: `not verified: rotation.smtpAuthHost is not set (revocation ${req.oldRevokedAttested ? 'attested' : 'not attested'} by the person)` };
@@ -408,6 +473,15 @@ export const rotationActivities = (deps: { cfg: Config }) => {
               }
             }
             return { ok: !!req.oldRevokedAttested, detail: `revocation at the issuer ${req.oldRevokedAttested ? 'attested' : 'NOT attested'} by the person (no probe for ${plan.scope})` };
+          }
+          case 'ssh-key': {
+            const host = wiredHost(plan);
+            if (!host) return { ok: false, detail: 'not verified by vault-dr: rotation.host is not set, so it has no host to try the old key on' };
+            const { old } = await newAndOld(plan);
+            if (!old?.public_key) return { ok: false, detail: `no previous key in ${plan.kvPath}: nothing to prove refused` };
+            // The public half is enough: the server says whether it would take the key (infra/ssh keyAccepted).
+            const accepted = await host.sshKeyAccepted(plan.scope, old.public_key);
+            return { ok: !accepted, detail: `the old key ${fingerprintOfKeyLine(old.public_key)} is ${accepted ? 'STILL ACCEPTED' : 'refused'} for ${plan.scope} on ${host.label}` };
           }
           default:
             return { ok: false, detail: 'not verified by vault-dr (no probe for this class)' };

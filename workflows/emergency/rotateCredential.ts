@@ -53,7 +53,7 @@ export interface RotateProgress {
 }
 export const progress = defineQuery<RotateProgress>('progress');
 
-/** A person confirms they applied (hook not wired) or rotated (third-party) the credential. */
+/** A person confirms they applied (hook not wired: rotation.host unset) or rotated (third-party) the credential. */
 export const confirmRotated = defineUpdate<{ accepted: true }, [RotationConfirmation]>('confirmRotated');
 
 export async function rotateCredential(rawInput?: RotateInput): Promise<RotateResult> {
@@ -113,7 +113,7 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
     state.credentialClass = plan.credentialClass;
     state.scope = plan.scope;
     state.kvPath = plan.kvPath;
-    if (plan.hook) note(`hook ${plan.hook.name} is not wired in this deployment: ${plan.hook.instead}`);
+    if (plan.hook) note(plan.hook.wired ? `applied through ${plan.hook.name}` : `hook ${plan.hook.name} is not wired in this deployment: ${plan.hook.instead}`);
     const what = `${plan.credentialClass} (${plan.scope})`;
 
     if (plan.credentialClass === 'backup-recipient') {
