@@ -52,6 +52,7 @@ function fileAsVault(file: string): BaoClient {
     address: `file://${file}`,
     health: async () => ({ initialized: true, sealed: false, standby: false, version: 'synthetic', cluster_id: 'bench', cluster_name: 'bench' }),
     leader: async () => ({ isSelf: true, leaderAddress: '', haEnabled: true }),
+    ensureToken: async () => undefined,
     apiGet: async () => ({ status: 404, body: { errors: [] } }),
     snapshotStream: async () => Readable.toWeb(fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) as ReadableStream<Uint8Array>,
   };

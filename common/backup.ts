@@ -78,8 +78,13 @@ export interface BackupManifest {
   snapshot: SnapshotInfo;
   /** The canary written just before the snapshot; a restore must read this value back. */
   canary: { path: string; marker: string };
-  /** KV v2 inventory counted just before and just after the snapshot (writes in between widen the range). */
-  kv?: { mount: string; pathsBefore: number; pathsAfter: number; versionsBefore: number; versionsAfter: number };
+  /**
+   * KV v2 inventory counted just before and just after the snapshot (writes in between widen the
+   * range). `exactAtRaftIndex`: the active node applied no raft entry from the start of the count
+   * before the snapshot to the snapshot itself (its index), so that count is the snapshot's own
+   * and no count after was needed (after = before).
+   */
+  kv?: { mount: string; pathsBefore: number; pathsAfter: number; versionsBefore: number; versionsAfter: number; exactAtRaftIndex?: number };
   plaintext: { bytes: number; sha256: string };
   object: { bucket: string; key: string; bytes: number; sha256: string; versionId?: string };
   encryption: { format: 'vdrbak/1'; chunkSize: number; recipients: string[] };

@@ -1,6 +1,8 @@
 // The worker's Prometheus endpoint (/metrics). Backup and restore state is read from where it is
 // durable — the manifests and the restore history in S3 — at scrape time (cached briefly), so a
-// restarted worker reports the truth at once. OpenBao's seal/active state is probed live via the
+// restarted worker reports the truth at once. Verified manifests are kept by id and ETag between
+// refreshes (ManifestCache), so a refresh reads only new or rewritten manifests; the object
+// checks still run on every refresh. OpenBao's seal/active state is probed live via the
 // unauthenticated sys/health, so "sealed" is visible even when OpenBao's own metrics are not.
 import * as http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -8,6 +10,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BaoClient } from './vault/bao';
 import type { Config } from './config';
 import { loadDrState, type DrState } from './store/drState';
+import { ManifestCache } from './store/catalog';
 import { getJsonObject } from './store/objects';
 import { DRILL_REPORT_PREFIX, type FailoverDrillResult } from '../common/ha';
 import { FindingStore } from './store/findings';
@@ -18,6 +21,8 @@ export interface MetricsDeps {
   s3: S3Client;
   bao: BaoClient;
   cacheMs?: number;
+  /** Verified manifests kept between refreshes (a refresh then reads only new or rewritten manifests); one per worker by default. */
+  manifests?: ManifestCache;
 }
 
 export interface VaultDrMetrics {
@@ -52,8 +57,9 @@ export function registerStateGauges(deps: MetricsDeps): void {
   collectDefaultMetrics({ register: registry, prefix: 'vaultdr_worker_' });
   const cacheMs = deps.cacheMs ?? 15_000;
   let cached: { at: number; state: Promise<DrState> } | undefined;
+  const manifests = deps.manifests ?? new ManifestCache();
   const state = () => {
-    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), state: loadDrState(deps.s3, deps.cfg) };
+    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), state: loadDrState(deps.s3, deps.cfg, manifests) };
     return cached.state;
   };
   const gauge = (name: string, help: string, pick: (s: DrState) => number | undefined) =>

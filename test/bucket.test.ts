@@ -9,6 +9,7 @@ import {
   DeleteBucketCommand,
   DeleteObjectCommand,
   GetBucketLifecycleConfigurationCommand,
+  GetObjectCommand,
   GetObjectLegalHoldCommand,
   ListObjectVersionsCommand,
   PutBucketLifecycleConfigurationCommand,
@@ -19,7 +20,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { BackupCatalog } from '../infra/store/catalog';
+import { BackupCatalog, ManifestCache } from '../infra/store/catalog';
 import { restoreActivities } from '../activities/restore/restore';
 import { backupIdFor, backupObjectKeys, type BackupManifest } from '../common/backup';
 import { evaluate } from '../common/monitor';
@@ -248,5 +249,72 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     assert.equal(atFloor.deleted.length, 3);
     const r = await acts.prune({ retention: { daily: 1, monthly: 0 }, justVerified: newest }, { ...cfg.backup.retention, minDaily: 1, minMonthly: 0 });
     assert.equal(r.deleted.length, 6);
+  });
+  it('/metrics manifest cache: a refresh reads only new or rewritten manifests, forgets pruned ones, stays bounded, and never hides damage', async () => {
+    const bucket = testBucket('cache');
+    made.push(bucket);
+    const cfg = bucketCfg(stackCfg, bucket);
+    await applyBucket(s3, bucketSpec(cfg));
+    // A client of its own that counts manifest reads (GETs of backups/<id>/manifest.json).
+    const counting = buildS3Client(stackCfg.s3);
+    let manifestReads = 0;
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: string }).Key ?? '';
+        if (context.commandName === 'GetObjectCommand' && key.endsWith('/manifest.json')) manifestReads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countManifestReads' },
+    );
+    const reads = async (f: () => Promise<unknown>) => {
+      manifestReads = 0;
+      await f();
+      return manifestReads;
+    };
+    const a = await putBackup(s3, bucket, '2026-03-01T02:00:00.000Z');
+    const b = await putBackup(s3, bucket, '2026-03-02T02:00:00.000Z');
+    const c = await putBackup(s3, bucket, '2026-03-03T02:00:00.000Z');
+    // One backup still "uploaded": its manifest will be rewritten by verification, so it is never cached.
+    const u = await putBackup(s3, bucket, '2026-03-04T02:00:00.000Z');
+    const uKey = backupObjectKeys(u.id).manifest;
+    const uManifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: uKey }))).Body!.transformToString()) as BackupManifest;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: uKey, Body: JSON.stringify({ ...uManifest, status: 'uploaded', verifiedAt: undefined }) }));
+
+    const cache = new ManifestCache();
+    const catalog = new BackupCatalog(counting, bucket, cache);
+    let first: Awaited<ReturnType<BackupCatalog['list']>> = [];
+    assert.equal(await reads(async () => (first = await catalog.list())), 4, 'first listing reads every manifest');
+    assert.equal(cache.size, 3, 'the three verified manifests are kept, the uploaded one is not');
+    let second: typeof first = [];
+    assert.equal(await reads(async () => (second = await catalog.list())), 1, 'second listing reads only the uploaded manifest');
+    assert.deepEqual(second, first);
+    assert.equal(await reads(() => loadDrState(counting, cfg, cache)), 1, 'the /metrics state loader uses the same cache');
+    assert.equal(await reads(() => new BackupCatalog(counting, bucket).list()), 4, 'control: without a cache every manifest is read');
+
+    // A verified manifest written again (here: tampered to claim another trigger) is read again, not served stale.
+    const bKey = backupObjectKeys(b.id).manifest;
+    const bManifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: bKey }))).Body!.transformToString()) as BackupManifest;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: bKey, Body: JSON.stringify({ ...bManifest, trigger: 'rewritten' }) }));
+    let third: typeof first = [];
+    assert.equal(await reads(async () => (third = await catalog.list())), 2, 'the rewritten and the uploaded manifest are read');
+    assert.equal(third.find((x) => x.backupId === b.id)!.trigger, 'rewritten');
+
+    // The object checks are never cached: an overwritten snapshot of a cached backup shows at once.
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: backupObjectKeys(c.id).snapshot, Body: 'not a backup' }));
+    assert.equal((await catalog.list()).find((x) => x.backupId === c.id)!.status, 'overwritten');
+
+    // A deleted (pruned) backup is forgotten at the next listing.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: backupObjectKeys(a.id).manifest }));
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: backupObjectKeys(a.id).snapshot }));
+    await catalog.list();
+    assert.equal(cache.size, 2, 'the deleted backup left the cache');
+
+    // Bounded: with room for one manifest, one is kept and listings stay right.
+    const small = new ManifestCache(1);
+    const bounded = new BackupCatalog(counting, bucket, small);
+    const expected = await new BackupCatalog(s3, bucket).list();
+    assert.deepEqual(await bounded.list(), expected);
+    assert.equal(small.size, 1);
+    assert.deepEqual(await bounded.list(), expected);
   });
 });

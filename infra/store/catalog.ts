@@ -3,11 +3,11 @@
 // lists them with the state of each pinned object, reads and writes manifests, and applies
 // retention. It needs only S3 and the bucket: the backup activities, the restore selection, the
 // CLI (`backup list`, `bucket check`) and the /metrics state all read backups through it.
-import { DeleteObjectsCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BACKUP_PREFIX, backupObjectKeys, manifestProblem, planRetention, type BackupManifest, type RetentionPolicy } from '../../common/backup';
 import { ErrorType, failure as fail } from '../../common/errors';
 import { checkBucket, type BucketCheck, type BucketSpec } from './bucketPolicy';
-import { getJsonObject, listAllKeys, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from './objects';
+import { getJsonObject, listAllObjects, pinnedObjectState, putJsonObject, statusOf, type PinnedState } from './objects';
 
 export interface BackupSummary {
   backupId: string;
@@ -61,10 +61,67 @@ export interface PruneResult {
   legalHolds: number | 'unsupported by store';
 }
 
+const bareEtag = (etag: string | undefined) => etag?.replace(/^W\//, '').replace(/"/g, '');
+
+/**
+ * Verified manifests by backup id, each with the ETag it was read at, so a process that lists the
+ * catalog again and again (the /metrics refresh) reads a manifest once instead of on every
+ * refresh. A hit needs the ETag the listing shows now to be the one read: a manifest written
+ * again (edited, replaced) is read again. Only verified manifests are kept (an uploaded one is
+ * about to be rewritten); ids no longer listed are dropped at each listing, and past `maxEntries`
+ * the least recently used goes, so the cache never outgrows the bucket or the bound. Object
+ * states (the pinned version still there and current) are never cached: they are checked on
+ * every listing.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { etag: string; manifest: BackupManifest }>();
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly maxEntries = 2000) {
+    if (!(maxEntries >= 1)) throw new Error(`ManifestCache: maxEntries must be at least 1, got ${maxEntries}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached manifest when it was read at this ETag; undefined otherwise. */
+  get(id: string, etag: string | undefined): BackupManifest | undefined {
+    const e = this.entries.get(id);
+    const want = bareEtag(etag);
+    if (!e || !want || e.etag !== want) {
+      this.misses++;
+      return undefined;
+    }
+    this.entries.delete(id);
+    this.entries.set(id, e);
+    this.hits++;
+    return e.manifest;
+  }
+
+  /** Keeps a manifest read at `etag` (only verified ones; anything else forgets the id). */
+  set(id: string, etag: string | undefined, manifest: BackupManifest | undefined): void {
+    this.entries.delete(id);
+    const tag = bareEtag(etag);
+    if (!manifest || !tag || manifest.status !== 'verified') return;
+    this.entries.set(id, { etag: tag, manifest });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  /** Forgets every id not in `ids` (pruned or deleted backups). */
+  retain(ids: Iterable<string>): void {
+    const keep = new Set(ids);
+    for (const id of [...this.entries.keys()]) if (!keep.has(id)) this.entries.delete(id);
+  }
+}
+
 export class BackupCatalog {
+  /** `cache`: verified manifests kept between listings (one per long-lived reader, e.g. /metrics); none by default. */
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
+    private readonly cache?: ManifestCache,
   ) {}
 
   /**
@@ -89,19 +146,43 @@ export class BackupCatalog {
     await putJsonObject(this.s3, this.bucket, backupObjectKeys(id).manifest, manifest);
   }
 
-  /** Backup ids in the bucket, split by whether a manifest exists. */
-  async ids(): Promise<{ withManifest: string[]; withoutManifest: string[] }> {
+  /** Backup ids in the bucket, split by whether a manifest exists (with the manifest's ETag). */
+  async ids(): Promise<{ withManifest: string[]; withoutManifest: string[]; manifestEtags: Map<string, string | undefined> }> {
     const ids = new Map<string, { manifest: boolean; snapshot: boolean }>();
-    for (const key of await listAllKeys(this.s3, this.bucket, BACKUP_PREFIX)) {
+    const manifestEtags = new Map<string, string | undefined>();
+    for (const { key, etag } of await listAllObjects(this.s3, this.bucket, BACKUP_PREFIX)) {
       const m = /^backups\/([^/]+)\/(manifest\.json|snapshot\.vdrb)$/.exec(key);
       if (!m) continue;
       const e = ids.get(m[1]!) ?? { manifest: false, snapshot: false };
-      if (m[2] === 'manifest.json') e.manifest = true;
-      else e.snapshot = true;
+      if (m[2] === 'manifest.json') {
+        e.manifest = true;
+        manifestEtags.set(m[1]!, etag);
+      } else e.snapshot = true;
       ids.set(m[1]!, e);
     }
     const all = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
-    return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id) };
+    return { withManifest: all.filter(([, e]) => e.manifest).map(([id]) => id), withoutManifest: all.filter(([, e]) => !e.manifest).map(([id]) => id), manifestEtags };
+  }
+
+  /** A listed manifest: from the cache when it holds this id at the listed ETag, else read (and kept when verified). */
+  private async listedManifest(id: string, listedEtag: string | undefined): Promise<BackupManifest | undefined> {
+    if (!this.cache) return this.manifest(id);
+    const hit = this.cache.get(id, listedEtag);
+    if (hit) return hit;
+    let res;
+    try {
+      res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: backupObjectKeys(id).manifest }));
+    } catch (err) {
+      if (statusOf(err) === 404 || (err as { name?: string }).name === 'NoSuchKey') {
+        this.cache.set(id, undefined, undefined);
+        return undefined;
+      }
+      throw err;
+    }
+    const m = JSON.parse(await res.Body!.transformToString()) as BackupManifest;
+    // The ETag of what was read (the listing's may already be older); a mismatching one is simply read again next time.
+    this.cache.set(id, res.ETag, m);
+    return m;
   }
 
   /**
@@ -109,10 +190,11 @@ export class BackupCatalog {
    * the object version the manifest pins is still there and still current (two HEADs), newest first.
    */
   async list(): Promise<BackupSummary[]> {
-    const { withManifest, withoutManifest } = await this.ids();
+    const { withManifest, withoutManifest, manifestEtags } = await this.ids();
+    this.cache?.retain(withManifest);
     const out: BackupSummary[] = [];
     const read = async (id: string) => {
-      const m = await this.manifest(id);
+      const m = await this.listedManifest(id, manifestEtags.get(id));
       if (m && manifestProblem(id, m)) out.push({ backupId: id, status: 'manifest mismatch', createdAt: '', objectKey: backupObjectKeys(id).snapshot, objectBytes: 0 });
       else if (m) {
         const row: BackupSummary = { backupId: id, status: m.status, createdAt: m.createdAt, objectKey: m.object.key, objectBytes: m.object.bytes, raftIndex: m.snapshot.raftIndex, trigger: m.trigger };

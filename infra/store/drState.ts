@@ -2,7 +2,7 @@
 // in S3) and the restore history (staging validations and production restores). One loader for
 // the worker's /metrics and the vaultHealthMonitor workflow, so both see the same truth.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BackupCatalog, DAMAGED_STATUSES } from './catalog';
+import { BackupCatalog, DAMAGED_STATUSES, type ManifestCache } from './catalog';
 import { restoreActivities } from '../../activities/restore/restore';
 import type { Config } from '../config';
 import type { DrState } from '../../common/monitor';
@@ -10,8 +10,9 @@ import { countsAsValidation } from '../../common/restore';
 
 export type { DrState } from '../../common/monitor';
 
-export async function loadDrState(s3: S3Client, cfg: Config): Promise<DrState> {
-  const backups = new BackupCatalog(s3, cfg.s3.bucket);
+/** `manifests`: a cache of verified manifests kept by a caller that loads the state again and again (/metrics). */
+export async function loadDrState(s3: S3Client, cfg: Config, manifests?: ManifestCache): Promise<DrState> {
+  const backups = new BackupCatalog(s3, cfg.s3.bucket, manifests);
   const restores = restoreActivities({ s3, cfg });
   try {
     const list = await backups.list();

@@ -21,11 +21,16 @@ export async function putJsonObject(s3: S3Client, bucket: string, key: string, v
 
 /** Every key under a prefix (follows continuation tokens). */
 export async function listAllKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const out: string[] = [];
+  return (await listAllObjects(s3, bucket, prefix)).map((o) => o.key);
+}
+
+/** Every object under a prefix with its ETag (changes whenever the object is written again). */
+export async function listAllObjects(s3: S3Client, bucket: string, prefix: string): Promise<{ key: string; etag: string | undefined }[]> {
+  const out: { key: string; etag: string | undefined }[] = [];
   let token: string | undefined;
   do {
     const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    out.push(...(page.Contents ?? []).map((o) => o.Key!));
+    out.push(...(page.Contents ?? []).map((o) => ({ key: o.Key!, etag: o.ETag })));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return out;

@@ -156,10 +156,12 @@ export class BaoClient {
   }
 
   /** sys/leader (unauthenticated): whether this node is the active one, and who is. */
-  async leader(): Promise<{ isSelf: boolean; leaderAddress: string; haEnabled: boolean }> {
+  /** sys/leader; `raftAppliedIndex`: the last raft entry the answering node applied (integrated storage only). */
+  async leader(): Promise<{ isSelf: boolean; leaderAddress: string; haEnabled: boolean; raftAppliedIndex?: number }> {
     const res = await this.raw('GET', 'sys/leader', undefined);
-    const body = (await res.json()) as { is_self?: boolean; leader_address?: string; ha_enabled?: boolean };
-    return { isSelf: !!body.is_self, leaderAddress: body.leader_address ?? '', haEnabled: !!body.ha_enabled };
+    const body = (await res.json()) as { is_self?: boolean; leader_address?: string; ha_enabled?: boolean; raft_applied_index?: unknown };
+    const applied = typeof body.raft_applied_index === 'number' && body.raft_applied_index > 0 ? body.raft_applied_index : undefined;
+    return { isSelf: !!body.is_self, leaderAddress: body.leader_address ?? '', haEnabled: !!body.ha_enabled, raftAppliedIndex: applied };
   }
 
   /**
@@ -215,6 +217,11 @@ export class BaoClient {
   }
 
   // ---- tokens ----------------------------------------------------------------------------------
+
+  /** Logs in or renews now if the held token needs it (a login is a raft write: do it before counting raft entries). */
+  async ensureToken(): Promise<void> {
+    await this.currentToken();
+  }
 
   /** A token valid now: the held one, else the result of the one login/renewal in flight. */
   private async currentToken(): Promise<string> {

@@ -24,13 +24,17 @@ export class SnapshotStructureError extends Error {
  * A writable that parses the snapshot bytes written to it; `result` settles when the stream ends.
  * Memory: meta.json and SHA256SUMS are small; state.bin is hashed, not kept.
  */
-export function createSnapshotInspector(): { sink: Writable; result: Promise<SnapshotMeta> } {
+export function createSnapshotInspector(): { sink: Writable; result: Promise<SnapshotMeta>; earlyIndex: Promise<number | undefined> } {
   const input = new PassThrough();
   const extract = tar.extract();
   const digests = new Map<string, string>();
   const sizes = new Map<string, number>();
   let metaJson = '';
   let sums = '';
+  // meta.json comes first in a raft snapshot archive: its raft index is known after the first few
+  // KiB, long before the stream ends (undefined when it is not there or not readable; `result` is the check).
+  let announceIndex: (i: number | undefined) => void = () => undefined;
+  const earlyIndex = new Promise<number | undefined>((resolve) => (announceIndex = resolve));
   extract.on('entry', (headerInfo, entry, next) => {
     const hash = crypto.createHash('sha256');
     let n = 0;
@@ -44,7 +48,15 @@ export function createSnapshotInspector(): { sink: Writable; result: Promise<Sna
     entry.on('end', () => {
       digests.set(headerInfo.name, hash.digest('hex'));
       sizes.set(headerInfo.name, n);
-      if (headerInfo.name === 'meta.json') metaJson = Buffer.concat(chunks).toString('utf8');
+      if (headerInfo.name === 'meta.json') {
+        metaJson = Buffer.concat(chunks).toString('utf8');
+        try {
+          const i = (JSON.parse(metaJson) as { Index?: unknown }).Index;
+          announceIndex(typeof i === 'number' ? i : undefined);
+        } catch {
+          announceIndex(undefined);
+        }
+      }
       if (headerInfo.name === 'SHA256SUMS') sums = Buffer.concat(chunks).toString('utf8');
       next();
     });
@@ -83,5 +95,9 @@ export function createSnapshotInspector(): { sink: Writable; result: Promise<Sna
   );
   // Keep an unobserved rejection from crashing the process; callers await `result`.
   result.catch(() => undefined);
-  return { sink: input, result };
+  void result.then(
+    () => announceIndex(undefined),
+    () => announceIndex(undefined),
+  );
+  return { sink: input, result, earlyIndex };
 }
