@@ -18,6 +18,8 @@ export interface MetricsDeps {
   s3: S3Client;
   bao: BaoClient;
   cacheMs?: number;
+  /** Where to register (default: the process's shared registry); a test serves a registry of its own. */
+  registry?: Registry;
 }
 
 export interface VaultDrMetrics {
@@ -48,7 +50,7 @@ export function metrics(): VaultDrMetrics {
 
 /** Registers the scrape-time gauges (backup/restore state from S3, live OpenBao state). */
 export function registerStateGauges(deps: MetricsDeps): void {
-  const { registry } = metrics();
+  const registry = deps.registry ?? metrics().registry;
   collectDefaultMetrics({ register: registry, prefix: 'vaultdr_worker_' });
   const cacheMs = deps.cacheMs ?? 15_000;
   let cached: { at: number; state: Promise<DrState> } | undefined;
@@ -166,8 +168,7 @@ export function registerStateGauges(deps: MetricsDeps): void {
   vaultGauge('vaultdr_vault_active', '1 when the configured OpenBao address is the active node', (h) => (h && !h.sealed && !h.standby ? 1 : 0));
 }
 
-export function startMetricsServer(listen: string): Promise<http.Server> {
-  const { registry } = metrics();
+export function startMetricsServer(listen: string, registry: Registry = metrics().registry): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();
