@@ -15,6 +15,7 @@ import { FAILURE_CONVERTER_PATH } from '../infra/temporal/codec';
 import { renderDrillMarkdown } from '../infra/ha/report';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haUp } from '../stack/ha/index';
+import { monitorFile } from '../stack/ha/postgres';
 import { haDir, PROJECT_ROOT } from '../stack/ha/proc';
 import { stackDir, stackUp } from '../stack/stack';
 import { buildWorker, workflowsPath } from '../workers/worker';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   await haUp((l) => console.log(`ha: ${l}`));
   const base = loadConfig({ file: path.join(stackDir(), 'vaultdr.json'), env: {} });
   const taskQueue = `bench-ha-drill-${process.pid}`;
-  const cfg = { ...base, temporal: { ...base.temporal, taskQueue }, ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR } };
+  const cfg = { ...base, temporal: { ...base.temporal, taskQueue }, ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR, postgresMonitorFile: monitorFile() } };
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('ERROR') });
   const built = await buildWorker(cfg, { workflowBundle: bundle });

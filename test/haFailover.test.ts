@@ -37,7 +37,7 @@ import { writeWorkerConfigFile } from '../stack/migrationFixture';
 import type { FailoverDrillResult } from '../common/ha';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
 import { haUp, haStatus } from '../stack/ha/index';
-import { patroniPid, PG_NODES, pgSecrets, postgresHealth, postmasterPid, startPatroni, waitPostgresHealthy } from '../stack/ha/postgres';
+import { monitorFile, patroniPid, PG_NODES, pgSecrets, postgresHealth, postmasterPid, startPatroni, waitPostgresHealthy } from '../stack/ha/postgres';
 import type { HealthReport } from '../common/health';
 import { evaluate } from '../common/monitor';
 import { HAPROXY_PORTS, HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
@@ -70,7 +70,7 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
   before(async () => {
     const base = await ensureStack();
     await haUp();
-    cfg = { ...withQueue(base, uniqueQueue('ha-drill')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR } };
+    cfg = { ...withQueue(base, uniqueQueue('ha-drill')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR, postgresMonitorFile: monitorFile() } };
     client = await connectClient(cfg);
   });
   after(async () => client?.connection.close());

@@ -20,6 +20,7 @@ import type { MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
 import type { RestoreProgress } from '../workflows/restore/restoreVault';
 import { historyPayloads, stackSecrets, vaultdrAsync } from './helpers/inspect';
 import { haDir } from '../stack/ha/proc';
+import { monitorFile } from '../stack/ha/postgres';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
   try {
     if (only.has('vaultHealthCheck-postgres')) {
       // Needs the HA harness (npm run ha:up; $VAULTDR_HA_DIR): the health check's PostgreSQL step with a real report.
-      const haCfg = { ...cfg, ha: { ...cfg.ha, harnessDir: haDir() } };
+      const haCfg = { ...cfg, ha: { ...cfg.ha, harnessDir: haDir(), postgresMonitorFile: monitorFile() } };
       await withWorker(haCfg, async () => {
         const h = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-pg-${stamp}`, args: [{}] });
         await h.result();

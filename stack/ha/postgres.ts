@@ -448,6 +448,21 @@ export function harnessTopology(): PgHaTopology {
   };
 }
 
+/**
+ * The health checks' view of the harness (ha.postgresMonitorFile): its nodes and the application
+ * role, which holds pg_monitor (enough for pg_stat_replication), not the superuser.
+ */
+export function monitorFile(): string {
+  return path.join(pgHaDir(), 'monitor.json');
+}
+
+function writeMonitorFile(): void {
+  const t = harnessTopology();
+  const app = appConnection();
+  fs.writeFileSync(monitorFile(), JSON.stringify({ ...t, monitor: { user: app.user, password: app.password, database: app.database } }, null, 2) + '\n', { mode: 0o600 });
+  fs.chmodSync(monitorFile(), 0o600);
+}
+
 export function postgresHealth(): Promise<PostgresHaHealth> {
   return postgresHaHealth(harnessTopology());
 }
@@ -589,6 +604,7 @@ export async function postgresUp(opts: PgUpOptions = {}): Promise<PgUpReport> {
   const h = await waitPostgresHealthy(120_000);
   bootstrap.push(...(await ensureAppSchema(nodeNamed(h.primary!), s)));
   bootstrap.push(...(await reconcileDynamicConfig(nodeNamed(h.primary!))));
+  writeMonitorFile();
   return { results, bootstrap, seconds: (Date.now() - t0) / 1000 };
 }
 
