@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { HaDriver, HaFault } from '../infra/ha/driver';
 import { postgresHaDriver } from '../infra/postgres/haDriver';
-import { harnessDriverOptions, PATRONI_DCS, PATRONI_PIN, PG_PARAMETERS, postgresHaproxySections, postgresUp, PROJECT_ROOT } from '../stack/ha/postgres';
+import { harnessDriverOptions, PATRONI_DCS, PATRONI_PIN, PG_PARAMETERS, postgresHaproxySections, PROJECT_ROOT } from '../stack/ha/postgres';
+import { haUp } from '../stack/ha/index';
 
 export const PG_FAULTS: HaFault[] = ['kill-leader', 'kill-postgres', 'stop-node', 'planned'];
 
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
     writeResults(outDir, name, j.started, j.rows, j.errors, j.roundsPerFault, j.probeEveryMs, j.machine);
     return;
   }
-  await postgresUp({ log: (l) => console.log(`ha-postgres: ${l}`) });
+  await haUp((l) => console.log(`ha-postgres: ${l}`), { vault: false });
   // Probe mode keeps up to 30 writes in flight, each on its own connection.
   const driver = postgresHaDriver({ ...harnessDriverOptions(), poolSize: probeEveryMs ? 32 : 4 });
   const rows: PgRoundResult[] = [];

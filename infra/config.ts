@@ -188,6 +188,13 @@ export const ConfigSchema = z
         harnessDir: z.string().optional(),
         /** HAProxy's Vault frontend: the drill writes through it. */
         vaultAddress: httpUrl.default('http://127.0.0.1:8280'),
+        /**
+         * The HA PostgreSQL cluster the health checks report on (0600 JSON: {"nodes": [{"name",
+         * "host", "pgPort", "restPort"}], "monitor": {"user", "password", "database"}, "maxLagBytes",
+         * "synchronous"}; a pg_monitor login, never a superuser). The harness writes one
+         * (<ha dir>/postgres/monitor.json). Unset: no PostgreSQL part in the health report.
+         */
+        postgresMonitorFile: z.string().optional(),
       })
       .strict()
       .default({}),

@@ -23,6 +23,8 @@ export interface MetricsDeps {
   cacheMs?: number;
   /** Verified manifests kept between refreshes (a refresh then reads only new or rewritten manifests); one per worker by default. */
   manifests?: ManifestCache;
+  /** Where to register (default: the process's shared registry); a test serves a registry of its own. */
+  registry?: Registry;
 }
 
 export interface VaultDrMetrics {
@@ -53,7 +55,7 @@ export function metrics(): VaultDrMetrics {
 
 /** Registers the scrape-time gauges (backup/restore state from S3, live OpenBao state). */
 export function registerStateGauges(deps: MetricsDeps): void {
-  const { registry } = metrics();
+  const registry = deps.registry ?? metrics().registry;
   collectDefaultMetrics({ register: registry, prefix: 'vaultdr_worker_' });
   const cacheMs = deps.cacheMs ?? 15_000;
   let cached: { at: number; state: Promise<DrState> } | undefined;
@@ -172,8 +174,7 @@ export function registerStateGauges(deps: MetricsDeps): void {
   vaultGauge('vaultdr_vault_active', '1 when the configured OpenBao address is the active node', (h) => (h && !h.sealed && !h.standby ? 1 : 0));
 }
 
-export function startMetricsServer(listen: string): Promise<http.Server> {
-  const { registry } = metrics();
+export function startMetricsServer(listen: string, registry: Registry = metrics().registry): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();

@@ -42,6 +42,8 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   'restore.shareIntakeTokensFile': { holders: ['restore'], required: ['restore'] },
   // The HA harness (failover drills) is local-only: compose's restore worker does not set it.
   'ha.harnessDir': { holders: ['restore'], required: [] },
+  // The HA PostgreSQL monitoring login (backup role): optional, the compose ha profile does not wire it yet.
+  'ha.postgresMonitorFile': { holders: ['backup'], required: [] },
   'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
   // Emergency rotation and the unseal-key ceremonies (restore role): optional, not wired in compose yet.
   'rotation.tokenFile': { holders: ['restore'], required: [] },

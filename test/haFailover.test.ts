@@ -8,8 +8,12 @@
 // - target postgres: a failoverDrill round SIGKILLs the Patroni leader (Patroni and PostgreSQL)
 //   while the probe writer inserts through HAProxy; the gap is measured, no acknowledged insert is
 //   lost, the old primary comes back as a streaming replica, and no PostgreSQL password is in history;
+// - a real Prometheus with the repo's scrape jobs (every OpenBao node, every Patroni, the one
+//   HAProxy, the drill metrics) answers every query of the HA overview dashboard;
 // - vaultHealthCheck reports the PostgreSQL primary, replicas and lag; a stopped replica makes it
 //   degraded and the monitor's rules raise PostgresReplicaDown;
+// - a worker process SIGKILLed right after a round injected its fault: the next worker process heals
+//   it on the activity's retry, reruns the round and the drill finishes with the cluster healthy;
 // - refusals: bad input names the field, a cluster with a
 //   node down (not fully healthy; and killing the leader there would lose quorum), a node that
 //   does not come back fails the drill with an alert; a fault an interrupted round left behind is
@@ -17,23 +21,30 @@
 // Timings are never asserted here (bench/ha.ts measures them).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { Registry } from 'prom-client';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
-import { buildS3Client } from '../infra/clients';
+import { buildBaoClient, buildS3Client } from '../infra/clients';
+import { registerStateGauges, startMetricsServer } from '../infra/metrics';
+import { freePort } from '../infra/vault/stagingVault';
+import { renderPrometheusConfig } from '../stack/monitoring';
+import { writeWorkerConfigFile } from '../stack/migrationFixture';
 import type { FailoverDrillResult } from '../common/ha';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
 import { haUp, haStatus } from '../stack/ha/index';
-import { patroniPid, PG_NODES, pgSecrets, postgresHealth, postmasterPid, postgresUp, startPatroni, waitPostgresHealthy } from '../stack/ha/postgres';
+import { monitorFile, patroniPid, PG_NODES, pgSecrets, postgresHealth, postmasterPid, startPatroni, waitPostgresHealthy } from '../stack/ha/postgres';
 import type { HealthReport } from '../common/health';
 import { evaluate } from '../common/monitor';
-import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
+import { HAPROXY_PORTS, HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
-import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
+import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, metricsTokenFile, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
 import { clearAlertDedup, failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
-import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,8 +70,7 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
   before(async () => {
     const base = await ensureStack();
     await haUp();
-    await postgresUp();
-    cfg = { ...withQueue(base, uniqueQueue('ha-drill')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR } };
+    cfg = { ...withQueue(base, uniqueQueue('ha-drill')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR, postgresMonitorFile: monitorFile() } };
     client = await connectClient(cfg);
   });
   after(async () => client?.connection.close());
@@ -156,6 +166,63 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
     process.stdout.write(`      (postgres kill-leader: ${r!.node} → ${after.primary}, first write after ${(r!.gapMs / 1000).toFixed(1)} s, ${r!.writesAcked} acknowledged, healed in ${(r!.healMs / 1000).toFixed(1)} s)\n`);
   });
 
+  it('a real Prometheus scrapes every OpenBao node, every Patroni, the one HAProxy and the drill metrics, and every HA overview dashboard query returns data', async () => {
+    // After the drills above, so drills/failover/latest.json holds a report with both targets' numbers.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-ha-dash-'));
+    const registry = new Registry();
+    registerStateGauges({ cfg, s3: buildS3Client(cfg.s3), bao: buildBaoClient(cfg.vault), cacheMs: 0, registry });
+    const [exporterPort, promPort] = [await freePort(), await freePort()];
+    const exporter = await startMetricsServer(`127.0.0.1:${exporterPort}`, registry);
+    let prom: ChildProcess | undefined;
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'prometheus.yml'),
+        renderPrometheusConfig({
+          interval: '1s',
+          workerTargets: [`127.0.0.1:${exporterPort}`],
+          openbaoTarget: '127.0.0.1:1',
+          openbaoTokenFile: metricsTokenFile(),
+          alertmanager: '127.0.0.1:1',
+          patroniTargets: PG_NODES.map((n) => `127.0.0.1:${n.restPort}`),
+          ha: { openbaoTargets: VAULT_NODES.map((n) => `127.0.0.1:${n.apiPort}`), tokenFile: metricsTokenFile(), haproxyTarget: `127.0.0.1:${HAPROXY_PORTS.stats}` },
+        }),
+      );
+      prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+      const query = async (q: string) => (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as { status: string; error?: string; data?: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+      // 3 OpenBao nodes + HAProxy + 3 Patroni + the exporter.
+      let up = 0;
+      for (let i = 0; i < 120 && up < 8; i++) {
+        up = (await query('up{job=~"openbao-ha|haproxy|patroni|vault-dr"} == 1').catch(() => undefined))?.data?.result.length ?? 0;
+        if (up < 8) await sleep(500);
+      }
+      assert.equal(up, 8, 'Prometheus does not scrape all 8 HA targets');
+      await sleep(3000); // a few 1 s scrapes, so rate() and changes() have points
+      const d = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'grafana', 'dashboards', 'ha-overview.json'), 'utf8')) as { uid: string; panels: { title: string; datasource: { uid: string }; targets: { expr: string }[] }[] };
+      assert.equal(d.uid, 'vault-dr-ha-overview');
+      const failures: string[] = [];
+      for (const panel of d.panels) {
+        assert.equal(panel.datasource.uid, 'prometheus', panel.title);
+        for (const t of panel.targets) {
+          const res = await query(t.expr.replaceAll('$__rate_interval', '1m'));
+          if (res.status !== 'success') failures.push(`${panel.title}: ${t.expr}: ${res.error}`);
+          else if (!res.data?.result.length) failures.push(`${panel.title}: ${t.expr}: no data`);
+        }
+      }
+      assert.deepEqual(failures, []);
+      // The panels show the right thing on this healthy cluster, not just something.
+      assert.equal((await query('sum(haproxy_server_status{proxy="vault",state="UP"})')).data!.result[0]?.value[1], '1');
+      const pgRouting = (await query('sum by (proxy) (haproxy_server_status{proxy=~"vaultdr_pg_rw|vaultdr_pg_ro",state="UP"})')).data!.result;
+      assert.deepEqual(Object.fromEntries(pgRouting.map((r) => [r.metric.proxy, r.value[1]])), { vaultdr_pg_rw: '1', vaultdr_pg_ro: '2' });
+      const gaps = (await query('vaultdr_ha_failover_gap_seconds{quantile="1"}')).data!.result;
+      assert.ok(gaps.some((g) => g.metric.target === 'postgres' && Number(g.value[1]) > 0), JSON.stringify(gaps));
+    } finally {
+      prom?.kill('SIGTERM');
+      exporter.close();
+      await sleep(300);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('vaultHealthCheck reports the PostgreSQL primary, both replicas and their lag; a stopped replica makes it degraded and raises PostgresReplicaDown', async () => {
     const run = () => withWorker(cfg, async () => (await client.workflow.start('vaultHealthCheck', { taskQueue: cfg.temporal.taskQueue, workflowId: `ha-health-${Date.now()}`, args: [{ checks: ['postgres'] }] })).result()) as Promise<HealthReport>;
     const ok = await run();
@@ -181,6 +248,58 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
     } finally {
       await startPatroni(node);
       await waitPostgresHealthy(90_000);
+    }
+  });
+
+  it('a worker SIGKILLed after the round injected its fault: a new worker process heals the fault, reruns the round and finishes', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-ha-crash-'));
+    const cfgFile = writeWorkerConfigFile(tmp, cfg.migration);
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), ha: cfg.ha }), { mode: 0o600 });
+    const children: ChildProcess[] = [];
+    const startWorker = async (n: number) => {
+      let log = '';
+      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')], {
+        env: { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: `127.0.0.1:${await freePort()}`, VAULTDR_METRICS_LISTEN: `127.0.0.1:${await freePort()}`, VAULTDR_SHARE_INTAKE_LISTEN: `127.0.0.1:${await freePort()}` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+      const deadline = Date.now() + 60_000;
+      while ((log.match(/state: 'RUNNING'/g) ?? []).length < 5) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `worker ${n} did not start:\n${log.slice(-2000)}`);
+        await sleep(200);
+      }
+      return child;
+    };
+    const pending = path.join(haDir(), 'drill-state', 'pending-vault.json');
+    try {
+      const first = await startWorker(0);
+      const h = await start('ha-crash', { faults: ['kill-leader'] });
+      // The round has killed the leader and recorded it: the worker dies with the fault in place.
+      const deadline = Date.now() + 60_000;
+      while (!fs.existsSync(pending)) {
+        assert.ok(Date.now() < deadline, 'the round never injected its fault');
+        await sleep(50);
+      }
+      const f = JSON.parse(fs.readFileSync(pending, 'utf8')) as { node: string; pid: number };
+      first.kill('SIGKILL');
+      assert.equal(nodePid(f.node), undefined, `${f.node} was killed by the round`);
+      await startWorker(1);
+      const result = (await h.result()) as FailoverDrillResult;
+      assert.equal(result.rounds.length, 1);
+      assert.equal(result.lostWrites, 0);
+      assert.ok(!fs.existsSync(pending), 'the fault record is cleared');
+      assert.ok(nodePid(f.node) !== undefined, `${f.node} runs again`);
+      const health = await new VaultHaDriver(harnessVaultEnv(HAPROXY_VAULT_ADDR)).health();
+      assert.ok(health.healthy, health.problems.join('; '));
+      // The retried round started from a healed cluster: its attempt number is > 1 in history.
+      const events = (await client.workflowService.getWorkflowExecutionHistory({ namespace: cfg.temporal.namespace, execution: { workflowId: h.workflowId } })).history!.events!;
+      const started = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      assert.ok(started.some((a) => (a ?? 1) > 1), `no activity was retried after the kill: attempts ${started.join(',')}`);
+    } finally {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
 

@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { runPgRound } from '../bench/haPostgres';
 import type { HaDriver } from '../infra/ha/driver';
 import { postgresHaDriver } from '../infra/postgres/haDriver';
+import { haproxyServers } from '../stack/ha/haproxy';
+import { haUp } from '../stack/ha/index';
 import {
-  haproxyServers,
   harnessDriverOptions,
   patroniPid,
   PG_NODES,
@@ -34,7 +35,7 @@ describe('HA PostgreSQL harness (Patroni, etcd, HAProxy)', function () {
   let driver: HaDriver;
 
   before(async () => {
-    await postgresUp();
+    await haUp(undefined, { vault: false });
     driver = postgresHaDriver(harnessDriverOptions());
   });
   after(async () => {
@@ -51,9 +52,9 @@ describe('HA PostgreSQL harness (Patroni, etcd, HAProxy)', function () {
     assert.equal(h.healthy, true, h.problems.join('; '));
     assert.equal(h.replicas.length, 2);
     assert.equal(h.replicas.filter((r) => r.sync).length, 1, 'exactly one synchronous standby');
-    const servers = (await haproxyServers())!;
-    assert.deepEqual(servers.filter((x) => x.proxy === 'vaultdr_pg_rw' && x.status === 'UP').map((x) => x.server), [h.primary]);
-    assert.deepEqual(servers.filter((x) => x.proxy === 'vaultdr_pg_ro' && x.status === 'UP').map((x) => x.server).sort(), h.replicas.map((r) => r.name).sort());
+    const servers = await haproxyServers();
+    assert.deepEqual(servers.filter((x) => x.backend === 'vaultdr_pg_rw' && x.status === 'UP').map((x) => x.server), [h.primary]);
+    assert.deepEqual(servers.filter((x) => x.backend === 'vaultdr_pg_ro' && x.status === 'UP').map((x) => x.server).sort(), h.replicas.map((r) => r.name).sort());
     // The read-only port really lands on a replica: it refuses writes.
     const { Client } = await import('pg');
     const ro = new Client({ ...harnessDriverOptions().connection, port: PG_PORTS.haproxyReadOnly });

@@ -189,7 +189,8 @@ describe('worker metrics with a real Prometheus (real stack)', function () {
     assert.equal(restore.status, 'verified');
     const provisioning = fs.readFileSync(path.join(DEPLOY, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8');
     const uid = /uid: (\S+)/.exec(provisioning)![1]!;
-    // HA dashboards (ha-*.json) need the HA harness; test/haPostgres.test.ts runs their queries.
+    // HA dashboards (ha-*.json) need the HA harness: test/haPostgres.test.ts runs ha-postgres.json's queries,
+    // test/haFailover.test.ts ha-overview.json's.
     const dashboards = fs.readdirSync(path.join(DEPLOY, 'grafana', 'dashboards')).filter((f) => f.endsWith('.json') && !f.startsWith('ha-'));
     assert.ok(dashboards.length >= 2, dashboards.join());
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-dash-'));

@@ -19,6 +19,8 @@ import { toolPaths } from '../stack/tools';
 import type { MonitorStatus } from '../workflows/monitoring/vaultHealthMonitor';
 import type { RestoreProgress } from '../workflows/restore/restoreVault';
 import { historyPayloads, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { haDir } from '../stack/ha/proc';
+import { monitorFile } from '../stack/ha/postgres';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -162,6 +164,15 @@ async function main(): Promise<void> {
   const only = new Set(process.argv.slice(2));
   const want = (name: string) => !only.size || only.has(name);
   try {
+    if (only.has('vaultHealthCheck-postgres')) {
+      // Needs the HA harness (npm run ha:up; $VAULTDR_HA_DIR): the health check's PostgreSQL step with a real report.
+      const haCfg = { ...cfg, ha: { ...cfg.ha, harnessDir: haDir(), postgresMonitorFile: monitorFile() } };
+      await withWorker(haCfg, async () => {
+        const h = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-pg-${stamp}`, args: [{}] });
+        await h.result();
+        await saveDecoded(client, cfg, h, 'vaultHealthCheck-postgres');
+      });
+    }
     await withWorker(cfg, async () => {
       if (want('drillFinding')) {
         // A finding opened with {} (as from the Web UI), assigned, noted and resolved through its updates.

@@ -19,6 +19,8 @@ export const SECRET_FIELDS: Record<string, readonly WorkerRole[]> = {
   'restore.shareIntakeTokensFile': ['restore'],
   // The HA clusters' unseal shares and drill token (failover drills run in the restore role).
   'ha.harnessDir': ['restore'],
+  // The HA PostgreSQL cluster's monitoring login (vaultHealthCheck / vaultHealthMonitor probes run in the backup role).
+  'ha.postgresMonitorFile': ['backup'],
   // Emergency rotation and the unseal-key ceremonies run in the restore role (beside the break-glass token).
   'rotation.tokenFile': ['restore'],
   'rotation.postgresSuperuserUrlFile': ['restore'],

@@ -7,7 +7,8 @@ import type { Config } from '../../infra/config';
 import { VaultHaDriver } from '../../infra/ha/vaultDriver';
 import { postgresHaDriver } from '../../infra/postgres/haDriver';
 import { harnessVaultEnv } from '../../stack/ha/vault';
-import { harnessDriverOptions, harnessTopology, postgresHarnessPresent } from '../../stack/ha/postgres';
+import { harnessDriverOptions, postgresHarnessPresent } from '../../stack/ha/postgres';
+import { readSecretJson } from '../../infra/secretFile';
 import type { PgHaTopology } from '../../infra/postgres/haHealth';
 import { useHaDir } from '../../stack/ha/proc';
 import type { HaDriverRegistry } from './failover';
@@ -25,12 +26,13 @@ export function haDriverRegistry(cfg: Config): HaDriverRegistry {
 }
 
 /**
- * The HA PostgreSQL cluster the health checks report on: the harness's (ha.harnessDir with its
- * PostgreSQL half; the monitor connects as its superuser), else none.
+ * The HA PostgreSQL cluster the health checks report on: ha.postgresMonitorFile (nodes and a
+ * pg_monitor login; the backup role's secret), else none.
  */
 export function postgresHaTopology(cfg: Config): PgHaTopology | undefined {
-  const dir = cfg.ha.harnessDir;
-  if (!dir) return undefined;
-  useHaDir(dir);
-  return postgresHarnessPresent() ? harnessTopology() : undefined;
+  const file = cfg.ha.postgresMonitorFile;
+  if (!file) return undefined;
+  const t = readSecretJson(file, (problem) => new Error(`ha.postgresMonitorFile ${file} is ${problem}`)) as PgHaTopology;
+  if (!Array.isArray(t.nodes) || t.nodes.length < 2 || !t.monitor?.user) throw new Error(`ha.postgresMonitorFile ${file}: expected {"nodes": [...], "monitor": {"user", "password", "database"}, "maxLagBytes", "synchronous"}`);
+  return { ...t, maxLagBytes: t.maxLagBytes ?? 1048576, synchronous: t.synchronous ?? false };
 }

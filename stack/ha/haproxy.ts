@@ -1,13 +1,15 @@
-// The HA harness's one HAProxy (Debian `haproxy`): renders its config from sections (global and
-// defaults, the Vault frontend/backend, stats + Prometheus exporter; the PostgreSQL sections come
-// from stack/ha/postgres.ts at merge) and runs it as a plain process on 127.0.0.1.
+// The HA harness's one HAProxy (Debian `haproxy`) for both clusters: renders its config from
+// sections (global and defaults, the Vault frontend/backend, stats + Prometheus exporter, and
+// PostgreSQL's read-write and read-only listeners from stack/ha/postgres.ts) and runs it as a plain
+// process on 127.0.0.1.
 // Why each check setting has its value: docs/runbooks/ha-failover.md#check-settings-and-why.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { haDir, httpJson, runningPid, startProc, stopProc, type Proc } from './proc';
+import { haDir, HaStackError, httpJson, runningPid, sleep, startProc, stopProc, type Proc } from './proc';
+import { PG_PORTS, postgresHaproxySections } from './postgres';
 import { VAULT_NODES } from './vault';
 
-export const HAPROXY_PORTS = { vault: 8280, stats: 8404 } as const;
+export const HAPROXY_PORTS = { vault: 8280, stats: 8404, postgresReadWrite: PG_PORTS.haproxyReadWrite, postgresReadOnly: PG_PORTS.haproxyReadOnly } as const;
 export const HAPROXY_VAULT_ADDR = `http://127.0.0.1:${HAPROXY_PORTS.vault}`;
 export const HAPROXY_STATS_URL = `http://127.0.0.1:${HAPROXY_PORTS.stats}`;
 
@@ -96,9 +98,9 @@ export function statsSections(): string {
 `;
 }
 
-/** The whole config; `extra` are other targets' sections (postgresHaproxySections() at merge). */
-export function renderHaproxyConfig(extra: string[] = []): string {
-  return [globalSections(), vaultSections(), statsSections(), ...extra].join('\n');
+/** The whole config: Vault, stats and PostgreSQL (a half that is not up just has its servers DOWN). */
+export function renderHaproxyConfig(): string {
+  return [globalSections(), vaultSections(), statsSections(), postgresHaproxySections()].join('\n');
 }
 
 export const haproxyConfigFile = () => path.join(haproxyDir(), 'haproxy.cfg');
@@ -114,9 +116,9 @@ function haproxyProc(): Proc {
   };
 }
 
-export async function startHaproxy(extra: string[] = []): Promise<string> {
+export async function startHaproxy(): Promise<string> {
   fs.mkdirSync(haproxyDir(), { recursive: true });
-  const cfg = renderHaproxyConfig(extra);
+  const cfg = renderHaproxyConfig();
   const changed = !fs.existsSync(haproxyConfigFile()) || fs.readFileSync(haproxyConfigFile(), 'utf8') !== cfg;
   fs.writeFileSync(haproxyConfigFile(), cfg);
   // A changed config (another routing mode) needs a restart; an unchanged one is left running.
@@ -146,4 +148,20 @@ export async function haproxyServers(): Promise<BackendServerState[]> {
     .map((l) => l.split(','))
     .filter((c) => c[col('svname')] !== 'FRONTEND' && c[col('svname')] !== 'BACKEND')
     .map((c) => ({ backend: c[col('pxname')]!, server: c[col('svname')]!, status: c[col('status')]!, checkStatus: c[col('check_status')]!, lastChangeSeconds: Number(c[col('lastchg')]) }));
+}
+
+/**
+ * Waits until the read-write listener routes to exactly `primary` and, when given, the read-only
+ * one to exactly `replicas` (a replica that just started streaming needs `rise 2` checks first).
+ */
+export async function waitPostgresRouting(primary: string, timeoutMs: number, replicas?: string[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const servers = await haproxyServers().catch(() => []);
+    const up = servers.filter((x) => x.backend === 'vaultdr_pg_rw' && x.status === 'UP').map((x) => x.server);
+    const ro = servers.filter((x) => x.backend === 'vaultdr_pg_ro' && x.status === 'UP').map((x) => x.server).sort();
+    if (up.length === 1 && up[0] === primary && (!replicas || ro.join() === [...replicas].sort().join())) return;
+    if (Date.now() > deadline) throw new HaStackError(`HAProxy routes PostgreSQL writes to ${up.join(',') || 'no server'} and reads to ${ro.join(',') || 'no server'}; expected ${primary}${replicas ? ` and ${replicas.join(',')}` : ''}`);
+    await sleep(250);
+  }
 }

@@ -2,9 +2,10 @@
 // Patroni, with a single etcd as Patroni's consensus store, all as plain processes on 127.0.0.1
 // (ports from the HA contract), state and logs under $VAULTDR_HA_DIR/postgres. postgresUp is
 // idempotent: a healthy process is left alone, a missing one is started, and the cluster is only
-// bootstrapped once (Patroni's initialize key in etcd). HAProxy's PostgreSQL sections come from
-// postgresHaproxySections(); for running alone, postgresUp starts a HAProxy of its own with only
-// those sections (the shared HAProxy of stack/ha/haproxy.ts replaces it once both halves meet).
+// bootstrapped once (Patroni's initialize key in etcd). Processes are kept like every other HA
+// harness server (stack/ha/proc.ts); HAProxy's PostgreSQL sections come from
+// postgresHaproxySections() and run in the harness's one HAProxy (stack/ha/haproxy.ts), which
+// haUp (stack/ha/index.ts) starts after this half.
 //
 // Failover tuning (the numbers the drill measures; docs/runbooks/ha-postgres.md explains them):
 //   ttl 20         the leader lock's lease. After a primary dies (SIGKILL, hung host) nothing can
@@ -27,7 +28,7 @@
 //                  not shipped: up to maximum_lag_on_failover (1 MiB) plus the last ttl seconds
 //                  of writes, and a frozen primary woken up would acknowledge writes that
 //                  pg_rewind then discards.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -35,7 +36,7 @@ import { Client } from 'pg';
 import { cacheDir } from '../tools';
 import { patroniCluster, postgresHaHealth, type PatroniMember, type PgHaTopology, type PostgresHaHealth } from '../../infra/postgres/haHealth';
 import type { PgNodeControl, PostgresHaDriverOptions } from '../../infra/postgres/haDriver';
-import { haDir } from './proc';
+import { haDir, logFile, runningPid, startProc, stopProc, type Proc } from './proc';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -225,101 +226,12 @@ function ensureTraversable(dir: string, log: (l: string) => void): void {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-interface Proc {
-  name: string;
-  dir: string;
-  /** substring of /proc/<pid>/cmdline, guards against a recycled pid. */
-  match: string;
-  command(): { cmd: string; args: string[] };
-  healthy(): Promise<boolean>;
-  asPostgres: boolean;
-  startTimeoutMs: number;
-}
-
-const pidFileOf = (p: Proc) => path.join(p.dir, `${p.name}.pid`);
-export const logFileOf = (p: { dir: string; name: string }) => path.join(p.dir, `${p.name}.log`);
-
 function cmdlineOf(pid: number): string | undefined {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
   } catch {
     return undefined;
   }
-}
-
-function procPid(p: Proc): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(pidFileOf(p), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  const cmd = cmdlineOf(pid);
-  if (!cmd || !cmd.includes(p.match)) return undefined;
-  // A zombie (killed, not yet reaped) is not running.
-  try {
-    if (/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))) return undefined;
-  } catch {
-    return undefined;
-  }
-  return pid;
-}
-
-function tail(file: string, lines = 12): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-async function startProc(p: Proc, user: RunAs | undefined): Promise<'started' | 'already running'> {
-  if (procPid(p) !== undefined && (await p.healthy())) return 'already running';
-  let pid = procPid(p);
-  if (pid === undefined) {
-    const { cmd, args } = p.command();
-    const out = fs.openSync(logFileOf(p), 'a');
-    const asUser = p.asPostgres && user ? { uid: user.uid, gid: user.gid } : {};
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: p.dir, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], cwd: p.dir, env, ...asUser });
-    fs.closeSync(out);
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => reject(new HaHarnessError(`${p.name}: cannot start ${cmd}: ${err.message}`)));
-    });
-    pid = child.pid!;
-    child.unref();
-    fs.writeFileSync(pidFileOf(p), String(pid));
-  }
-  const deadline = Date.now() + p.startTimeoutMs;
-  while (Date.now() < deadline) {
-    if (procPid(p) === undefined) throw new HaHarnessError(`${p.name}: exited during start-up; last log lines (${logFileOf(p)}):\n${tail(logFileOf(p))}`);
-    if (await p.healthy()) return 'started';
-    await sleep(250);
-  }
-  throw new HaHarnessError(`${p.name}: not healthy after ${p.startTimeoutMs / 1000}s; last log lines (${logFileOf(p)}):\n${tail(logFileOf(p))}`);
-}
-
-async function stopProc(p: Proc, timeoutMs = 30_000): Promise<'stopped' | 'not running'> {
-  const pid = procPid(p);
-  if (pid === undefined) {
-    fs.rmSync(pidFileOf(p), { force: true });
-    return 'not running';
-  }
-  try {
-    process.kill(pid, 'SIGCONT'); // a node left stopped by a drill must be able to act on SIGTERM
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    /* gone already */
-  }
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && procPid(p) !== undefined) await sleep(200);
-  if (procPid(p) !== undefined) process.kill(pid, 'SIGKILL');
-  fs.rmSync(pidFileOf(p), { force: true });
-  return 'stopped';
 }
 
 async function http(url: string, init: RequestInit = {}, timeoutMs = 2000): Promise<Response | undefined> {
@@ -331,15 +243,14 @@ async function http(url: string, init: RequestInit = {}, timeoutMs = 2000): Prom
 }
 
 // ---------------------------------------------------------------------------------------------
-// etcd, Patroni nodes, HAProxy
+// etcd and the Patroni nodes (HAProxy: stack/ha/haproxy.ts, with postgresHaproxySections())
 
 const etcd: Proc = {
   name: 'etcd',
   get dir() {
     return path.join(pgHaDir(), 'etcd');
   },
-  match: 'etcd',
-  asPostgres: false,
+  binary: 'etcd',
   startTimeoutMs: 30_000,
   command: () => ({
     cmd: 'etcd',
@@ -355,7 +266,7 @@ const etcd: Proc = {
       '--log-level', 'warn',
     ],
   }),
-  async healthy() {
+  async up() {
     const res = await http(`http://127.0.0.1:${PG_PORTS.etcdClient}/health`);
     return res?.status === 200 && ((await res.json()) as { health?: string }).health === 'true';
   },
@@ -375,31 +286,21 @@ function patroniProc(node: PgNode): Proc {
     get dir() {
       return nodeDir(node);
     },
-    match: 'patroni',
-    asPostgres: true,
+    binary: 'patroni',
     // A replica's first start clones the primary with pg_basebackup.
     startTimeoutMs: 120_000,
-    command: () => ({ cmd: path.join(patroniVenv(), 'bin', 'patroni'), args: [path.join(nodeDir(node), 'patroni.yml')] }),
+    // A primary's Patroni stops PostgreSQL (a checkpoint) before it exits.
+    stopTimeoutMs: 30_000,
+    command: () => {
+      const user = runAs();
+      return { cmd: path.join(patroniVenv(), 'bin', 'patroni'), args: [path.join(nodeDir(node), 'patroni.yml')], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: nodeDir(node), LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }, ...(user ?? {}) };
+    },
     // Up = Patroni answers and PostgreSQL runs (GET /health is 200 only then).
-    healthy: async () => (await http(`http://127.0.0.1:${node.restPort}/health`))?.status === 200,
+    up: async () => (await http(`http://127.0.0.1:${node.restPort}/health`))?.status === 200,
   };
 }
 
 export const patroniProcs = PG_NODES.map(patroniProc);
-
-const haproxy: Proc = {
-  name: 'haproxy',
-  get dir() {
-    return path.join(pgHaDir(), 'haproxy');
-  },
-  match: 'haproxy',
-  asPostgres: false,
-  startTimeoutMs: 15_000,
-  command: () => ({ cmd: fs.existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy', args: ['-db', '-f', path.join(pgHaDir(), 'haproxy', 'haproxy.cfg')] }),
-  async healthy() {
-    return (await haproxyServers()) !== undefined;
-  },
-};
 
 /** The Patroni YAML of one node. Passwords are in it, so it is 0600 and owned by postgres. */
 export function patroniConfig(node: PgNode, s: PgSecrets): string {
@@ -528,50 +429,6 @@ ${checks.replace('URI', '/replica')}
 /** The docker-compose `ha` profile's nodes (service names, PostgreSQL's and Patroni's default ports). */
 export const COMPOSE_PG_NODES = [1, 2, 3].map((i) => ({ name: `pg${i}`, host: `patroni-${i}`, pgPort: 5432, restPort: 8008 }));
 
-export function haproxySocket(): string {
-  return path.join(pgHaDir(), 'haproxy', 'admin.sock');
-}
-
-function haproxyConfig(): string {
-  return `# Written by stack/ha/postgres.ts: a HAProxy with only the PostgreSQL sections, for running the
-# PostgreSQL half of the HA harness on its own. The shared HAProxy (stack/ha/haproxy.ts) uses the
-# same postgresHaproxySections().
-global
-  maxconn 1000
-  stats socket ${haproxySocket()} mode 600 level admin
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30m
-  timeout server 30m
-
-${postgresHaproxySections()}`;
-}
-
-/** HAProxy's view of the PostgreSQL servers through its runtime API ("show stat"); undefined when it does not answer. */
-export async function haproxyServers(): Promise<{ proxy: string; server: string; status: string }[] | undefined> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const sock = net.createConnection(haproxySocket());
-    let buf = '';
-    const t = setTimeout(() => {
-      sock.destroy();
-      resolve(undefined);
-    }, 2000);
-    sock.on('connect', () => sock.write('show stat\n'));
-    sock.on('data', (d) => (buf += d.toString()));
-    sock.on('error', () => {
-      clearTimeout(t);
-      resolve(undefined);
-    });
-    sock.on('end', () => {
-      clearTimeout(t);
-      const rows = buf.trim().split('\n').filter((l) => l && !l.startsWith('#'));
-      resolve(rows.map((r) => r.split(',')).filter((c) => c[1] !== 'FRONTEND' && c[1] !== 'BACKEND').map((c) => ({ proxy: c[0]!, server: c[1]!, status: c[17]! })));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Cluster state (infra/postgres/haHealth.ts, pointed at the harness)
 
@@ -591,6 +448,21 @@ export function harnessTopology(): PgHaTopology {
   };
 }
 
+/**
+ * The health checks' view of the harness (ha.postgresMonitorFile): its nodes and the application
+ * role, which holds pg_monitor (enough for pg_stat_replication), not the superuser.
+ */
+export function monitorFile(): string {
+  return path.join(pgHaDir(), 'monitor.json');
+}
+
+function writeMonitorFile(): void {
+  const t = harnessTopology();
+  const app = appConnection();
+  fs.writeFileSync(monitorFile(), JSON.stringify({ ...t, monitor: { user: app.user, password: app.password, database: app.database } }, null, 2) + '\n', { mode: 0o600 });
+  fs.chmodSync(monitorFile(), 0o600);
+}
+
 export function postgresHealth(): Promise<PostgresHaHealth> {
   return postgresHaHealth(harnessTopology());
 }
@@ -603,8 +475,6 @@ export async function patroniClusterOfHarness(): Promise<{ members: PatroniMembe
 // Commands
 
 export interface PgUpOptions {
-  /** Start the harness's own HAProxy with only the PostgreSQL sections (default true). */
-  haproxy?: boolean;
   log?: (line: string) => void;
 }
 
@@ -709,7 +579,7 @@ export async function postgresUp(opts: PgUpOptions = {}): Promise<PgUpReport> {
   fs.mkdirSync(base, { recursive: true });
   if (user) ensureTraversable(base, log);
   fs.chmodSync(base, 0o711);
-  for (const d of [etcd.dir, haproxy.dir]) fs.mkdirSync(d, { recursive: true });
+  fs.mkdirSync(etcd.dir, { recursive: true });
   const s = pgSecrets();
   writeNodeFiles(user, s);
 
@@ -720,46 +590,22 @@ export async function postgresUp(opts: PgUpOptions = {}): Promise<PgUpReport> {
     results.push({ name, result, seconds: (Date.now() - t) / 1000 });
     log(`${name}: ${result} (${((Date.now() - t) / 1000).toFixed(1)}s)`);
   };
-  await timed('etcd', () => startProc(etcd, user));
+  await timed('etcd', () => startProc(etcd));
   // The first node bootstraps the cluster (initdb) when etcd has no initialize key; the others
   // then clone it. On later runs all three start together.
   const initialized = await dcsInitialized();
   if (!initialized) {
-    await timed('patroni pg1', () => startProc(patroniProcs[0]!, user));
-    await Promise.all(patroniProcs.slice(1).map((p, i) => timed(`patroni ${PG_NODES[i + 1]!.name}`, () => startProc(p, user))));
+    await timed('patroni pg1', () => startProc(patroniProcs[0]!));
+    await Promise.all(patroniProcs.slice(1).map((p, i) => timed(`patroni ${PG_NODES[i + 1]!.name}`, () => startProc(p))));
   } else {
-    await Promise.all(patroniProcs.map((p, i) => timed(`patroni ${PG_NODES[i]!.name}`, () => startProc(p, user))));
+    await Promise.all(patroniProcs.map((p, i) => timed(`patroni ${PG_NODES[i]!.name}`, () => startProc(p))));
   }
   const bootstrap: string[] = [];
   const h = await waitPostgresHealthy(120_000);
   bootstrap.push(...(await ensureAppSchema(nodeNamed(h.primary!), s)));
   bootstrap.push(...(await reconcileDynamicConfig(nodeNamed(h.primary!))));
-  if (opts.haproxy ?? true) {
-    const cfgFile = path.join(haproxy.dir, 'haproxy.cfg');
-    const cfg = haproxyConfig();
-    const stale = fs.existsSync(cfgFile) && fs.readFileSync(cfgFile, 'utf8') !== cfg;
-    fs.writeFileSync(cfgFile, cfg);
-    // A HAProxy running an older config is restarted (its sessions are cut, as in a reload).
-    if (stale && procPid(haproxy) !== undefined) await stopProc(haproxy);
-    await timed('haproxy', () => startProc(haproxy, undefined));
-    // Up means routed: the primary on the read-write listener and every replica on the read-only one
-    // (a replica that just started streaming needs `rise 2` checks before HAProxy sends it reads).
-    await waitHaproxyPrimary(h.primary!, 30_000, h.replicas.map((r) => r.name));
-  }
+  writeMonitorFile();
   return { results, bootstrap, seconds: (Date.now() - t0) / 1000 };
-}
-
-/** Waits until HAProxy's read-write listener has exactly `primary` UP (and, when given, the read-only one exactly `replicas`). */
-export async function waitHaproxyPrimary(primary: string, timeoutMs: number, replicas?: string[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const servers = await haproxyServers();
-    const up = servers?.filter((x) => x.proxy === 'vaultdr_pg_rw' && x.status === 'UP').map((x) => x.server) ?? [];
-    const ro = servers?.filter((x) => x.proxy === 'vaultdr_pg_ro' && x.status === 'UP').map((x) => x.server).sort() ?? [];
-    if (up.length === 1 && up[0] === primary && (!replicas || ro.join() === [...replicas].sort().join())) return;
-    if (Date.now() > deadline) throw new HaHarnessError(`HAProxy read-write listener has ${up.join(',') || 'no server'} UP, expected ${primary}`);
-    await sleep(250);
-  }
 }
 
 async function dcsInitialized(): Promise<boolean> {
@@ -771,7 +617,6 @@ async function dcsInitialized(): Promise<boolean> {
 
 export async function postgresDown(): Promise<{ name: string; result: string }[]> {
   const out: { name: string; result: string }[] = [];
-  out.push({ name: 'haproxy', result: await stopProc(haproxy) });
   // Replicas first, so the primary's shutdown is not held by a switchover attempt.
   const cluster = await patroniClusterOfHarness().catch(() => undefined);
   const leader = cluster?.members.find((m) => m.role === 'leader')?.name;
@@ -801,12 +646,12 @@ export interface PgProcStatus {
 }
 
 export async function postgresStatus(): Promise<{ processes: PgProcStatus[]; health: PostgresHaHealth }> {
-  const procs = [etcd, ...patroniProcs, haproxy];
-  const names = ['etcd', ...PG_NODES.map((n) => `patroni ${n.name}`), 'haproxy'];
+  const procs = [etcd, ...patroniProcs];
+  const names = ['etcd', ...PG_NODES.map((n) => `patroni ${n.name}`)];
   const processes = await Promise.all(
     procs.map(async (p, i) => {
-      const pid = procPid(p);
-      return { name: names[i]!, pid, running: pid !== undefined, healthy: pid !== undefined && (await p.healthy()), log: logFileOf(p) };
+      const pid = runningPid(p);
+      return { name: names[i]!, pid, running: pid !== undefined, healthy: pid !== undefined && (await p.up()), log: logFile(p) };
     }),
   );
   return { processes, health: await postgresHealth() };
@@ -816,7 +661,7 @@ export async function postgresStatus(): Promise<{ processes: PgProcStatus[]; hea
 // Process handles for fault injection (the drill driver, infra/postgres/haDriver.ts)
 
 export function patroniPid(node: PgNode): number | undefined {
-  return procPid(patroniProcs[PG_NODES.indexOf(node)]!);
+  return runningPid(patroniProcs[PG_NODES.indexOf(node)]!);
 }
 
 /** The node's running postmaster (first line of postmaster.pid), if any. */
@@ -867,5 +712,5 @@ export async function startPatroni(node: PgNode): Promise<string> {
   const user = runAs();
   if (user) ensureTraversable(pgHaDir(), () => undefined);
   writeNodeFiles(user, pgSecrets());
-  return startProc(patroniProcs[PG_NODES.indexOf(node)]!, user);
+  return startProc(patroniProcs[PG_NODES.indexOf(node)]!);
 }

@@ -1,6 +1,8 @@
-// Process bookkeeping for the HA harness: a detached server per pid file under $VAULTDR_HA_DIR,
-// started once (idempotent), its pid checked against /proc so a recycled pid is never signalled.
-// The drill's Vault driver uses the same pid files to inject faults (SIGKILL, SIGSTOP).
+// Process bookkeeping for the whole HA harness (OpenBao nodes, audit shippers, etcd, Patroni,
+// HAProxy): a detached server per pid file under $VAULTDR_HA_DIR, started once (idempotent), its
+// pid checked against /proc so a recycled pid is never signalled, optionally as another user
+// (Patroni runs as `postgres` when we are root). The drills' drivers use the same pid files to
+// inject faults (SIGKILL, SIGSTOP).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -30,10 +32,12 @@ export interface Proc {
   /** Substring of /proc/<pid>/cmdline: guards against a recycled pid. */
   binary: string;
   dir: string;
-  command(): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv };
+  command(): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv; uid?: number; gid?: number };
   /** "Up" for start-up purposes (a sealed OpenBao is up). */
   up(): Promise<boolean>;
   startTimeoutMs: number;
+  /** How long a SIGTERM may take before SIGKILL (default 15 s; a PostgreSQL primary's Patroni needs longer). */
+  stopTimeoutMs?: number;
 }
 
 export const pidFile = (p: Pick<Proc, 'name' | 'dir'>) => path.join(p.dir, `${p.name}.pid`);
@@ -44,7 +48,8 @@ export function runningPid(p: Pick<Proc, 'name' | 'dir' | 'binary'>): number | u
   try {
     pid = Number(fs.readFileSync(pidFile(p), 'utf8').trim());
     process.kill(pid, 0);
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(p.binary) ? pid : undefined;
+    // A zombie (killed, not yet reaped by its parent) is not running.
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(p.binary) && procState(pid) !== 'Z' ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -89,9 +94,9 @@ export async function startProc(p: Proc): Promise<'started' | 'already running'>
   }
   let pid = runningPid(p);
   if (pid === undefined) {
-    const { cmd, args, env } = p.command();
+    const { cmd, args, env, uid, gid } = p.command();
     const out = fs.openSync(logFile(p), 'a');
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], cwd: p.dir, env: env ?? process.env });
+    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], cwd: p.dir, env: env ?? process.env, ...(uid !== undefined ? { uid, gid } : {}) });
     fs.closeSync(out);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -112,7 +117,7 @@ export async function startProc(p: Proc): Promise<'started' | 'already running'>
   throw new HaStackError(`${p.name}: not up after ${p.startTimeoutMs / 1000}s; last log lines (${logFile(p)}):\n${logTail(p)}`);
 }
 
-export async function stopProc(p: Pick<Proc, 'name' | 'dir' | 'binary'>, signal: NodeJS.Signals = 'SIGTERM'): Promise<'stopped' | 'not running'> {
+export async function stopProc(p: Pick<Proc, 'name' | 'dir' | 'binary' | 'stopTimeoutMs'>, signal: NodeJS.Signals = 'SIGTERM'): Promise<'stopped' | 'not running'> {
   const pid = runningPid(p);
   if (pid === undefined) {
     fs.rmSync(pidFile(p), { force: true });
@@ -120,7 +125,7 @@ export async function stopProc(p: Pick<Proc, 'name' | 'dir' | 'binary'>, signal:
   }
   if (procState(pid) === 'T') process.kill(pid, 'SIGCONT');
   process.kill(pid, signal);
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + (p.stopTimeoutMs ?? 15_000);
   while (Date.now() < deadline && runningPid(p) !== undefined) await sleep(100);
   if (runningPid(p) !== undefined) process.kill(pid, 'SIGKILL');
   while (runningPid(p) !== undefined) await sleep(50);
