@@ -28,6 +28,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { applyBucket, bucketSpec } from '../infra/store/bucketPolicy';
+import { BackupCatalog } from '../infra/store/catalog';
 import { dataConverter, EncryptionCodec, ensureKeyringFile, loadKeyring } from '../infra/temporal/codec';
 import { buildClients } from '../infra/clients';
 import { loadConfig, type Config } from '../infra/config';
@@ -335,14 +336,18 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const handle = await client.workflow.start('backupVault', { taskQueue, workflowId, args: [{ trigger: 'manual', prune: true }] });
         // A failed run is a result too: keep its time and error, and measure the rest.
+        let backupId: string | undefined;
         const error = await handle.result().then(
-          () => undefined,
+          (r: { backupId?: string }) => void (backupId = r.backupId),
           (err: Error) => ((err.cause as Error | undefined)?.message ?? err.message),
         );
         const ms = performance.now() - t0;
         const m = mem.stop();
         const acts = await activityDurations(client, workflowId);
         add(w, 'ours-workflow', ms / 1000, m.peakRssBytes, 'worker child (VmHWM)', acts, mem.startRssBytes);
+        // How the KV inventory was taken: one pass proven exact by the raft index, or two passes.
+        const kv = backupId ? (await new BackupCatalog(s3!, opts.bucket).manifest(backupId))?.kv : undefined;
+        if (kv) notes.push(`${w.name}: backupVault's KV inventory ${kv.exactAtRaftIndex !== undefined ? `took one pass, exact at raft index ${kv.exactAtRaftIndex} (nothing applied from before the count to the snapshot)` : 'took two passes (raft index moved between the count and the snapshot)'}: ${kv.pathsBefore}–${kv.pathsAfter} paths, ${kv.versionsBefore}–${kv.versionsAfter} versions.`);
         if (error) {
           rows.at(-1)!.error = error;
           notes.push(`${w.name}: backupVault FAILED after ${(ms / 1000).toFixed(1)} s: ${error}`);

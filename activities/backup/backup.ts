@@ -227,8 +227,11 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
       // = before, exact (a quiet cluster; any write in between, even a token, means a second pass).
       // Each pass costs OpenBao ~0.1-0.2 ms of CPU per secret (bench/inventoryProfile.ts).
       let kvAfterPass: Promise<{ inventory: KvInventory; exactAt?: number }> | undefined;
+      let transferFailed = false;
       const countAfter = () =>
         (kvAfterPass ??= inspector.earlyIndex.then(async (snapshotIndex) => {
+          // A transfer that failed before meta.json was read needs no count: do not start one.
+          if (transferFailed) throw new Error('snapshot transfer failed');
           const quiet = snapshotIndex !== undefined && indexBeforeCount !== undefined && indexBeforeCount === indexAfterCount && snapshotIndex === indexAfterCount;
           return quiet ? { inventory: kvBefore, exactAt: snapshotIndex } : { inventory: await inventory() };
         }));
@@ -281,6 +284,7 @@ export const backupActivities = (deps: { bao: BaoClient; s3: S3Client; cfg: Conf
         const [, done] = await Promise.all([feeding, upload.done()]);
         versionId = (done as { VersionId?: string }).VersionId;
       } catch (err) {
+        transferFailed = true;
         await abortStaleUploads(keys.snapshot).catch(() => undefined);
         await kvAfterPass?.catch(() => undefined);
         if (stalled) throw fail(ErrorType.TransferStalled, `${stalled.message}; ${plain.bytes} bytes read from ${deps.bao.address}, ${acknowledged} stored`, false);
