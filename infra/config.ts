@@ -264,6 +264,10 @@ export const ConfigSchema = z
             dkimOwner: z.string().default('opendkim'),
             applyCommand: z.string().default('/opt/mailu-local/apply start'),
             passwordCommand: z.string().default('/opt/mailu-local/passwd'),
+            /** The mailboxes (Maildir tree) copyMailboxes moves; default: /var/mail (postfix), <root>/mail (mailu). */
+            mailDir: z.string().regex(/^\/[\w./-]+$/, 'expected an absolute path').optional(),
+            /** Owner of the copied mail on the new host (Dovecot's mail user; MailU's dovecot container: 8:12). */
+            mailOwner: z.string().regex(/^[\w.-]+(:[\w.-]+)?$/, 'expected user[:group]').default('mail:mail'),
             /** Where the worker reaches the new host's services (submission with SASL, IMAP, webmail). */
             submission: hostPort.optional(),
             /** Submission is implicit TLS (465) rather than STARTTLS (587). */

@@ -19,6 +19,9 @@ export interface MailHostSettings {
   applyCommand: string;
   /** postfix adapter: sets a mailbox password; called with the address as its argument, the password on stdin. */
   passwordCommand: string;
+  /** The Maildir tree (default by adapter) and who owns it. */
+  mailDir?: string;
+  mailOwner: string;
 }
 
 export interface RelaySettings {
@@ -34,6 +37,9 @@ export interface MailHostAdapter {
   readonly realHere: string;
   envFile(): string;
   dkimKeyFile(domain: string, selector: string): string;
+  /** The mailboxes' Maildir tree (<domain>/<user>/{cur,new,tmp}) and the owner copied mail gets. */
+  mailDir(): string;
+  readonly mailOwner: string;
   /** Keeps mailu.env and the DKIM key once per migration (compensation), idempotent. */
   keepPrevious(s: SshSession, migrationId: string, domain: string, selector: string): Promise<{ dir: string; kept: string[]; absent: string[] }>;
   /** Puts the kept files back and applies them. */
@@ -60,6 +66,9 @@ function common(cfg: MailHostSettings) {
   return {
     envFile,
     dkimKeyFile,
+    // MailU keeps the mailboxes in $ROOT/mail (the dovecot container's /mail); Debian's Dovecot here in /var/mail.
+    mailDir: () => cfg.mailDir ?? (cfg.adapter === 'mailu' ? `${cfg.root}/mail` : '/var/mail'),
+    mailOwner: cfg.mailOwner,
     async keepPrevious(s: SshSession, id: string, domain: string, selector: string) {
       return snapshotFiles(s, keptDir(id), files(domain, selector));
     },
@@ -98,6 +107,8 @@ export function mailuAdapter(cfg: MailHostSettings): MailHostAdapter {
     realHere: 'MailU files only (mailu.env, dkim/); docker compose and flask mailu cannot run on the test hosts',
     envFile: c.envFile,
     dkimKeyFile: c.dkimKeyFile,
+    mailDir: c.mailDir,
+    mailOwner: c.mailOwner,
     keepPrevious: c.keepPrevious,
     async restorePrevious(s, id, domain, selector) {
       const restored = await c.restoreFiles(s, id, domain, selector);
@@ -128,6 +139,8 @@ export function postfixAdapter(cfg: MailHostSettings): MailHostAdapter {
     realHere: 'everything: MailU files written over SSH, applied to Debian Postfix/Dovecot/OpenDKIM/Roundcube by the host apply command',
     envFile: c.envFile,
     dkimKeyFile: c.dkimKeyFile,
+    mailDir: c.mailDir,
+    mailOwner: c.mailOwner,
     keepPrevious: c.keepPrevious,
     async restorePrevious(s, id, domain, selector) {
       const restored = await c.restoreFiles(s, id, domain, selector);
