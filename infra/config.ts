@@ -214,6 +214,8 @@ export const ConfigSchema = z
          * migration's mail adapter (migration.mailHost). Unset: a person applies those and confirms.
          */
         host: z.enum(['new', 'old']).optional(),
+        /** The restore role's own SSH private key (OpenSSH format) for rotation.host; its public half is in that host's authorized_keys. */
+        sshKeyFile: z.string().optional(),
         /** The SMTP relay whose AUTH proves a rotated relay password (and, without rotation.host, a mailbox password). */
         smtpAuthHost: z.string().optional(),
         smtpAuthPort: z.number().int().min(1).max(65535).default(465),
@@ -436,6 +438,9 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_ROTATION_TOKEN_FILE: { path: ['rotation', 'tokenFile'], kind: 'string' },
   VAULTDR_ROTATION_POSTGRES_SUPERUSER_URL_FILE: { path: ['rotation', 'postgresSuperuserUrlFile'], kind: 'string' },
   VAULTDR_ROTATION_HOST: { path: ['rotation', 'host'], kind: 'string' },
+  VAULTDR_ROTATION_SSH_KEY_FILE: { path: ['rotation', 'sshKeyFile'], kind: 'string' },
+  VAULTDR_MIGRATION_ROLE_ID_FILE: { path: ['migration', 'roleIdFile'], kind: 'string' },
+  VAULTDR_MIGRATION_SECRET_ID_FILE: { path: ['migration', 'secretIdFile'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_ADDRESS: { path: ['rotation', 'unsealAddress'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_TOKEN_FILE: { path: ['rotation', 'unsealTokenFile'], kind: 'string' },
   VAULTDR_ROTATION_CUSTODIANS_FILE: { path: ['rotation', 'custodiansFile'], kind: 'string' },

@@ -1,7 +1,7 @@
 // The host side of the emergency rotation of mail and SSH credentials (issue 15 §2): the mail host
 // the migration reconfigures (infra/mailhost: MailU's files and commands, or Debian's daemons from
-// them) and authorized_keys on the VPS, reached over SSH (ssh2) with the worker's migration key and
-// the pinned host key of migration.hosts[rotation.host]. Wired only when rotation.host is set; then
+// them) and authorized_keys on the VPS, reached over SSH (ssh2) with the restore role's own key
+// (rotation.sshKeyFile) and the pinned host key of migration.hosts[rotation.host]. Wired only when rotation.host is set; then
 // mailbox-password and ssh-key rotate automatically and smtp-relay's new password is written to the
 // mail host once the relay accepts it. Values arrive as arguments from the rotation activities and
 // travel to the host on stdin only; nothing here returns or logs one.
@@ -52,8 +52,8 @@ export function hostCredentials(cfg: Config): HostCredentials | undefined {
     return { address: d.address, port: d.port, user: user ?? d.user, hostKeySha256: d.hostKeySha256 };
   };
   const key = () => {
-    if (!m.sshKeyFile) throw fail(ErrorType.KeyMaterialMissing, 'migration.sshKeyFile is not set on this worker: rotation.host needs it to reach the host over SSH');
-    return readSecretFile(m.sshKeyFile, 'migration.sshKeyFile');
+    if (!cfg.rotation.sshKeyFile) throw fail(ErrorType.KeyMaterialMissing, 'rotation.sshKeyFile is not set on this worker: rotation.host needs it to reach the host over SSH');
+    return readSecretFile(cfg.rotation.sshKeyFile, 'rotation.sshKeyFile');
   };
   const admin = <T>(fn: (s: SshSession) => Promise<T>) => withSsh(target(), key(), fn);
   const t0 = target();
