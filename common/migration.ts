@@ -31,6 +31,11 @@ export const MigrateInput = z
     secretSource: z.enum(['auto', 'live', 'backup']).default('auto'),
     /** The backup to recover from when the secrets come from a backup. */
     backupId: z.union([z.literal('latest'), z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$/, 'expected a backup id like 20261128T020000Z-1a2b3c4d or "latest"')]).default('latest'),
+    /**
+     * Copy the mailboxes (Maildir) from the old VPS when it is reachable, before the cutover and again
+     * (only what is new) right after it. false: the mail stays where it is (restored from a backup instead).
+     */
+    copyMail: z.boolean().default(true),
     /** Wait for an approveCutover update before the switch (false: the drill records the switch itself). */
     awaitCutover: z.boolean().default(true),
     cutoverTimeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).default(24 * 60),
@@ -127,7 +132,25 @@ export interface MigrateResult {
   dkim: { selector: string; domain: string; publicKeySha256: string; dnsMatches: boolean };
   mail: MailCheck;
   cutover?: { who: string; why: string; at: string; recheck: MailCheck };
+  /** copyMailboxes runs: before the cutover, then the final sync after it (absent: old host unreachable or copyMail false). */
+  mailCopy?: MailCopy[];
   timings: StepTiming[];
+}
+
+/** One copy of the mailboxes old → new, and its verification (counts and a SHA-256 per message). */
+export interface MailCopy {
+  label: string;
+  mailDir: string;
+  /** Mailboxes (Maildir folders) and messages on the old host when the copy started. */
+  mailboxes: number;
+  messages: number;
+  /** Every one of those messages is on the new host, byte for byte (by SHA-256; flags in file names may differ). */
+  verified: true;
+  /** Messages on the new host after the copy (it may have had its own, e.g. the test mail). */
+  messagesOnNew: number;
+  /** Bytes of the tar stream the worker relayed. */
+  bytes: number;
+  seconds: number;
 }
 
 export interface SmtpRecoveryResult {

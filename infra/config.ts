@@ -221,6 +221,8 @@ export const ConfigSchema = z
          * migration's mail adapter (migration.mailHost). Unset: a person applies those and confirms.
          */
         host: z.enum(['new', 'old']).optional(),
+        /** The restore role's own SSH private key (OpenSSH format) for rotation.host; its public half is in that host's authorized_keys. */
+        sshKeyFile: z.string().optional(),
         /** The SMTP relay whose AUTH proves a rotated relay password (and, without rotation.host, a mailbox password). */
         smtpAuthHost: z.string().optional(),
         smtpAuthPort: z.number().int().min(1).max(65535).default(465),
@@ -271,6 +273,10 @@ export const ConfigSchema = z
             dkimOwner: z.string().default('opendkim'),
             applyCommand: z.string().default('/opt/mailu-local/apply start'),
             passwordCommand: z.string().default('/opt/mailu-local/passwd'),
+            /** The mailboxes (Maildir tree) copyMailboxes moves; default: /var/mail (postfix), <root>/mail (mailu). */
+            mailDir: z.string().regex(/^\/[\w./-]+$/, 'expected an absolute path').optional(),
+            /** Owner of the copied mail on the new host (Dovecot's mail user; MailU's dovecot container: 8:12). */
+            mailOwner: z.string().regex(/^[\w.-]+(:[\w.-]+)?$/, 'expected user[:group]').default('mail:mail'),
             /** Where the worker reaches the new host's services (submission with SASL, IMAP, webmail). */
             submission: hostPort.optional(),
             /** Submission is implicit TLS (465) rather than STARTTLS (587). */
@@ -457,6 +463,9 @@ export const ENV_VARS: Record<string, EnvSpec> = {
   VAULTDR_ROTATION_TOKEN_FILE: { path: ['rotation', 'tokenFile'], kind: 'string' },
   VAULTDR_ROTATION_POSTGRES_SUPERUSER_URL_FILE: { path: ['rotation', 'postgresSuperuserUrlFile'], kind: 'string' },
   VAULTDR_ROTATION_HOST: { path: ['rotation', 'host'], kind: 'string' },
+  VAULTDR_ROTATION_SSH_KEY_FILE: { path: ['rotation', 'sshKeyFile'], kind: 'string' },
+  VAULTDR_MIGRATION_ROLE_ID_FILE: { path: ['migration', 'roleIdFile'], kind: 'string' },
+  VAULTDR_MIGRATION_SECRET_ID_FILE: { path: ['migration', 'secretIdFile'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_ADDRESS: { path: ['rotation', 'unsealAddress'], kind: 'string' },
   VAULTDR_ROTATION_UNSEAL_TOKEN_FILE: { path: ['rotation', 'unsealTokenFile'], kind: 'string' },
   VAULTDR_ROTATION_CUSTODIANS_FILE: { path: ['rotation', 'custodiansFile'], kind: 'string' },

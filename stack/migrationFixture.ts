@@ -10,46 +10,15 @@ import * as path from 'node:path';
 import { utils } from 'ssh2';
 import { fetch } from 'undici';
 import type { Config } from '../infra/config';
-import { dkimPublicKeyOf, mailuEnvFile, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
+import { acquireHostsLease, dkimPublicKeyOf, mailuEnvFile, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
 import { PORTS, rootToken, stackDir } from './stack';
 
 /**
  * Exclusive use of the local hosts (they are machine-wide and a migration changes new-vps): the
- * same `.lease` pid file the hosts' own tests take (stack/mailhosts.ts), so they never interleave.
- * A holder that died frees it.
+ * hosts' own lease (stack/mailhosts.ts `.lease` pid file), so migration and host tests never
+ * interleave. A holder that died frees it.
  */
-export async function leaseHosts(waitMs = 10 * 60_000): Promise<() => void> {
-  const lock = path.join(hostsDir(), '.lease');
-  fs.mkdirSync(path.dirname(lock), { recursive: true });
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      break;
-    } catch {
-      const holder = Number((() => { try { return fs.readFileSync(lock, 'utf8').trim(); } catch { return '0'; } })() || '0');
-      let alive = false;
-      try {
-        if (holder > 0) alive = process.kill(holder, 0);
-      } catch {
-        alive = false;
-      }
-      if (!alive) {
-        fs.rmSync(lock, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`hosts: ${lock} held by pid ${holder} for ${waitMs / 1000}s`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  return () => {
-    try {
-      if (fs.readFileSync(lock, 'utf8').trim() === String(process.pid)) fs.rmSync(lock, { force: true });
-    } catch {
-      // already gone
-    }
-  };
-}
+export const leaseHosts = acquireHostsLease;
 
 export interface MigrationFixture {
   cfg: Config;

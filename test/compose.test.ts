@@ -15,12 +15,14 @@ import { loadConfig } from '../infra/config';
 import { COMPONENTS, PORTS } from '../stack/stack';
 import { MAILPIT_MODULE, PY_PINS } from '../stack/tools';
 import { SECRET_FIELDS } from '../workers/roles';
+import { mailHostAdapter } from '../infra/mailhost';
+import { parseEnv } from '../infra/mailhost/files';
 
 // The compiled test lives in lib/test/.
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = 'docker-compose.yml';
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
-const WORKERS = { 'worker-workflows': 'workflows', 'worker-backup': 'backup', 'worker-restore': 'restore', 'worker-notify': 'notify' } as const;
+const WORKERS = { 'worker-workflows': 'workflows', 'worker-backup': 'backup', 'worker-restore': 'restore', 'worker-notify': 'notify', 'worker-migration': 'migration' } as const;
 const SERVICES = ['postgresql', 'temporal-schema', 'temporal', 'temporal-namespace', 'temporal-ui', 'openbao', 's3', 'mailpit', 'bucket-apply', ...Object.keys(WORKERS), 'prometheus', 'alertmanager', 'grafana'];
 /**
  * Secret-bearing config fields and the roles that hold them (mirrors workers/roles.ts SECRET_FIELDS
@@ -45,14 +47,15 @@ const ROLE_SECRETS: Record<string, { holders: string[]; required: string[] }> = 
   // The HA PostgreSQL monitoring login (backup role): optional, the compose ha profile does not wire it yet.
   'ha.postgresMonitorFile': { holders: ['backup'], required: [] },
   'codec.tokensFile': { holders: ['workflows'], required: ['workflows'] },
-  // Emergency rotation and the unseal-key ceremonies (restore role): optional, not wired in compose yet.
-  'rotation.tokenFile': { holders: ['restore'], required: [] },
+  // Emergency rotation (restore role): the rotator token and the role's own SSH key for rotation.host.
+  'rotation.tokenFile': { holders: ['restore'], required: ['restore'] },
+  'rotation.sshKeyFile': { holders: ['restore'], required: ['restore'] },
   'rotation.postgresSuperuserUrlFile': { holders: ['restore'], required: [] },
   'rotation.unsealTokenFile': { holders: ['restore'], required: [] },
-  'migration.roleIdFile': { holders: ['migration'], required: [] },
-  'migration.secretIdFile': { holders: ['migration'], required: [] },
-  'migration.sshKeyFile': { holders: ['migration'], required: [] },
-  'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify'], required: ['workflows', 'backup', 'restore', 'notify'] },
+  'migration.roleIdFile': { holders: ['migration'], required: ['migration'] },
+  'migration.secretIdFile': { holders: ['migration'], required: ['migration'] },
+  'migration.sshKeyFile': { holders: ['migration'], required: ['migration'] },
+  'codec.keysFile': { holders: ['workflows', 'backup', 'restore', 'notify', 'migration'], required: ['workflows', 'backup', 'restore', 'notify', 'migration'] },
 };
 // This table is the compose side of workers/roles.ts SECRET_FIELDS (which a worker process enforces):
 // the two must name the same holders, or a worker would drop a secret compose gives it.
@@ -692,6 +695,36 @@ describe('docker-compose.yml (production-shaped deployment)', function () {
       }
       assert.ok(!svc.entrypoint, `${name}: keep the image's entrypoint (no secret handling in shell)`);
     }
+  });
+
+  it('has a mailu profile: MailU 2024.06 on the $ROOT layout the migration\'s MailU adapter writes, its env from a CHANGE-ME example unless VAULTDR_MAILU_ENV is set', function () {
+    const root = '/srv/mailu';
+    const out = compose(['--profile', 'mailu', 'config'], { env: { VAULTDR_MAILU_ROOT: root } });
+    assert.equal(out.status, 0, out.stderr);
+    const withMailu = parseYaml(out.stdout, 'docker-compose --profile mailu config') as ComposeConfig & { services: Record<string, Service & { profiles?: string[] }> };
+    const mailu = ['mailu-front', 'mailu-admin', 'mailu-imap', 'mailu-smtp', 'mailu-antispam', 'mailu-webmail', 'mailu-redis'];
+    for (const name of mailu) assert.deepEqual(withMailu.services[name]?.profiles, ['mailu'], `${name} must be in the mailu profile only`);
+    for (const name of Object.keys(WORKERS)) assert.equal(withMailu.services[name]?.profiles, undefined, `${name} must stay in the default deployment`);
+    // One MailU release for all its images (setup.mailu.io's compose), and ports on $VAULTDR_PUBLISH_IP only.
+    const tags = new Set(mailu.filter((n) => n !== 'mailu-redis').map((n) => /^ghcr\.io\/mailu\/[a-z]+:(.+)$/.exec(withMailu.services[n]!.image ?? '')?.[1]));
+    assert.deepEqual([...tags], ['2024.06']);
+    for (const name of mailu) for (const p of ports(withMailu.services[name]!)) assert.equal(p.hostIp, '127.0.0.1', `${name} publishes ${p.published} beyond $VAULTDR_PUBLISH_IP`);
+    // The same files the adapter writes over SSH are the ones the containers read.
+    const adapter = mailHostAdapter({ adapter: 'mailu', root, dkimOwner: 'root', applyCommand: '', passwordCommand: '', mailOwner: '8:12' });
+    const at = (svc: string, inContainer: string) => hostPath(withMailu.services[svc]!, inContainer)?.host;
+    assert.equal(at('mailu-admin', '/dkim/example.test.dkim.key'), adapter.dkimKeyFile('example.test', 'dkim'), 'admin reads the DKIM key installDkimKey writes');
+    assert.equal(at('mailu-antispam', '/dkim/example.test.dkim.key'), adapter.dkimKeyFile('example.test', 'dkim'), 'rspamd signs with the DKIM key installDkimKey writes');
+    assert.equal(at('mailu-admin', '/data/main.db'), `${root}/data/main.db`, 'the mailbox database the compensation keeps');
+    assert.equal(at('mailu-imap', '/mail'), adapter.mailDir(), 'dovecot serves the Maildir copyMailboxes fills');
+    // Its environment: the committed example holds no secret (CHANGE-ME), and has the keys the adapter sets.
+    const example = parseEnv(fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'mailu', 'mailu.env.example'), 'utf8'));
+    for (const k of ['SECRET_KEY', 'RELAYUSER', 'RELAYPASSWORD']) assert.equal(example[k], 'CHANGE-ME', `the example mailu.env must not ship a real ${k}`);
+    for (const k of ['DOMAIN', 'HOSTNAMES', 'RELAYHOST', 'DKIM_SELECTOR']) assert.ok(example[k], `the example mailu.env lacks ${k}`);
+    for (const name of mailu.filter((n) => n !== 'mailu-redis')) assert.equal(withMailu.services[name]!.environment?.SECRET_KEY, 'CHANGE-ME', `${name} must load mailu.env`);
+    const own = path.join(scratch, 'own-mailu.env');
+    fs.writeFileSync(own, 'SECRET_KEY=from-the-operators-file\nDOMAIN=example.test\n', { mode: 0o600 });
+    const mine = parseYaml(compose(['--profile', 'mailu', 'config'], { env: { VAULTDR_MAILU_ENV: own } }).stdout, 'config with VAULTDR_MAILU_ENV') as ComposeConfig;
+    assert.equal(mine.services['mailu-admin']!.environment?.SECRET_KEY, 'from-the-operators-file');
   });
 
   it('takes every secret from ./secrets (gitignored, documented) or from $VAULTDR_SECRETS_DIR', function () {

@@ -13,7 +13,9 @@ import type { Config } from '../infra/config';
 import type { MigrateResult, SmtpRecoveryResult } from '../common/migration';
 import { keyAccepted } from '../infra/ssh/client';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ImapFlow } from 'imapflow';
 import type { BackupResult } from '../common/backup';
 import { buildS3Client } from '../infra/clients';
 import { freePort } from '../infra/vault/stagingVault';
@@ -25,6 +27,36 @@ import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A message delivered into a host's Maildir the way Dovecot's LDA writes one (tmp/ then renamed into
+ * new/, or cur/ with flags once read), owned by the mail user. Returns its subject.
+ */
+function deliverToMaildir(host: 'old-vps' | 'new-vps', email: string, subject: string, seen = false): string {
+  const [user, domain] = email.split('@') as [string, string];
+  const body = `From: alice@example.net\r\nTo: ${email}\r\nSubject: ${subject}\r\nMessage-ID: <${crypto.randomUUID()}@example.net>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${subject}: ${crypto.randomBytes(24).toString('hex')}\r\n`;
+  const name = `${Math.floor(Date.now() / 1000)}.M${crypto.randomInt(1e6)}P${process.pid}.${host},S=${Buffer.byteLength(body)}`;
+  const box = `/var/mail/${domain}/${user}`;
+  const to = seen ? `${box}/cur/${name}:2,S` : `${box}/new/${name}`;
+  runInHost(host, ['sh', '-c', `set -e; mkdir -p ${box}/cur ${box}/new ${box}/tmp; cat > ${box}/tmp/${name}; mv ${box}/tmp/${name} '${to}'; chown -R mail:mail /var/mail/${domain}`], { input: body });
+  return subject;
+}
+
+/** Subjects in the INBOX of `email` on new-vps, read over IMAP (STARTTLS, the host's CA) with its password. */
+async function imapSubjects(cfg: Config, email: string, password: string): Promise<string[]> {
+  const [host, port] = cfg.migration.mailHost.imap!.split(':');
+  const c = new ImapFlow({ host: host!, port: Number(port), secure: false, doSTARTTLS: true, auth: { user: email, pass: password }, tls: { ca: fs.readFileSync(cfg.migration.mailHost.caFile!), servername: cfg.migration.mailHost.tlsServerName }, logger: false } as ConstructorParameters<typeof ImapFlow>[0]);
+  await c.connect();
+  try {
+    const box = await c.mailboxOpen('INBOX', { readOnly: true });
+    if (!box.exists) return [];
+    const subjects: string[] = [];
+    for await (const msg of c.fetch('1:*', { envelope: true })) subjects.push(msg.envelope?.subject ?? '');
+    return subjects;
+  } finally {
+    await c.logout().catch(() => undefined);
+  }
+}
 
 /** No secret value in any decoded payload of the runs' histories (inputs, results, failures, queries are not stored). */
 async function assertNoSecrets(client: Client, cfg: Config, fx: MigrationFixture, workflowIds: string[]): Promise<void> {
@@ -78,14 +110,21 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
     }
   });
 
-  it('migrates old → new end to end: keys, SMTP recovery, webmail login, DKIM from DNS, test mail passes DKIM/SPF/DMARC, cutover approved', async () => {
+  it('migrates old → new end to end: keys, SMTP recovery, webmail login, DKIM from DNS, test mail passes DKIM/SPF/DMARC, mailboxes copied, cutover approved', async () => {
     const workflowId = `migrate-e2e-${Date.now()}`;
+    // Mail on the old host before the migration (one unread, one read), none of it on the new host.
+    runInHost('new-vps', ['rm', '-rf', '/var/mail/vaultdr.test']);
+    const tag = crypto.randomBytes(3).toString('hex');
+    const before = [deliverToMaildir('old-vps', fx.mailbox.email, `before migration ${tag} (unread)`), deliverToMaildir('old-vps', fx.mailbox.email, `before migration ${tag} (read)`, true)];
+    let late = '';
     ids.push(workflowId, `${workflowId}-smtp`);
     const t0 = Date.now();
     const result = await withWorker(cfg, async () => {
       // Started with {} as from the Web UI: every default comes from the worker's config.
       const h = await client.workflow.start('migrateVps', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] });
       await waitForStep(client, workflowId, 'awaitCutover');
+      // Arrives at the old host after the first copy, before the switch: the final sync must bring it.
+      late = deliverToMaildir('old-vps', fx.mailbox.email, `during the cutover window ${tag}`);
       await assert.rejects(h.executeUpdate('approveCutover', { args: [{ who: '', why: 'x' }] }), (e: Error & { cause?: Error }) => /field "who"/.test(e.cause?.message ?? ''));
       await h.executeUpdate('approveCutover', { args: [{ who: 'alice', why: 'CHG-1234 window' }] });
       return (await h.result()) as MigrateResult;
@@ -108,6 +147,13 @@ describe('VPS migration with SMTP credential recovery (real local hosts)', funct
     assert.equal(result.mail.dmarc, 'pass');
     assert.equal(result.cutover?.who, 'alice');
     assert.match(result.cutover!.recheck.dkim, /^pass/);
+    // The mailboxes: counted and checksummed by the workflow, and readable over IMAP on the new host.
+    assert.deepEqual(result.mailCopy?.map((c) => c.label), ['before cutover', 'final sync after cutover']);
+    assert.ok(result.mailCopy!.every((c) => c.verified && c.messagesOnNew >= c.messages));
+    assert.ok(result.mailCopy![0]!.messages >= 2 && result.mailCopy![1]!.messages === result.mailCopy![0]!.messages + 1, JSON.stringify(result.mailCopy));
+    const password = fx.secrets.find((s) => s.name === 'mailbox password')!.value;
+    const subjects = await imapSubjects(cfg, fx.mailbox.email, password);
+    for (const s of [...before, late]) assert.ok(subjects.includes(s), `"${s}" is not in the new host's INBOX over IMAP (${subjects.join(' | ')})`);
     const mode = runInHost('new-vps', ['stat', '-c', '%a %U', '/mailu/dkim/vaultdr.test.dkim.key']).trim();
     assert.equal(mode, '600 opendkim');
     console.log(`      migration end to end ${seconds.toFixed(1)} s; steps: ${result.timings.map((t) => `${t.step} ${t.seconds}s`).join(', ')}`);

@@ -38,7 +38,7 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
     const base = withQueue(await ensureStack(), uniqueQueue('rotate-hosts'));
     fx = await prepareMigration(base, { prefix: 'rotation-hosts' });
     const tokenFile = await ensureRotatorToken();
-    cfg = { ...fx.cfg, rotation: { ...fx.cfg.rotation, tokenFile, host: 'new' }, metrics: { listen: '' } };
+    cfg = { ...fx.cfg, rotation: { ...fx.cfg.rotation, tokenFile, host: 'new', sshKeyFile: fx.hosts.provisionKey }, metrics: { listen: '' } };
     client = await connectClient(cfg);
     const n = fx.hosts.hosts['new-vps'];
     root = { address: n.address, port: n.sshPort, user: 'root', hostKeySha256: n.hostKeyFingerprint };

@@ -25,6 +25,8 @@ export const SECRET_FIELDS: Record<string, readonly WorkerRole[]> = {
   'rotation.tokenFile': ['restore'],
   'rotation.postgresSuperuserUrlFile': ['restore'],
   'rotation.unsealTokenFile': ['restore'],
+  // Its own SSH key for the host whose mailbox passwords and authorized_keys it rotates (rotation.host).
+  'rotation.sshKeyFile': ['restore'],
   // The migration role: the worker's own SSH key for the VPS hosts and the AppRole that reads the migration secrets.
   'migration.roleIdFile': ['migration'],
   'migration.secretIdFile': ['migration'],
@@ -37,7 +39,7 @@ export const SECRET_FIELDS: Record<string, readonly WorkerRole[]> = {
 export const ROLE_SUMMARY: Record<WorkerRole, string> = {
   workflows: 'workflow code on the base queue; holds the payload codec keyring and serves the codec endpoint',
   backup: 'backup, bucket, canary, retention, Vault/S3 health and monitor probes; holds the backup AppRole, S3 credentials, public recipient keys',
-  restore: 'restore and staging validation, custodian share intake, failover drills, emergency rotation and unseal-key ceremonies; holds the validation key, unseal shares, validator AppRole, break-glass token, the HA harness (its unseal shares and drill token), rotator token, PostgreSQL superuser URL',
+  restore: 'restore and staging validation, custodian share intake, failover drills, emergency rotation and unseal-key ceremonies; holds the validation key, unseal shares, validator AppRole, break-glass token, the HA harness (its unseal shares and drill token), rotator token, PostgreSQL superuser URL, the rotation SSH key for rotation.host',
   migration: 'VPS migration and SMTP recovery over SSH; holds the migration SSH private key and the migration AppRole (read on the migration secrets only)',
   notify: 'alerts, mail relay probe, delivery checks; holds SMTP settings and reads the Slack/PagerDuty secrets from Vault',
 };

@@ -8,11 +8,12 @@
 //                 re-thrown (the run ends Cancelled), bugs left to fail the workflow task.
 // Long waits cost O(reminders) history events, not O(time): a 24 h wait with hourly reminders is
 // a few hundred events, where a 5 s poll loop was ~17,000 iterations and hit the history limit.
-import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, isCancellation, proxyActivities, patched, setCurrentDetails, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, ActivityFailure, ApplicationFailure, CancellationScope, TemporalFailure, condition, defineSignal, isCancellation, log, proxyActivities, patched, setCurrentDetails, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ZodType, ZodTypeDef } from 'zod';
 import { staticMetadata, type StaticMetadata } from '../common/summaries';
 import { VAULT_DR_STEP, WAITING_FOR, type VaultDrSearchAttribute } from '../common/searchAttributes';
 import type { NotifyActivities, Severity } from '../activities/notify/notify';
-import { capText } from '../common/validate';
+import { capText, describeIssues } from '../common/validate';
 import { NON_RETRYABLE_ERROR_TYPES } from '../common/errors';
 import { ALERT } from './profiles';
 import { activityQueue } from './queues';
@@ -337,4 +338,24 @@ export async function failRunbook(err: unknown, o: FailRunbook): Promise<never> 
   });
   if (f.cancelled) throw err;
   throw ApplicationFailure.create({ type: f.errorType, message: capText(o.failureMessage(f)), nonRetryable: true });
+}
+
+/** The share intake's signal (workers/worker.ts sends it): counts only, never a share. */
+export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
+
+/**
+ * Handles custodianSharesReady for a ceremony that waits on custodians (restore, seal/unseal drill,
+ * unseal-key rotation): `schema` says what a ready signal is for it; a malformed or premature one (a
+ * machine's, fire-and-forget) is ignored with a warning, so the wait goes on until a valid one
+ * arrives or its deadline; a valid one goes to `accept`.
+ */
+export function onCustodianSharesReady<T>(schema: ZodType<T, ZodTypeDef, unknown>, accept: (shares: T) => void): void {
+  setHandler(custodianSharesReady, (raw) => {
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
+      return;
+    }
+    accept(parsed.data);
+  });
 }

@@ -1,10 +1,10 @@
 // The host side of the emergency rotation of mail and SSH credentials (issue 15 §2): the mail host
 // the migration reconfigures (infra/mailhost: MailU's files and commands, or Debian's daemons from
-// them) and authorized_keys on the VPS, reached over SSH (ssh2) with the worker's migration key and
-// the pinned host key of migration.hosts[rotation.host]. Wired only when rotation.host is set; then
-// mailbox-password and ssh-key rotate automatically and smtp-relay's new password is written to the
-// mail host once the relay accepts it. Values arrive as arguments from the rotation activities and
-// travel to the host on stdin only; nothing here returns or logs one.
+// them) and authorized_keys on the VPS, reached over SSH (ssh2) with the restore role's own key
+// (rotation.sshKeyFile) and the pinned host key of migration.hosts[rotation.host]. Wired only when
+// rotation.host is set; then mailbox-password and ssh-key rotate automatically (smtp-relay stays a
+// person's task: the relay provider holds that password). Values arrive as arguments from the
+// rotation activities and travel to the host on stdin only; nothing here returns or logs one.
 import nodemailer from 'nodemailer';
 import * as fs from 'node:fs';
 import { ErrorType, failure as fail } from '../../common/errors';
@@ -25,10 +25,6 @@ export interface HostCredentials {
   setMailboxPassword(email: string, password: string): Promise<void>;
   /** SMTP AUTH on the mail host's submission port (STARTTLS or implicit TLS, the host's CA). */
   smtpAuth(user: string, password: string): Promise<LoginProbe>;
-  /** RELAYPASSWORD (and RELAYUSER) in mailu.env, then the daemons are re-applied. */
-  writeRelayPassword(user: string, password: string): Promise<{ applied: string }>;
-  /** Whether mailu.env's relay user is `user` (passwords are not compared here: the relay's AUTH decides). */
-  relayUser(): Promise<string | undefined>;
   /** Adds `keyLine` to `user`'s authorized_keys unless its fingerprint is already there; atomic. */
   addAuthorizedKey(user: string, keyLine: string, comment: string): Promise<{ added: boolean }>;
   /** Removes every authorized_keys line of `user` with this fingerprint; atomic. Returns how many went. */
@@ -52,8 +48,8 @@ export function hostCredentials(cfg: Config): HostCredentials | undefined {
     return { address: d.address, port: d.port, user: user ?? d.user, hostKeySha256: d.hostKeySha256 };
   };
   const key = () => {
-    if (!m.sshKeyFile) throw fail(ErrorType.KeyMaterialMissing, 'migration.sshKeyFile is not set on this worker: rotation.host needs it to reach the host over SSH');
-    return readSecretFile(m.sshKeyFile, 'migration.sshKeyFile');
+    if (!cfg.rotation.sshKeyFile) throw fail(ErrorType.KeyMaterialMissing, 'rotation.sshKeyFile is not set on this worker: rotation.host needs it to reach the host over SSH');
+    return readSecretFile(cfg.rotation.sshKeyFile, 'rotation.sshKeyFile');
   };
   const admin = <T>(fn: (s: SshSession) => Promise<T>) => withSsh(target(), key(), fn);
   const t0 = target();
@@ -94,20 +90,6 @@ export function hostCredentials(cfg: Config): HostCredentials | undefined {
       } finally {
         t.close();
       }
-    },
-
-    async writeRelayPassword(user, password) {
-      return admin(async (s) => {
-        const env = await adapter.readRelay(s);
-        const [host, port] = (env.host ?? '').replace(/^\[|\]/g, '').split(':');
-        if (!host) throw fail(ErrorType.HostCommandFailed, `${adapter.envFile()} on ${t0.address} has no RELAYHOST: the relay password has nothing to go with`);
-        await adapter.writeRelay(s, { host, port: Number(port) || 587, user, password });
-        return { applied: await adapter.apply(s) };
-      });
-    },
-
-    async relayUser() {
-      return admin(async (s) => (await adapter.readRelay(s)).user);
     },
 
     async addAuthorizedKey(user, keyLine, comment) {

@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ErrorType, failure } from '../../common/errors';
-import type { Hop, HostRef, PreflightReport, SecretRef, SecretSource } from '../../common/migration';
+import type { Hop, HostRef, MailCopy, PreflightReport, SecretRef, SecretSource } from '../../common/migration';
 import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
 import { mailHostAdapter } from '../../infra/mailhost';
@@ -18,6 +18,19 @@ import { heartbeating, withHeartbeats } from '../heartbeat';
 import { awaitRelayedMessage, dkimRecordKey, hostPort, imapLogin, judgeMessage, makeResolver, submit, verifyRelayLogin, webmailLogin } from './mailChecks';
 
 type Which = 'new' | 'old';
+
+/** `sha256sum` lines of Maildir message files → mailbox folder → message hashes. */
+function parseManifest(out: string): Map<string, string[]> {
+  const boxes = new Map<string, string[]>();
+  for (const line of out.split('\n')) {
+    const m = /^([0-9a-f]{64}) [ *](.+)\/(?:cur|new)\/[^/]+$/.exec(line);
+    if (!m) continue;
+    const list = boxes.get(m[2]!) ?? [];
+    list.push(m[1]!);
+    boxes.set(m[2]!, list);
+  }
+  return boxes;
+}
 
 interface Secrets {
   operators: { name: string; line: string; fingerprint: string }[];
@@ -332,6 +345,57 @@ export const migrationActivities = (deps: { cfg: Config }) => {
       const imap = await imapLogin({ imap: ep.imap, tls: m.mailHost.imapTls, caFile: m.mailHost.caFile, servername: m.mailHost.tlsServerName, user: mailbox.email, pass: mailbox.password });
       const web = await webmailLogin({ url: ep.webmail, kind: m.mailHost.webmailKind, user: mailbox.email, pass: mailbox.password });
       return { webmail: { url: ep.webmail, status: web.status, inboxSeen: web.inboxSeen }, imap: { login: true, mailbox: imap.mailbox } };
+    },
+
+    /**
+     * The mailboxes (Maildir) from the old VPS to the new one over SSH. The hosts hold no key for
+     * each other: the worker streams `tar` out of the old host into `tar` on the new one, keeping
+     * files the new host already has (a retry, or the final sync after the cutover, adds only what is
+     * new). Verified by counts and checksums: a SHA-256 of every message (cur/ and new/) on the old
+     * host, taken before the copy, must each be found on the new host in the same mailbox (file names
+     * may differ: Dovecot renames a message when its flags change).
+     */
+    async copyMailboxes(req: { host?: HostRef; oldHost?: HostRef; label: string }): Promise<MailCopy> {
+      const t0 = Date.now();
+      const from = target('old', req.oldHost);
+      const to = target('new', req.host);
+      const dir = adapter.mailDir();
+      const key = sshKey();
+      const manifest = (s: SshSession) =>
+        s.run(`listing the messages in ${dir}`, `set -e; mkdir -p ${sq(dir)}; cd ${sq(dir)}; find . -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) -print0 | xargs -0 -r sha256sum`).then(parseManifest);
+      return withSsh(from, key, (src) =>
+        withSsh(to, key, async (dst) => {
+          const before = await manifest(src);
+          const out = await src.stream(`cd ${sq(dir)} && tar -cf - .`);
+          out.stdin.end(); // tar reads nothing: EOF now, or sshd keeps the channel open
+          const into = await dst.stream(`set -e; mkdir -p ${sq(dir)}; tar -C ${sq(dir)} --skip-old-files -xpf -; chown -R ${sq(adapter.mailOwner)} ${sq(dir)}`);
+          into.stdout.resume(); // nothing to read, but an unread channel never closes
+          let bytes = 0;
+          const tick = setInterval(() => Context.current().heartbeat({ copied: bytes }), 5_000);
+          try {
+            out.stdout.on('data', (d: Buffer) => (bytes += d.length));
+            out.stdout.pipe(into.stdin);
+            const [a, b] = await Promise.all([out.done, into.done]);
+            if (a.code !== 0) throw failure(ErrorType.HostCommandFailed, `tar of ${dir} on ${from.address} failed (exit ${a.code}): ${a.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+            if (b.code !== 0) throw failure(ErrorType.HostCommandFailed, `unpacking the mailboxes into ${dir} on ${to.address} failed (exit ${b.code}): ${b.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+          } finally {
+            clearInterval(tick);
+          }
+          const after = await manifest(dst);
+          const missing: string[] = [];
+          for (const [box, hashes] of before) {
+            const have = [...(after.get(box) ?? [])];
+            for (const h of hashes) {
+              const i = have.indexOf(h);
+              if (i < 0) missing.push(`${box} (${h.slice(0, 12)})`);
+              else have.splice(i, 1);
+            }
+          }
+          const count = (m: Map<string, string[]>) => [...m.values()].reduce((n, l) => n + l.length, 0);
+          if (missing.length) throw failure(ErrorType.HostCommandFailed, `${missing.length} of ${count(before)} messages copied from ${from.address}:${dir} are not on ${to.address} byte for byte: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+          return { label: req.label, mailDir: dir, mailboxes: before.size, messages: count(before), verified: true as const, messagesOnNew: count(after), bytes, seconds: Math.round((Date.now() - t0) / 100) / 10 };
+        }),
+      );
     },
 
     /**

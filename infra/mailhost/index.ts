@@ -19,6 +19,9 @@ export interface MailHostSettings {
   applyCommand: string;
   /** postfix adapter: sets a mailbox password; called with the address as its argument, the password on stdin. */
   passwordCommand: string;
+  /** The Maildir tree (default by adapter) and who owns it. */
+  mailDir?: string;
+  mailOwner: string;
 }
 
 export interface RelaySettings {
@@ -34,6 +37,9 @@ export interface MailHostAdapter {
   readonly realHere: string;
   envFile(): string;
   dkimKeyFile(domain: string, selector: string): string;
+  /** The mailboxes' Maildir tree (<domain>/<user>/{cur,new,tmp}) and the owner copied mail gets. */
+  mailDir(): string;
+  readonly mailOwner: string;
   /** Keeps mailu.env and the DKIM key once per migration (compensation), idempotent. */
   keepPrevious(s: SshSession, migrationId: string, domain: string, selector: string): Promise<{ dir: string; kept: string[]; absent: string[] }>;
   /** Puts the kept files back and applies them. */
@@ -60,6 +66,9 @@ function common(cfg: MailHostSettings) {
   return {
     envFile,
     dkimKeyFile,
+    // MailU keeps the mailboxes in $ROOT/mail (the dovecot container's /mail); Debian's Dovecot here in /var/mail.
+    mailDir: () => cfg.mailDir ?? (cfg.adapter === 'mailu' ? `${cfg.root}/mail` : '/var/mail'),
+    mailOwner: cfg.mailOwner,
     async keepPrevious(s: SshSession, id: string, domain: string, selector: string) {
       return snapshotFiles(s, keptDir(id), files(domain, selector));
     },
@@ -84,64 +93,70 @@ function common(cfg: MailHostSettings) {
   };
 }
 
-/** A MailU installation (docker compose). Its commands cannot run on the test machines (no images). */
-export function mailuAdapter(cfg: MailHostSettings): MailHostAdapter {
+/** What differs between the adapters: how the daemons take the files, and how a mailbox password is set. */
+interface Runtime {
+  kind: MailHostSettings['adapter'];
+  realHere: string;
+  apply(s: SshSession): Promise<string>;
+  setMailboxPassword(s: SshSession, email: string, password: string): Promise<void>;
+}
+
+/** One adapter from the MailU files every host shares (common) and a runtime. */
+function adapterOf(cfg: MailHostSettings, r: Runtime): MailHostAdapter {
   const c = common(cfg);
-  const apply = async (s: SshSession) => {
-    // Env changes need the containers recreated, not restarted (docs/maintain.rst).
-    const cmd = `cd ${sq(cfg.root)} && docker compose up -d`;
-    await s.run('applying the MailU configuration', cmd);
-    return cmd;
-  };
   return {
-    kind: 'mailu',
-    realHere: 'MailU files only (mailu.env, dkim/); docker compose and flask mailu cannot run on the test hosts',
+    kind: r.kind,
+    realHere: r.realHere,
     envFile: c.envFile,
     dkimKeyFile: c.dkimKeyFile,
+    mailDir: c.mailDir,
+    mailOwner: c.mailOwner,
     keepPrevious: c.keepPrevious,
     async restorePrevious(s, id, domain, selector) {
       const restored = await c.restoreFiles(s, id, domain, selector);
-      if (restored.length) await apply(s);
+      if (restored.length) await r.apply(s);
       return restored;
     },
     writeRelay: c.writeRelay,
     readRelay: c.readRelay,
+    setMailboxPassword: r.setMailboxPassword,
+    installDkimKey: c.installDkimKey,
+    apply: r.apply,
+  };
+}
+
+/** A MailU installation (docker compose). Its commands cannot run on the test machines (no images). */
+export function mailuAdapter(cfg: MailHostSettings): MailHostAdapter {
+  return adapterOf(cfg, {
+    kind: 'mailu',
+    realHere: 'MailU files only (mailu.env, dkim/); docker compose and flask mailu cannot run on the test hosts',
+    async apply(s) {
+      // Env changes need the containers recreated, not restarted (docs/maintain.rst).
+      const cmd = `cd ${sq(cfg.root)} && docker compose up -d`;
+      await s.run('applying the MailU configuration', cmd);
+      return cmd;
+    },
     async setMailboxPassword(s, email, password) {
       const [local, domain] = email.split('@') as [string, string];
       // The password reaches the admin CLI through stdin, never the SSH command line.
       await s.run(`setting the password of ${email} (flask mailu password)`, `cd ${sq(cfg.root)} && docker compose exec -T admin flask mailu password ${sq(local)} ${sq(domain)} "$(cat)"`, password);
     },
-    installDkimKey: c.installDkimKey,
-    apply,
-  };
+  });
 }
 
 /** Debian's Postfix + Dovecot + OpenDKIM + Roundcube configured from MailU's files (what runs here). */
 export function postfixAdapter(cfg: MailHostSettings): MailHostAdapter {
-  const c = common(cfg);
-  const apply = async (s: SshSession) => {
-    await s.run(`applying the mail configuration (${cfg.applyCommand})`, cfg.applyCommand);
-    return cfg.applyCommand;
-  };
-  return {
+  return adapterOf(cfg, {
     kind: 'postfix',
     realHere: 'everything: MailU files written over SSH, applied to Debian Postfix/Dovecot/OpenDKIM/Roundcube by the host apply command',
-    envFile: c.envFile,
-    dkimKeyFile: c.dkimKeyFile,
-    keepPrevious: c.keepPrevious,
-    async restorePrevious(s, id, domain, selector) {
-      const restored = await c.restoreFiles(s, id, domain, selector);
-      if (restored.length) await apply(s);
-      return restored;
+    async apply(s) {
+      await s.run(`applying the mail configuration (${cfg.applyCommand})`, cfg.applyCommand);
+      return cfg.applyCommand;
     },
-    writeRelay: c.writeRelay,
-    readRelay: c.readRelay,
     async setMailboxPassword(s, email, password) {
       await s.run(`setting the password of ${email}`, `${cfg.passwordCommand} ${sq(email)}`, `${password}\n`);
     },
-    installDkimKey: c.installDkimKey,
-    apply,
-  };
+  });
 }
 
 export function mailHostAdapter(cfg: MailHostSettings): MailHostAdapter {

@@ -125,6 +125,25 @@ export class SshSession {
     });
   }
 
+  /**
+   * Starts a command whose stdin/stdout are streams (bulk data: a tar of the mailboxes). `done`
+   * settles when it exits: its code and the end of its stderr. No timeout: the caller heartbeats.
+   */
+  stream(command: string): Promise<{ stdin: NodeJS.WritableStream; stdout: NodeJS.ReadableStream; done: Promise<{ code: number; stderr: string }> }> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, channel) => {
+        if (err) {
+          reject(failure(ErrorType.HostUnreachable, `${describeTarget(this.target)}: cannot run a command: ${err.message}`));
+          return;
+        }
+        const errOut: Buffer[] = [];
+        channel.stderr.on('data', (d: Buffer) => errOut.push(d));
+        const done = new Promise<{ code: number; stderr: string }>((res) => channel.on('close', (code: number | null) => res({ code: code ?? -1, stderr: Buffer.concat(errOut).toString('utf8').slice(-2000) })));
+        resolve({ stdin: channel, stdout: channel, done });
+      });
+    });
+  }
+
   /** Runs a command that must succeed; the error names `what` and the end of stderr (never stdin). */
   async run(what: string, command: string, stdin?: string | Buffer): Promise<string> {
     const r = await this.exec(command, stdin);

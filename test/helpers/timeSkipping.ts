@@ -1,5 +1,6 @@
 // Test support: Temporal's time-skipping test server (the binary the stack tools install) with the
 // real workflow bundle, and workers serving typed stub activities on a queue of their own.
+import type { PayloadCodec } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { BackupActivities } from '../../activities/backup/backup';
@@ -27,9 +28,11 @@ export interface TimeSkipping {
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let queues = 0;
 
-export async function timeSkipping(): Promise<TimeSkipping> {
+/** `codec`: payloads encrypted as the CLI and the real workers do (tests that drive the CLI need it). */
+export async function timeSkipping(opts: { codec?: PayloadCodec } = {}): Promise<TimeSkipping> {
   quietRuntime();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: toolPaths().temporalTestServer } } });
+  const dataConverter = opts.codec ? { payloadCodecs: [opts.codec] } : undefined;
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: toolPaths().temporalTestServer } }, ...(dataConverter ? { client: { dataConverter } } : {}) });
   // The workflows upsert vault-dr's search attributes: an unregistered one would fail their tasks.
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
@@ -43,7 +46,7 @@ export async function timeSkipping(): Promise<TimeSkipping> {
       const taskQueue = `stubs-${process.pid}-${++queues}`;
       // Workflows on the base queue, the stubs on every activity role's queue (as the roles route them).
       const workers = await Promise.all(
-        WORKER_ROLES.map((role) => Worker.create({ connection: env.nativeConnection, taskQueue: roleQueue(taskQueue, role), ...(role === 'workflows' ? { workflowBundle } : { activities }) })),
+        WORKER_ROLES.map((role) => Worker.create({ connection: env.nativeConnection, taskQueue: roleQueue(taskQueue, role), ...(dataConverter ? { dataConverter } : {}), ...(role === 'workflows' ? { workflowBundle } : { activities }) })),
       );
       return workers.reduce<Promise<T>>((inner, worker) => worker.runUntil(inner), fn(taskQueue));
     },

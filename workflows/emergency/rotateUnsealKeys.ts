@@ -5,16 +5,16 @@
 //   → proveCopyServes → closeUnsealIntake, teardownKeyProofCopy (always)
 //   → recordKeyGeneration → backupAfterRotation (child backupVault)
 // No share passes through Temporal: custodians talk to OpenBao and to the worker's share intake.
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, executeChild, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { UnsealRotationActivities } from '../../activities/emergency/unsealRotation';
 import type { SealDrillActivities } from '../../activities/emergency/sealDrill';
 import type { BackupResult } from '../../common/backup';
 import { UnsealReady } from '../../common/rotation';
 import { UnsealRotationInput, type UnsealRotationResult } from '../../common/unsealKeys';
-import { describeIssues, parseWorkflowInput } from '../../common/validate';
+import { parseWorkflowInput } from '../../common/validate';
 import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
-import { POLL, awaitHuman, failRunbook, pollUntil, showStep, steps, type AlertContext, describeRun } from '../helpers';
+import { POLL, awaitHuman, failRunbook, onCustodianSharesReady, pollUntil, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
 const { distributeEncryptedShares, initRootKeyRotation, proveCopyServes, recordKeyGeneration, startKeyProofCopy } = proxyActivities<UnsealRotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 const { pollRotationPhase } = proxyActivities<UnsealRotationActivities>({ ...POLL, taskQueue: activityQueue('restore') });
@@ -51,7 +51,7 @@ export interface UnsealRotationProgress {
   error?: string;
 }
 export const progress = defineQuery<UnsealRotationProgress>('progress');
-export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
+export { custodianSharesReady } from '../helpers';
 
 export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<UnsealRotationResult> {
   const info = workflowInfo();
@@ -59,14 +59,7 @@ export async function rotateUnsealKeys(rawInput?: UnsealRotationInput): Promise<
   const state: UnsealRotationProgress = { step: 'validating input', completed: [], phasesMs: {} };
   setHandler(progress, () => state);
   describeRun(rawInput);
-  setHandler(custodianSharesReady, (raw) => {
-    const parsed = UnsealReady.safeParse(raw);
-    if (!parsed.success) {
-      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
-      return;
-    }
-    state.shares = { received: parsed.data.received, threshold: parsed.data.threshold };
-  });
+  onCustodianSharesReady(UnsealReady, (s) => (state.shares = { received: s.received, threshold: s.threshold }));
   const { step, failedAt, done } = steps<UnsealRotationStep>(state);
   showStep('validating input');
   let input: ReturnType<typeof UnsealRotationInput.parse> = { threshold: 2, timeoutMinutes: 1, remindEveryMinutes: 1, backupAfter: false, training: false };

@@ -4,13 +4,13 @@
 //   → proveServes → closeUnsealIntake, teardownDrillVault (always)
 // Custodians hand their shares to the restore worker's share intake (`vaultdr keys submit-share`),
 // which forwards each to sys/unseal: no share enters history, only counts. Each phase is timed.
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { SealDrillActivities } from '../../activities/emergency/sealDrill';
 import { SealDrillInput, UnsealReady, type SealDrillResult } from '../../common/rotation';
-import { describeIssues, parseWorkflowInput } from '../../common/validate';
+import { parseWorkflowInput } from '../../common/validate';
 import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
-import { awaitHuman, failRunbook, showStep, steps, type AlertContext, describeRun } from '../helpers';
+import { awaitHuman, failRunbook, onCustodianSharesReady, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
 const { closeUnsealIntake, openUnsealIntake, proveRefuses, proveServes, sealVault, startDrillVault, teardownDrillVault } = proxyActivities<SealDrillActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 
@@ -30,7 +30,7 @@ export interface SealDrillProgress {
 }
 export const progress = defineQuery<SealDrillProgress>('progress');
 /** Sent by the worker's share intake once the drill server is unsealed (counts only). */
-export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
+export { custodianSharesReady } from '../helpers';
 
 export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDrillResult> {
   const info = workflowInfo();
@@ -38,14 +38,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
   const state: SealDrillProgress = { drillId, step: 'validating input', completed: [], phasesMs: {} };
   setHandler(progress, () => state);
   describeRun(rawInput);
-  setHandler(custodianSharesReady, (raw) => {
-    const parsed = UnsealReady.safeParse(raw);
-    if (!parsed.success) {
-      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
-      return;
-    }
-    state.shares = { received: parsed.data.received, threshold: parsed.data.threshold };
-  });
+  onCustodianSharesReady(UnsealReady, (s) => (state.shares = { received: s.received, threshold: s.threshold }));
   const { step, failedAt, done } = steps<SealDrillStep>(state);
   showStep('validating input');
   let input: ReturnType<typeof SealDrillInput.parse> = { shares: 3, threshold: 2, unsealTimeoutMinutes: 1, remindEveryMinutes: 1, training: false };

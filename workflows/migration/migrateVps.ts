@@ -1,15 +1,15 @@
 // migrateVps — move the mail VPS onto a new host. Reads like docs/runbooks/vps-migration.md:
 //   preflightTarget (new host; old host when reachable) → [restoreSecretsFromBackup when the live
 //   Vault is unavailable] → readMigrationSecrets → deploySshKeys → recoverSmtpCredentials (child) →
-//   installDkimKey → sendTestEmail → awaitCutover (update approveCutover) → recordCutover (the switch,
-//   then the checks again) → teardownStaging.
+//   installDkimKey → sendTestEmail → copyMailboxes (old host reachable) → awaitCutover (update
+//   approveCutover) → recordCutover (the switch, the final mail sync, then the checks again) → teardownStaging.
 // A failure after a change runs the compensations in reverse order (previous mail configuration,
 // previous authorized_keys), sends one alert naming the step (failRunbook) and fails with a message
 // that lists exactly what was undone. Secrets never enter history: activities read them by path.
-import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, defineUpdate, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, defineUpdate, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { MigrationActivities } from '../../activities/migration';
 import { shortHash } from '../../common/backup';
-import { CutoverApproval, MigrateInput, type Compensation, type MailCheck, type MigrateParsed, type MigrateResult, type PreflightReport, type SecretRef, type SecretSource, type StepTiming } from '../../common/migration';
+import { CutoverApproval, MigrateInput, type Compensation, type MailCheck, type MailCopy, type MigrateParsed, type MigrateResult, type PreflightReport, type SecretRef, type SecretSource, type StepTiming } from '../../common/migration';
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { MIGRATION } from '../profiles';
 import { awaitHuman, describeRun, failRunbook, showStep, steps, summarized, type AlertContext, type StepState } from '../helpers';
@@ -17,7 +17,7 @@ import { activityQueue } from '../queues';
 import { recoverSmtpCredentials } from './recoverSmtpCredentials';
 import { chooseSource, closeSecretSource, openBackupSource } from './secretSource';
 
-const { deploySshKeys, installDkimKey, preflightTarget, readMigrationSecrets, restoreMailConfig, restoreSshKeys, sendTestEmail, verifyWebmailLogin } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
+const { copyMailboxes, deploySshKeys, installDkimKey, preflightTarget, readMigrationSecrets, restoreMailConfig, restoreSshKeys, sendTestEmail, verifyWebmailLogin } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
 
 export type MigrateStep =
   | 'preflightTarget'
@@ -27,6 +27,7 @@ export type MigrateStep =
   | 'recoverSmtpCredentials'
   | 'installDkimKey'
   | 'sendTestEmail'
+  | 'copyMailboxes'
   | 'awaitCutover'
   | 'recordCutover'
   | 'teardownStaging';
@@ -81,7 +82,7 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       }
     });
   showStep('validating input');
-  let input: MigrateParsed = { newHost: {}, oldHost: {}, secretSource: 'auto', backupId: 'latest', awaitCutover: true, cutoverTimeoutMinutes: 1, remindEveryMinutes: 1, reason: '(input rejected)' };
+  let input: MigrateParsed = { newHost: {}, oldHost: {}, secretSource: 'auto', backupId: 'latest', copyMail: false, awaitCutover: true, cutoverTimeoutMinutes: 1, remindEveryMinutes: 1, reason: '(input rejected)' };
   const alert: AlertContext = { workflow: 'migrateVps', subject: `VPS migration ${migrationId}`, details: () => ({ 'new host': input.newHost.address ?? '(from config)', source: state.source ?? input.secretSource }) };
   let source: SecretSource | undefined;
   // Compensations registered BEFORE the step that changes something (a step may fail half-way).
@@ -118,6 +119,12 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
     );
     const dkim = await step('installDkimKey', () => summarized(installDkimKey, 'Check the DKIM key against DNS, then install it', { host: newHost, source: src }));
     const mail: MailCheck = await step('sendTestEmail', () => summarized(sendTestEmail, 'Send a test mail and check DKIM/SPF/DMARC', { host: newHost, source: src, migrationId, label: 'before cutover' }));
+    // Mail data: only from an old host that answered the preflight (a dead one: restore the mail from its backup).
+    // patched: runs recorded before this step existed replay without it.
+    const mailCopy: MailCopy[] = [];
+    const oldAlive = oldRef !== false && !('unreachable' in oldReport) && !('skipped' in oldReport);
+    const copyMail = input.copyMail && oldAlive && patched('copyMailboxes');
+    if (copyMail) mailCopy.push(await step('copyMailboxes', () => summarized(copyMailboxes, 'Copy the mailboxes old → new (Maildir over SSH, checksums)', { host: newHost, oldHost: oldRef, label: 'before cutover' })));
     let cutover: MigrateResult['cutover'];
     let status: MigrateResult['status'] = 'ready for cutover';
     if (input.awaitCutover) {
@@ -140,6 +147,8 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       }
       // The switch is recorded; then the checks run again against the host now serving.
       const recheck = await step('recordCutover', async () => {
+        // What reached the old host until the switch: the final sync copies only what is new.
+        if (copyMail) mailCopy.push(await copyMailboxes({ host: newHost, oldHost: oldRef, label: 'final sync after cutover' }));
         const m = await sendTestEmail({ host: newHost, source: src, migrationId, label: 'after cutover' });
         await verifyWebmailLogin({ host: newHost, source: src });
         return m;
@@ -163,6 +172,7 @@ export async function migrateVps(raw?: MigrateInput): Promise<MigrateResult> {
       dkim: { selector: dkim.selector, domain: dkim.domain, publicKeySha256: dkim.publicKeySha256, dnsMatches: dkim.dnsMatches },
       mail,
       ...(cutover ? { cutover } : {}),
+      ...(mailCopy.length ? { mailCopy } : {}),
       timings: state.timings,
     };
   } catch (err) {

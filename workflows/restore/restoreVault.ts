@@ -5,7 +5,7 @@
 //               awaitTargetUnsealed (a human restarts/unseals) → verifyRestoredSecrets
 // → recordRestore (RTO/RPO). Failures alert and are recorded too (failRunbook); waits for people and
 // for the unseal use the shared awaitHuman / pollUntil, so a 24 h wait costs a bounded history.
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, defineUpdate, proxyActivities, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { ProductionPlan, RestoreActivities } from '../../activities/restore/restore';
 import { shortHash } from '../../common/backup';
@@ -13,7 +13,7 @@ import { Approval, RestoreInput, SharesReady, isMistypedBackupId, samePerson, ty
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING, STORE_IO, TRANSFER } from '../profiles';
 import { BACKUP_ID, RESTORE_TARGET } from '../../common/searchAttributes';
-import { POLL, awaitHuman, failRunbook, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
+import { POLL, awaitHuman, failRunbook, onCustodianSharesReady, pollUntil, showAttribute, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 import { activityQueue } from '../queues';
 
 // Each activity bound to its profile here, once: STORE_IO ones heartbeat (RESTORE_STORE_IO), TRANSFER
@@ -62,7 +62,7 @@ export interface RestoreProgress {
 export const progress = defineQuery<RestoreProgress>('progress');
 
 /** Sent by the worker's share intake when enough custodian shares arrived (counts only). */
-export const custodianSharesReady = defineSignal<[{ received: number; threshold: number; keyId: string }]>('custodianSharesReady');
+export { custodianSharesReady } from '../helpers';
 
 /**
  * A responder approves (or refuses) a production restore after reading the plan from `progress`.
@@ -97,14 +97,7 @@ export async function restoreVault(rawInput?: RestoreInput): Promise<RestoreResu
   let input: ReturnType<typeof RestoreInput.parse> = { backupId: 'latest', target: 'staging', reason: '(input rejected)', keySource: 'validation-key', approvalTimeoutMinutes: 0, remindEveryMinutes: 0 };
   // Sent by the worker's share intake (a machine, fire-and-forget): a malformed or premature one is
   // ignored with a warning, so the wait goes on until a valid one arrives (or its deadline).
-  setHandler(custodianSharesReady, (raw) => {
-    const parsed = SharesReady.safeParse(raw);
-    if (!parsed.success) {
-      log.warn('custodianSharesReady ignored: malformed', { issues: describeIssues(parsed.error.issues.slice(0, 3)) });
-      return;
-    }
-    state.shares = parsed.data;
-  });
+  onCustodianSharesReady(SharesReady, (s) => (state.shares = s));
   setHandler(
     approveRestore,
     (a) => {
