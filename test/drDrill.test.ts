@@ -11,7 +11,8 @@
 //   target not marked drillable, a second drill while one runs (and the first, aborted before its
 //   fault, touches nothing), a steady state that does not hold (a standby stopped).
 // VAULTDR_DRILL_REPORT_DIR=<dir>: the first test also writes the report's .md/.html/.svg there
-// (how docs/drills/ gets its committed reports).
+// (how docs/drills/ gets its committed reports) and saves its history as the replay fixture
+// test/histories/drDrill-vault-node-failure.
 // Timings are never asserted (the report states them against the scenario's targets).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,6 +36,7 @@ import { renderDrillReportMarkdown, renderTimelineSvg } from '../infra/drills/re
 import { failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
+import { saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,6 +110,7 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
     const { result, progress, history } = await withWorker(cfg, async () => {
       const h = await start('drdrill', {});
       const result = (await h.result()) as DrDrillResult;
+      if (process.env.VAULTDR_DRILL_REPORT_DIR) await saveDecoded(client, cfg, h, 'drDrill-vault-node-failure');
       return { result, progress: (await h.query('progress')) as DrDrillProgress, history: await historyTexts(client, cfg, h.workflowId) };
     });
     // No secret of the HA cluster nor of the stack in history.
