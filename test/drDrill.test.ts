@@ -100,7 +100,17 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
   });
   after(async () => {
     await client?.connection.close();
-    for (const p of procs) p.kill('SIGTERM');
+    // Wait for both to exit: Prometheus still writes its TSDB while it shuts down.
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null || p.signalCode !== null) return r();
+            p.once('exit', () => r());
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
