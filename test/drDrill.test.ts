@@ -7,11 +7,13 @@
 //   the failover probe writer, VaultHaNodeDown observed in Alertmanager (which alert, when, which
 //   receiver), the node reverted and the cluster healthy, the report (JSON, Markdown, HTML with the
 //   SVG timeline) in the bucket and mailed to the distribution list, no secret in its history;
+// - a worker SIGKILLed while the leader is down: a new worker resumes the drill and reverts the fault;
 // - refusals: an unknown scenario (InvalidInput naming the field), a scenario not automated yet, a
 //   target not marked drillable, a second drill while one runs (and the first, aborted before its
 //   fault, touches nothing), a steady state that does not hold (a standby stopped).
 // VAULTDR_DRILL_REPORT_DIR=<dir>: the first test also writes the report's .md/.html/.svg there
-// (how docs/drills/ gets its committed reports).
+// (how docs/drills/ gets its committed reports) and saves its history as the replay fixture
+// test/histories/drDrill-vault-node-failure.
 // Timings are never asserted (the report states them against the scenario's targets).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,11 +35,13 @@ import { haDir } from '../stack/ha/proc';
 import { drillTokenFile, harnessVaultEnv, metricsTokenFile, readInit, startNode, stopNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
 import { renderDrillReportMarkdown, renderTimelineSvg } from '../infra/drills/report';
 import { failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
-import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
+import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
+import { saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
 
 async function waitHealthy(ms: number): Promise<void> {
   const driver = new VaultHaDriver(harnessVaultEnv(HAPROXY_VAULT_ADDR));
@@ -98,7 +102,17 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
   });
   after(async () => {
     await client?.connection.close();
-    for (const p of procs) p.kill('SIGTERM');
+    // Wait for both to exit: Prometheus still writes its TSDB while it shuts down.
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null || p.signalCode !== null) return r();
+            p.once('exit', () => r());
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -108,6 +122,7 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
     const { result, progress, history } = await withWorker(cfg, async () => {
       const h = await start('drdrill', {});
       const result = (await h.result()) as DrDrillResult;
+      if (process.env.VAULTDR_DRILL_REPORT_DIR) await saveDecoded(client, cfg, h, 'drDrill-vault-node-failure');
       return { result, progress: (await h.query('progress')) as DrDrillProgress, history: await historyTexts(client, cfg, h.workflowId) };
     });
     // No secret of the HA cluster nor of the stack in history.
@@ -163,6 +178,41 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
       fs.writeFileSync(path.join(out, `${stem}.md`), renderDrillReportMarkdown(report, { svgFile: `${stem}.svg` }));
       fs.writeFileSync(path.join(out, `${stem}.html`), html);
       fs.writeFileSync(path.join(out, `${stem}.json`), JSON.stringify(report, null, 2) + '\n');
+    }
+  });
+
+  it('a worker SIGKILLed while the fault is in place: a new worker resumes the drill and reverts the fault', async () => {
+    // The first worker runs as operators run it (a child process), so it can be SIGKILLed.
+    // The test's own config (absolute paths, its queue, the HA harness, drillable), as the worker's file.
+    const file = path.join(dir, 'worker.json');
+    fs.writeFileSync(file, JSON.stringify({ ...cfg, metrics: { listen: '' }, codec: { ...cfg.codec, listen: '127.0.0.1:18093' } }));
+    let log = '';
+    const child = spawn(process.execPath, [WORKER], { env: { ...process.env, VAULTDR_CONFIG: file }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      for (let i = 0; !/state: 'RUNNING'/.test(log); i++) {
+        assert.ok(i < 300 && child.exitCode === null, `worker did not start:\n${log}`);
+        await sleep(200);
+      }
+      const h = await start('drdrill-sigkill', { reason: 'worker SIGKILL test' });
+      // Wait until the leader is down and the drill waits for the alert, then kill the worker.
+      for (let i = 0; ; i++) {
+        const p = (await h.query('progress')) as DrDrillProgress;
+        if (p.step === 'awaitDetection') break;
+        assert.ok(i < 600 && p.step !== 'failed', `drill did not reach awaitDetection: ${JSON.stringify(p)}`);
+        await sleep(100);
+      }
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      // A node is down now (the fault is in place) and no worker runs.
+      assert.equal((await new VaultHaDriver(harnessVaultEnv(HAPROXY_VAULT_ADDR)).health()).healthy, false);
+      const { result, progress } = await withWorker(cfg, async () => ({ result: (await h.result()) as DrDrillResult, progress: (await h.query('progress')) as DrDrillProgress }));
+      assert.ok(progress.completed.includes('revertFault') && progress.completed.includes('verifyRecovery'), JSON.stringify(progress.completed));
+      assert.equal(result.lostWrites, 0);
+      assert.ok((await new VaultHaDriver(harnessVaultEnv(HAPROXY_VAULT_ADDR)).health()).healthy, 'the fault is reverted');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   });
 

@@ -176,6 +176,35 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     const everything = [texts.raw, ...texts.decoded, notice, review.stdout, log].join('\n');
     for (const x of stackSecrets()) assert.ok(!everything.includes(x.value), `${x.name} found in the history, the notice, the review or the worker log`);
   });
+
+  it('drDrill refused by its preconditions (no target marked drillable): encoded failure, no stack secret in history, alert or log', async () => {
+    const s3 = buildS3Client(cfg.s3);
+    await clearAlertDedup(s3, cfg.s3.bucket);
+    const before = new Set((await mailpitMessages()).map((m) => m.ID));
+    const workflowId = `failsec-drill-${Date.now()}`;
+    const h = await client.workflow.start('drDrill', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{}] });
+    const f = await failureOf(h.result());
+    assert.equal(f.type, 'DrillRefused');
+    assert.match(f.message, /not marked drillable/);
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    for (const x of historyFailures(history.events)) assert.equal(x.message, 'Encoded failure', `a failure message is stored in plaintext: ${x.message}`);
+    const { decoded, raw } = await historyTexts(client, cfg, workflowId);
+    for (const secret of stackSecrets()) {
+      assert.ok(!raw.includes(secret.value) && !decoded.some((d) => d.includes(secret.value)), `${secret.name} in the history`);
+      assert.ok(!log.includes(secret.value), `${secret.name} in the worker log`);
+    }
+    let mail: string | undefined;
+    for (let i = 0; i < 60 && !mail; i++) {
+      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
+        const text = await mailpitText(m.ID);
+        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+      }
+      if (!mail) await sleep(500);
+    }
+    assert.ok(mail, 'no alert e-mail for the refused drill');
+    assert.match(mail, /checkDrillPreconditions/);
+    for (const secret of stackSecrets()) assert.ok(!mail.includes(secret.value), `${secret.name} in the alert e-mail`);
+  });
 });
 
 // Emergency rotation's failure path: a rotation whose new secret-id stops working right after it

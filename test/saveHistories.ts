@@ -189,6 +189,15 @@ async function main(): Promise<void> {
         await d.result().catch(() => undefined);
         await saveDecoded(client, cfg, d, 'failoverDrill-invalid-input');
       }
+      if (want('drDrill')) {
+        // Refused at its input, and refused by its preconditions (the stack marks no target drillable): both failure paths with their alert.
+        const bad = await client.workflow.start('drDrill', { taskQueue: tq, workflowId: `history-drdrill-bad-${stamp}`, args: [{ scenario: 'nope' } as never] });
+        await bad.result().catch(() => undefined);
+        await saveDecoded(client, cfg, bad, 'drDrill-invalid-input');
+        const refused = await client.workflow.start('drDrill', { taskQueue: tq, workflowId: `history-drdrill-refused-${stamp}`, args: [{}] });
+        await refused.result().catch(() => undefined);
+        await saveDecoded(client, cfg, refused, 'drDrill-refused');
+      }
       if (only.size) return;
       const health = await client.workflow.start('vaultHealthCheck', { taskQueue: tq, workflowId: `history-health-${stamp}`, args: [{}] });
       await health.result();

@@ -49,7 +49,8 @@ import { activityQueue } from '../queues';
 const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
 const { checkDrillPreconditions } = proxyActivities<DrillActivities>({ ...SHORT_IO, taskQueue: activityQueue('notify') });
 const { listFindingsToRetest, publishDrDrillReport, mailDrillReport } = proxyActivities<DrillActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
-const { awaitDrillAlert } = proxyActivities<DrillActivities>({ ...POLL, taskQueue: activityQueue('notify') });
+// It heartbeats every 5 s: a worker killed mid-wait is noticed in 20 s, not POLL's 60 s (the fault stays in place meanwhile).
+const { awaitDrillAlert } = proxyActivities<DrillActivities>({ ...POLL, heartbeatTimeout: '20s', taskQueue: activityQueue('notify') });
 
 export interface DrDrillProgress extends WaitState {
   step: DrDrillStep | 'validating input' | 'done' | 'failed';
