@@ -552,11 +552,16 @@ interface InitFile {
 }
 
 async function bao(method: string, p: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {
+  // Generous: on a loaded 2-core machine (npm ci, a build) raft's first fsyncs after init and
+  // unseal have taken over 10 s; a timeout names the request instead of a bare abort.
+  const timeoutMs = p === 'sys/init' && method === 'POST' ? 120_000 : 60_000;
   const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/${p}`, {
     method,
     headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(timeoutMs),
+  }).catch((err: Error) => {
+    throw new StackError(`openbao: ${method} /v1/${p}: ${err.name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000}s` : err.message}`);
   });
   const text = await res.text();
   const json = text ? JSON.parse(text) : {};
