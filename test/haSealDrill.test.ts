@@ -27,7 +27,8 @@ import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { drillTokenFile, harnessVaultEnv, nodePid, readInit } from '../stack/ha/vault';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
-import { failureOf, historyTexts, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { buildS3Client } from '../infra/clients';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { saveDecoded } from './saveHistories';
@@ -89,6 +90,21 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
     return [...init.keys_base64.map((v, i) => ({ name: `unseal share ${i + 1}`, value: v })), { name: 'root token', value: init.root_token }, { name: 'drill token', value: fs.readFileSync(drillTokenFile(), 'utf8').trim() }, ...stackSecrets()];
   };
 
+  /** The alert e-mail naming this run (it must exist), with no harness or stack secret in it. */
+  const alertMailWithoutSecrets = async (workflowId: string, before: Set<string>): Promise<string> => {
+    let mail: string | undefined;
+    for (let i = 0; i < 60 && !mail; i++) {
+      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
+        const text = await mailpitText(m.ID);
+        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+      }
+      if (!mail) await sleep(500);
+    }
+    assert.ok(mail, `no alert e-mail for ${workflowId}`);
+    for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);
+    return mail;
+  };
+
   it('stops the standbys, seals the active node, refuses through HAProxy, custodian shares through the intake unseal it, serves again, ends fully healthy; phases timed', async () => {
     assert.ok((await driver().health()).healthy, 'the harness must start fully healthy');
     const workflowId = `ha-seal-drill-${rand()}`;
@@ -135,6 +151,8 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
 
   it('cancelled while waiting for the custodians: the non-cancellable cleanup brings the standbys back and the cluster is fully healthy', async () => {
     const workflowId = `ha-seal-cancel-${rand()}`;
+    await clearAlertDedup(buildS3Client(cfg.s3), cfg.s3.bucket);
+    const mailsBefore = new Set((await mailpitMessages()).map((m) => m.ID));
     await withIntake(cfg, async () => {
       const h = await client.workflow.start('sealUnsealDrill', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ target: 'ha' }] });
       const p = await waitStep(workflowId, 'awaitDrillShares');
@@ -149,6 +167,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
     assert.ok(health.healthy, `cluster not fully healthy after the cancelled drill: ${health.problems.join('; ')}`);
     const { decoded, raw } = await historyTexts(client, cfg, workflowId);
     for (const s of harnessSecrets()) assert.ok(!(decoded.join('\n') + raw).includes(s.value), `${s.name} appears in the history`);
+    assert.match(await alertMailWithoutSecrets(workflowId, mailsBefore), /cancelled/);
   });
 
   it('refused by name on a worker without the HA cluster, and bad input names the field; nothing is stopped', async () => {
@@ -156,9 +175,14 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
     await withWorker(noHa, async () => {
       const bad = await failureOf(client.workflow.execute('sealUnsealDrill', { taskQueue: noHa.temporal.taskQueue, workflowId: `ha-seal-bad-${rand()}`, args: [{ target: 'cluster' } as never] }));
       assert.match(bad.message, /target/);
-      const refused = await failureOf(client.workflow.execute('sealUnsealDrill', { taskQueue: noHa.temporal.taskQueue, workflowId: `ha-seal-refused-${rand()}`, args: [{ target: 'ha' }] }));
+      await clearAlertDedup(buildS3Client(cfg.s3), cfg.s3.bucket);
+      const mailsBefore = new Set((await mailpitMessages()).map((m) => m.ID));
+      const refusedId = `ha-seal-refused-${rand()}`;
+      const refused = await failureOf(client.workflow.execute('sealUnsealDrill', { taskQueue: noHa.temporal.taskQueue, workflowId: refusedId, args: [{ target: 'ha' }] }));
       assert.match(refused.message, /checkClusterHealthy/);
       assert.match(refused.message, /no vault HA driver/);
+      for (const x of historyFailures((await client.workflow.getHandle(refusedId).fetchHistory()).events)) assert.equal(x.message, 'Encoded failure', `a failure message is stored in plaintext: ${x.message}`);
+      assert.match(await alertMailWithoutSecrets(refusedId, mailsBefore), /checkClusterHealthy/);
     });
     assert.ok((await driver().health()).healthy);
   });
