@@ -91,6 +91,8 @@ export const SealDrillInput = z
     remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(15),
     training: z.boolean().default(false),
     incidentId: z.string().trim().min(1).max(200).optional(),
+    /** Target ha: how long bringing the nodes back (started, unsealed, the cluster fully healthy) may take. */
+    healTimeoutSeconds: z.number().int().min(5).max(3600).default(180),
   })
   .strict()
   .refine((d) => d.threshold <= d.shares, { path: ['threshold'], message: 'threshold must not exceed shares' });

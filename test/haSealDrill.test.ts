@@ -25,7 +25,7 @@ import { readTokensFile } from '../infra/temporal/codecServer';
 import { haUp } from '../stack/ha/index';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
-import { drillTokenFile, harnessVaultEnv, nodePid, readInit } from '../stack/ha/vault';
+import { drillTokenFile, harnessVaultEnv, nodeConfigFile, nodePid, readInit, startNode, unsealNode, waitUnsealed } from '../stack/ha/vault';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
 import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
 import { buildS3Client } from '../infra/clients';
@@ -168,6 +168,52 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
     const { decoded, raw } = await historyTexts(client, cfg, workflowId);
     for (const s of harnessSecrets()) assert.ok(!(decoded.join('\n') + raw).includes(s.value), `${s.name} appears in the history`);
     assert.match(await alertMailWithoutSecrets(workflowId, mailsBefore), /cancelled/);
+  });
+
+  it('a standby that cannot come back: the cleanup brings back what it can and alerts critical that the cluster is left degraded', async () => {
+    const workflowId = `ha-seal-degraded-${rand()}`;
+    await clearAlertDedup(buildS3Client(cfg.s3), cfg.s3.bucket);
+    const mailsBefore = new Set((await mailpitMessages()).map((m) => m.ID));
+    let broken = '';
+    let saved = '';
+    try {
+      await withIntake(cfg, async () => {
+        const h = await client.workflow.start('sealUnsealDrill', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [{ target: 'ha', healTimeoutSeconds: 8 }] });
+        const p = await waitStep(workflowId, 'awaitDrillShares');
+        broken = p.ha!.standbys[1]!;
+        saved = fs.readFileSync(nodeConfigFile(broken), 'utf8');
+        fs.writeFileSync(nodeConfigFile(broken), 'this is not HCL {');
+        await h.cancel();
+        await assert.rejects(h.result(), /cancel/i);
+        const after = await h.query<SealDrillProgress>('progress');
+        assert.match(after.clusterLeftDegraded ?? '', new RegExp(`could not bring every node back.*${broken}`));
+      });
+      // The other nodes are back: the sealed node unsealed from custody, the other standby running.
+      const health = await driver().health();
+      assert.equal(health.healthy, false);
+      assert.deepEqual(health.nodes.filter((n) => !n.healthy).map((n) => n.name), [broken]);
+      let mail: string | undefined;
+      for (let i = 0; i < 60 && !mail; i++) {
+        for (const m of (await mailpitMessages()).filter((x) => !mailsBefore.has(x.ID) && /left the HA cluster degraded/.test(x.Subject))) {
+          const text = await mailpitText(m.ID);
+          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+        }
+        if (!mail) await sleep(500);
+      }
+      assert.ok(mail, 'no critical alert that the cluster is left degraded');
+      assert.match(mail, /critical|CRITICAL/);
+      for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);
+    } finally {
+      if (broken) {
+        fs.writeFileSync(nodeConfigFile(broken), saved);
+        await startNode(broken);
+        await unsealNode(broken);
+        await waitUnsealed(broken, 60_000);
+        const deadline = Date.now() + 60_000;
+        while (!(await driver().health()).healthy && Date.now() < deadline) await sleep(500);
+      }
+    }
+    assert.ok((await driver().health()).healthy, 'the test could not restore the harness');
   });
 
   it('refused by name on a worker without the HA cluster, and bad input names the field; nothing is stopped', async () => {

@@ -160,7 +160,9 @@ export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv
         };
         if (req.scope === 'quorum') {
           if (!st) throw failure('StagingMissing', `seal drill ${req.drillId}: no record of the stopped standbys`, false);
-          await bringBack(st.standbys[0]!);
+          await bringBack(st.standbys[0]!).catch((err: Error) => {
+            throw failure('HaNodeDidNotRejoin', `vault: ${err.message}`);
+          });
           let leader: string | undefined;
           while (!leader && Date.now() < deadline) {
             for (const n of env.nodes) if ((await call(`${n.addr}/v1/sys/health`, {}, 1000))?.status === 200) leader = n.name;
@@ -169,7 +171,9 @@ export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv
           if (!leader) throw failure('HaNodeDidNotRejoin', `vault: no active node within ${req.timeoutSeconds}s after ${st.standbys[0]} came back`);
           return { ms: Date.now() - t0, started, leader, custodyUnsealed, detail: `${started.join(', ') || 'no node'} started; ${leader} active` };
         }
-        for (const n of env.nodes) await bringBack(n.name);
+        // Every node, even when one of them cannot come back: the cluster is never left more degraded than it must be.
+        const failed = (await Promise.allSettled(env.nodes.map((n) => bringBack(n.name)))).flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+        if (failed.length) throw failure('HaNodeDidNotRejoin', `vault: the seal drill could not bring every node back within ${req.timeoutSeconds}s: ${failed.join('; ')}`);
         let h = await vaultClusterHealth(env);
         while (!h.healthy && Date.now() < deadline) {
           await sleep(500);

@@ -15,7 +15,8 @@ import type { HaSealDrillActivities } from '../../activities/emergency/haSealDri
 import type { HaActivities } from '../../activities/ha/failover';
 import { SealDrillInput, UnsealReady, type SealDrillResult } from '../../common/rotation';
 import { parseWorkflowInput } from '../../common/validate';
-import { DRILL, STAGING } from '../profiles';
+import type { NotifyActivities } from '../../activities/notify/notify';
+import { ALERT, DRILL, STAGING } from '../profiles';
 import { activityQueue } from '../queues';
 import { awaitHuman, failRunbook, onCustodianSharesReady, showStep, steps, type AlertContext, describeRun } from '../helpers';
 
@@ -23,6 +24,7 @@ const { closeUnsealIntake, openUnsealIntake, proveRefuses, proveServes, sealVaul
 // Target "ha": the HA cluster's node control and drill token are the restore role's (ha.harnessDir), as for failoverDrill.
 const { proveHaRefuses, proveHaServes, restoreStandbys, sealActiveNode, stopStandbys } = proxyActivities<HaSealDrillActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
 const { checkClusterHealthy } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
+const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
 export type SealDrillStep =
   | 'startDrillVault'
@@ -42,8 +44,6 @@ export type SealDrillStep =
 
 /** Target ha: how long HAProxy may take to stop routing to the sealed node, and to route to the new active one. */
 const HA_ROUTING_SECONDS = 30;
-/** Target ha: how long bringing nodes back (started, unsealed, rejoined, autopilot healthy) may take. */
-const HA_RESTORE_SECONDS = 180;
 
 export interface SealDrillProgress {
   drillId: string;
@@ -74,7 +74,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
   onCustodianSharesReady(UnsealReady, (s) => (state.shares = { received: s.received, threshold: s.threshold }));
   const { step, failedAt, done } = steps<SealDrillStep>(state);
   showStep('validating input');
-  let input: ReturnType<typeof SealDrillInput.parse> = { target: 'throwaway', shares: 3, threshold: 2, unsealTimeoutMinutes: 1, remindEveryMinutes: 1, training: false };
+  let input: ReturnType<typeof SealDrillInput.parse> = { target: 'throwaway', shares: 3, threshold: 2, unsealTimeoutMinutes: 1, remindEveryMinutes: 1, training: false, healTimeoutSeconds: 180 };
   const alert: AlertContext = {
     workflow: 'sealUnsealDrill',
     subject: `Seal/unseal drill ${drillId}`,
@@ -174,7 +174,7 @@ async function haDrill(
   let stopping = false;
   let result!: SealDrillResult;
   try {
-    await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: HA_RESTORE_SECONDS }));
+    await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: input.healTimeoutSeconds }));
     const stopStart = Date.now();
     // From here on the cleanup brings the nodes back, even if the stop itself fails half-way.
     stopping = true;
@@ -206,15 +206,15 @@ async function haDrill(
     );
     const unsealed = Date.now();
     state.phasesMs.unseal = unsealed - sealDone;
-    const quorum = await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'quorum', timeoutSeconds: HA_RESTORE_SECONDS }));
+    const quorum = await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'quorum', timeoutSeconds: input.healTimeoutSeconds }));
     const quorumDone = Date.now();
     state.phasesMs.quorum = quorumDone - unsealed;
     const serves = await step('proveHaServes', () => proveHaServes({ drillId, timeoutSeconds: HA_ROUTING_SECONDS }));
     const servesDone = Date.now();
     state.phasesMs.serveAgain = servesDone - quorumDone;
     if (!serves.serves) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `after the unseal: ${serves.detail}`, nonRetryable: true });
-    const all = await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'all', timeoutSeconds: HA_RESTORE_SECONDS }));
-    const healthy = await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: HA_RESTORE_SECONDS }));
+    const all = await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'all', timeoutSeconds: input.healTimeoutSeconds }));
+    const healthy = await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: input.healTimeoutSeconds }));
     state.ha.restored = true;
     state.phasesMs.restoreStandbys = Date.now() - servesDone;
     state.phasesMs.total = Date.now() - t0;
@@ -236,11 +236,24 @@ async function haDrill(
       if (intakeOpen) await closeUnsealIntake().catch(() => undefined);
       if (stopping && !state.ha?.restored) {
         try {
-          await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'all', timeoutSeconds: HA_RESTORE_SECONDS }));
-          await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: HA_RESTORE_SECONDS }));
+          await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'all', timeoutSeconds: input.healTimeoutSeconds }));
+          await step('checkClusterHealthy', () => checkClusterHealthy({ target: 'vault', healTimeoutSeconds: input.healTimeoutSeconds }));
           if (state.ha) state.ha.restored = true;
         } catch (err) {
-          state.clusterLeftDegraded = (err as Error).message;
+          // An activity's own reason, not the ActivityFailure wrapper's "Activity task failed".
+          state.clusterLeftDegraded = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+          // Critical whatever became of the drill (a cancelled run's own alert is only a warning).
+          await sendAlert({
+            severity: 'critical',
+            dedupKey: 'sealUnsealDrill/clusterLeftDegraded',
+            summary: `Seal/unseal drill ${drillId} left the HA cluster degraded`,
+            workflowId: info.workflowId,
+            runId: info.runId,
+            failedStep: 'restoreStandbys',
+            errorType: 'HaNodeDidNotRejoin',
+            error: state.clusterLeftDegraded,
+            details: { drill: drillId, 'sealed node': state.ha?.sealedNode ?? '?', runbook: 'docs/runbooks/unseal-key-rotation.md#restorestandbys' },
+          }).catch(() => undefined);
         }
       }
     });
