@@ -48,7 +48,11 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
     cfg = { ...withQueue(base, uniqueQueue('ha-seal')), ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR } };
     client = await connectClient(cfg);
   });
-  after(async () => client?.connection.close());
+  const shareDirs: string[] = [];
+  after(async () => {
+    for (const d of shareDirs) fs.rmSync(d, { recursive: true, force: true });
+    await client?.connection.close();
+  });
 
   /** A worker with its share intake on a free loopback port (as the restore process serves it). */
   const withIntake = async <T>(c: Config, fn: (endpoint: string) => Promise<T>): Promise<T> =>
@@ -78,6 +82,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
   /** The harness's unseal shares as custodians hold them: one bare-key file each (0600). */
   const custodianShareFiles = (): string[] => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-ha-shares-'));
+    shareDirs.push(dir);
     return readInit().keys_base64.map((k, i) => {
       const f = path.join(dir, `share-${i + 1}.txt`);
       fs.writeFileSync(f, `${k}\n`, { mode: 0o600 });
@@ -188,10 +193,16 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
         const after = await h.query<SealDrillProgress>('progress');
         assert.match(after.clusterLeftDegraded ?? '', new RegExp(`could not bring every node back.*${broken}`));
       });
-      // The other nodes are back: the sealed node unsealed from custody, the other standby running.
-      const health = await driver().health();
-      assert.equal(health.healthy, false);
-      assert.deepEqual(health.nodes.filter((n) => !n.healthy).map((n) => n.name), [broken]);
+      // The other nodes are back: the sealed node unsealed from custody, the other standby running
+      // (autopilot may take a few seconds to count them healthy again).
+      const unhealthy = async () => (await driver().health()).nodes.filter((n) => !n.healthy).map((n) => `${n.name}: ${n.detail}`);
+      let down = await unhealthy();
+      for (let i = 0; i < 60 && down.length !== 1; i++) {
+        await sleep(500);
+        down = await unhealthy();
+      }
+      assert.equal(down.length, 1, `only ${broken} may be down: ${down.join('; ')}`);
+      assert.match(down[0]!, new RegExp(`^${broken}: `));
       let mail: string | undefined;
       for (let i = 0; i < 60 && !mail; i++) {
         for (const m of (await mailpitMessages()).filter((x) => !mailsBefore.has(x.ID) && /left the HA cluster degraded/.test(x.Subject))) {
