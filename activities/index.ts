@@ -19,7 +19,7 @@ import { objectStoreActivities } from './monitoring/objectStore';
 import { restoreActivities } from './restore/restore';
 import { vaultActivities } from './monitoring/vault';
 import { haActivities } from './ha/failover';
-import { haDriverRegistry, postgresHaTopology } from './ha/drivers';
+import { haDriverRegistry, postgresHaTopology, vaultHaEnv } from './ha/drivers';
 import { postgresHaActivities } from './monitoring/postgres';
 import { incidentActivities } from './emergency/incident';
 import { sealActivities } from './emergency/seal';
@@ -29,6 +29,7 @@ import { readSecretJson } from '../infra/secretFile';
 import { rotationActivities } from './emergency/rotation';
 import { recipientActivities } from './emergency/recipients';
 import { sealDrillActivities } from './emergency/sealDrill';
+import { haSealDrillActivities } from './emergency/haSealDrill';
 import { unsealRotationActivities } from './emergency/unsealRotation';
 import { migrationActivities } from './migration';
 
@@ -57,6 +58,7 @@ export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, in
     ...haActivities({ drivers: haDriverRegistry(cfg), stateDir: cfg.ha.harnessDir ?? cfg.restore.stagingDir ?? '.', s3: clients.s3, bucket: cfg.s3.bucket }),
     ...rotationActivities({ cfg }),
     ...sealDrillActivities({ cfg, intake }),
+    ...haSealDrillActivities({ cfg, env: () => vaultHaEnv(cfg) }),
     ...unsealRotationActivities({ cfg, s3: clients.s3 }),
     ...sealActivities({ cfg }),
   };

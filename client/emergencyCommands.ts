@@ -1,7 +1,7 @@
 // CLI for emergency rotation and the unseal-key ceremonies:
 //   vaultdr rotate <class> [--scope S]           start rotateCredential (waits; exit 1 unless rotated)
 //   vaultdr rotate confirm <wf> --who N          a person confirms a third-party/hook rotation (update)
-//   vaultdr seal-drill [--shares N --threshold T] start sealUnsealDrill (prints the id; custodians submit shares)
+//   vaultdr seal-drill [--shares N --threshold T | --target ha] start sealUnsealDrill (prints the id; custodians submit shares)
 //   vaultdr keys rotate [--threshold T]          start rotateUnsealKeys (prints the id)
 //   vaultdr keys rotate-submit SHARE --token-file F      a custodian's CURRENT share, straight to OpenBao
 //   vaultdr keys rotate-verify SHARE.asc --pgp-key K --token-file F   a custodian's NEW share, decrypted here, straight to OpenBao
@@ -69,9 +69,11 @@ export function registerEmergencyCommands(program: Command, ctx: CliContext): vo
     .command('seal-drill')
     .option('--shares <n>', 'custodian shares of the throwaway server', '3')
     .option('--threshold <n>', 'shares needed to unseal', '2')
-    .description('start a seal/unseal drill on a throwaway OpenBao (custodians then run `vaultdr keys submit-share`)')
-    .action(async (opts: { shares: string; threshold: string }, cmd: Command) => {
-      const r = await startWorkflow(ctx.cfgOf(cmd), 'sealUnsealDrill', { shares: Number(opts.shares), threshold: Number(opts.threshold) }, { wait: false }).catch((err: Error) => ctx.fail(err.message));
+    .option('--target <target>', 'throwaway (a server made for the drill) or ha (the HA cluster: standbys stopped, the active node sealed)', 'throwaway')
+    .description('start a seal/unseal drill on a throwaway OpenBao or the HA cluster (custodians then run `vaultdr keys submit-share`)')
+    .action(async (opts: { shares: string; threshold: string; target: string }, cmd: Command) => {
+      const input = opts.target === 'throwaway' ? { shares: Number(opts.shares), threshold: Number(opts.threshold) } : { target: opts.target as 'ha' };
+      const r = await startWorkflow(ctx.cfgOf(cmd), 'sealUnsealDrill', input, { wait: false }).catch((err: Error) => ctx.fail(err.message));
       ctx.out(ctx.json(cmd), r, () => `started ${(r as unknown as { workflowId: string }).workflowId}: watch \`vaultdr workflows show\` or the Web UI for the share files and the instruction`);
     });
 

@@ -76,9 +76,14 @@ export function rotationIdOf(workflowId: string, credentialClass: string, scope:
   return `${workflowId}/${credentialClass}/${scope}`.slice(0, 400);
 }
 
-/** sealUnsealDrill input: a throwaway OpenBao with this many custodian shares; how long custodians have. */
+/**
+ * sealUnsealDrill input: a throwaway OpenBao with this many custodian shares (target "throwaway",
+ * the default), or the HA cluster this worker controls (target "ha", config ha.*: its own shares
+ * and threshold apply); how long custodians have.
+ */
 export const SealDrillInput = z
   .object({
+    target: z.enum(['throwaway', 'ha']).default('throwaway'),
     shares: z.number().int().min(1).max(10).default(3),
     threshold: z.number().int().min(1).max(10).default(2),
     /** How long to wait for the custodians' shares, and how often to remind. */
@@ -86,6 +91,8 @@ export const SealDrillInput = z
     remindEveryMinutes: z.number().int().min(1).max(24 * 60).default(15),
     training: z.boolean().default(false),
     incidentId: z.string().trim().min(1).max(200).optional(),
+    /** Target ha: how long bringing the nodes back (started, unsealed, the cluster fully healthy) may take. */
+    healTimeoutSeconds: z.number().int().min(5).max(3600).default(180),
   })
   .strict()
   .refine((d) => d.threshold <= d.shares, { path: ['threshold'], message: 'threshold must not exceed shares' });
@@ -93,14 +100,23 @@ export type SealDrillInput = z.input<typeof SealDrillInput>;
 
 export interface SealDrillResult {
   drillId: string;
+  /** Absent in results of runs from before the HA target existed (always a throwaway server then). */
+  target?: 'throwaway' | 'ha';
+  /** The sealed server: the throwaway server, or the HA cluster's active node. */
   address: string;
+  /** target ha: the node sealed and the standbys stopped and brought back. */
+  ha?: { sealedNode: string; standbys: string[]; leaderAfter?: string };
   sealed: boolean;
   refusedWhileSealed: boolean;
   servesAgain: boolean;
   sharesUsed: number;
   threshold: number;
-  /** Each phase's duration in ms (workflow clock): seal, proveRefuses, unseal (seal done → unsealed), serveAgain, total. */
-  phasesMs: Record<'seal' | 'proveRefuses' | 'unseal' | 'serveAgain' | 'total', number>;
+  /**
+   * Each phase's duration in ms (workflow clock): seal, proveRefuses, unseal (seal done → unsealed),
+   * serveAgain, total; target ha also stopStandbys, quorum (the first standby back: a lone raft node
+   * cannot become active) and restoreStandbys (the rest back, the cluster fully healthy).
+   */
+  phasesMs: Record<'seal' | 'proveRefuses' | 'unseal' | 'serveAgain' | 'total', number> & Partial<Record<'stopStandbys' | 'quorum' | 'restoreStandbys', number>>;
   detail: string;
 }
 

@@ -89,7 +89,7 @@ export function staticMetadata(name: string, input: unknown): StaticMetadata {
     case 'sealUnsealDrill': {
       const d = (input ?? {}) as SealDrillInput;
       return {
-        staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`,
+        staticSummary: `${d.training ? 'TRAINING: ' : ''}Seal/unseal drill on ${d.target === 'ha' ? "the HA cluster (standbys stopped, the active node sealed; the cluster's own threshold)" : `a throwaway OpenBao (${d.threshold ?? 2} of ${d.shares ?? 3} shares)`}`,
         staticDetails: '**Runbook**: docs/runbooks/unseal-key-rotation.md\n\nCustodians submit shares with `vaultdr keys submit-share <workflow id> SHARE_FILE`.',
       };
     }

@@ -4,7 +4,7 @@
 // driver through Patroni's pid files and postmaster.pid, writing as the harness's application
 // role through HAProxy's read-write port. A target without a driver is refused by name.
 import type { Config } from '../../infra/config';
-import { VaultHaDriver } from '../../infra/ha/vaultDriver';
+import { VaultHaDriver, type VaultHaEnv } from '../../infra/ha/vaultDriver';
 import { postgresHaDriver } from '../../infra/postgres/haDriver';
 import { harnessVaultEnv } from '../../stack/ha/vault';
 import { harnessDriverOptions, postgresHarnessPresent } from '../../stack/ha/postgres';
@@ -15,14 +15,66 @@ import type { HaDriverRegistry } from './failover';
 
 export function haDriverRegistry(cfg: Config): HaDriverRegistry {
   const registry: HaDriverRegistry = {};
-  const dir = cfg.ha.harnessDir;
-  if (dir) {
-    useHaDir(dir);
-    registry.vault = () => new VaultHaDriver(harnessVaultEnv(cfg.ha.vaultAddress));
+  const env = vaultHaEnv(cfg);
+  if (env) {
+    registry.vault = () => new VaultHaDriver(env);
     // The PostgreSQL half is optional in a harness (ha:up brings it up; a Vault-only harness has none).
     if (postgresHarnessPresent()) registry.postgres = () => postgresHaDriver(harnessDriverOptions());
   }
   return registry;
+}
+
+/**
+ * The HA OpenBao cluster this worker controls (ha.harnessDir): its nodes, their processes, the
+ * dev custody of the unseal shares and the drill token; undefined when this worker has none.
+ */
+export function vaultHaEnv(cfg: Config): VaultHaEnv | undefined {
+  if (!cfg.ha.harnessDir) return undefined;
+  useHaDir(cfg.ha.harnessDir);
+  return harnessVaultEnv(cfg.ha.vaultAddress);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Stops one HA OpenBao node's process (SIGTERM, then SIGKILL); resolves once it no longer runs. */
+export async function stopVaultNode(env: VaultHaEnv, name: string): Promise<'stopped' | 'not running'> {
+  if (env.pid(name) === undefined) return 'not running';
+  await env.stop(name);
+  if (env.pid(name) !== undefined) throw new Error(`${name}: still running after stop`);
+  return 'stopped';
+}
+
+/**
+ * Starts one HA OpenBao node again (same data dir, same raft member) and unseals it from the ha
+ * role's custody; resolves once it answers unsealed (it has then rejoined raft). Idempotent: a
+ * node already running and unsealed returns at once.
+ */
+export async function startVaultNode(env: VaultHaEnv, name: string, timeoutMs: number): Promise<'started' | 'already running'> {
+  const node = env.nodes.find((n) => n.name === name);
+  if (!node) throw new Error(`no HA OpenBao node named ${name}`);
+  const wasRunning = env.pid(name) !== undefined;
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  let lastUnseal = 0;
+  while (Date.now() < deadline) {
+    if (env.pid(name) === undefined) {
+      await Promise.resolve(env.start(name)).catch((err: Error) => (last = `start failed: ${err.message.split('\n')[0]}`));
+      continue;
+    }
+    const h = await fetch(`${node.addr}/v1/sys/health?standbyok=true&sealedcode=503`, { signal: AbortSignal.timeout(1500) })
+      .then(async (r) => ({ status: r.status, json: (await r.json().catch(() => ({}))) as { initialized?: boolean } }))
+      .catch(() => undefined);
+    if (h?.status === 200) return wasRunning ? 'already running' : 'started';
+    // A node that is still joining drops the shares when the join fails: give them again every 3 s.
+    if (h?.status === 503 && h.json.initialized && Date.now() - lastUnseal > 3000) {
+      lastUnseal = Date.now();
+      await env.unseal(name).catch((err: Error) => (last = `unseal: ${err.message}`));
+      continue;
+    }
+    last = h ? `sys/health HTTP ${h.status}` : 'no answer';
+    await sleep(300);
+  }
+  throw new Error(`${name}: not unsealed within ${Math.round(timeoutMs / 1000)}s (${last})`);
 }
 
 /**

@@ -22,6 +22,8 @@ export interface VaultHaEnv {
   pid: (node: string) => number | undefined;
   /** Starts the node's server process again (after a SIGKILL); resolves once it answers. */
   start: (node: string) => Promise<unknown>;
+  /** Stops the node's server process (SIGTERM, SIGKILL after a grace period); resolves once it is gone. */
+  stop: (node: string) => Promise<unknown>;
   /** Unseals the node (Shamir shares held by the ha role); a joined node then rejoins through raft. */
   unseal: (node: string) => Promise<void>;
   /** Per-request client timeout; a hung node must not hold the writer longer. */

@@ -188,6 +188,8 @@ export const DRILL_POLICY = `# vault-dr failover drill (HA harness): sequence-nu
 path "secret/data/drill/*"     { capabilities = ["create", "update", "read"] }
 path "secret/metadata/drill/*" { capabilities = ["read", "list", "delete"] }
 path "sys/step-down"           { capabilities = ["update", "sudo"] }
+# The seal/unseal drill's target "ha" (sealUnsealDrill): seals the active node.
+path "sys/seal"                { capabilities = ["update", "sudo"] }
 path "sys/storage/raft/autopilot/state" { capabilities = ["read"] }
 path "sys/storage/raft/configuration"   { capabilities = ["read"] }
 path "sys/ha-status"           { capabilities = ["read"] }
@@ -310,6 +312,7 @@ export function harnessVaultEnv(haproxyAddr: string): VaultHaEnv {
     token: () => fs.readFileSync(drillTokenFile(), 'utf8').trim(),
     pid: (name) => nodePid(name),
     start: (name) => startNode(name),
+    stop: (name) => stopNode(name),
     unseal: (name) => unsealNode(name),
   };
 }
