@@ -130,7 +130,7 @@ export function stagingToken(info: StagingInfo): string {
  * `seal`: initialise with this many shares and threshold (a seal drill), and write each share to
  * <dir>/custodian-shares/share-<i>.txt (0600) for the drill's participants to submit; default 1/1.
  */
-export async function startStaging(opts: { root: string; stagingId: string; baoBinary: string; seal?: { shares: number; threshold: number } }): Promise<StagingInfo> {
+export async function startStaging(opts: { root: string; stagingId: string; baoBinary: string; seal?: { shares: number; threshold: number }; performanceMultiplier?: number }): Promise<StagingInfo> {
   checkStagingRoot(opts.root, true);
   const existing = readStaging(opts.root, opts.stagingId);
   if (existing && alive(existing.pid)) {
@@ -142,7 +142,7 @@ export async function startStaging(opts: { root: string; stagingId: string; baoB
   fs.mkdirSync(path.join(dir, 'raft'), { recursive: true, mode: 0o700 });
   const [apiPort, clusterPort] = [await freePort(), await freePort()];
   const address = `http://127.0.0.1:${apiPort}`;
-  fs.writeFileSync(path.join(dir, 'staging.hcl'), raftServerHcl({ apiPort, clusterPort, raftDir: path.join(dir, 'raft'), nodeId: opts.stagingId }));
+  fs.writeFileSync(path.join(dir, 'staging.hcl'), raftServerHcl({ apiPort, clusterPort, raftDir: path.join(dir, 'raft'), nodeId: opts.stagingId, performanceMultiplier: opts.performanceMultiplier }));
   const info = await spawnServer({ stagingId: opts.stagingId, address, pid: 0, dir, baoBinary: opts.baoBinary });
   const seal = opts.seal ?? { shares: 1, threshold: 1 };
   const init = await api(address, 'POST', 'sys/init', undefined, { secret_shares: seal.shares, secret_threshold: seal.threshold });
@@ -200,6 +200,10 @@ async function killServer(pid: number): Promise<void> {
  * Restarts staging after a snapshot-force restore: a running node keeps its old seal settings in
  * memory, a restarted one reads the restored cluster's (e.g. 5 shares, threshold 3). The binary is
  * the configured one (`baoBinary`), or the one this process started it with; never the state file's.
+ * Most of its time is OpenBao's: after a restore it waits 5 s, then seals itself ("failed to perform
+ * key upgrades, sealing"), and only then exits on SIGTERM. Killing it sooner is not safe: a server
+ * SIGKILLed right after snapshot-force answered came back with its old seal configuration (measured,
+ * bench/stagingSteps.ts).
  */
 export async function restartStaging(info: StagingInfo, baoBinary?: string): Promise<StagingInfo> {
   const binary = baoBinary ?? (info as Partial<StagingState>).baoBinary;
