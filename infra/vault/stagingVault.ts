@@ -170,13 +170,15 @@ async function spawnServer(state: StagingState): Promise<StagingInfo> {
     child.once('spawn', resolve);
     child.once('error', (err) => reject(new Error(`cannot start staging OpenBao (${state.baoBinary}): ${err.message}`)));
   });
+  let exited = '';
+  child.once('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit code ${code}`));
   child.unref();
   const info: StagingState = { ...state, pid: child.pid! };
   // The binary is not part of the state: a restart takes it from config again.
   fs.writeFileSync(path.join(state.dir, 'staging.json'), JSON.stringify({ stagingId: info.stagingId, address: info.address, pid: info.pid, dir: info.dir }), { mode: 0o600 });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (!alive(info.pid)) throw new Error(`staging OpenBao exited during start-up: ${fs.readFileSync(path.join(state.dir, 'bao.log'), 'utf8').trim().split('\n').slice(-3).join(' | ')}`);
+    if (!alive(info.pid)) throw new Error(`staging OpenBao exited during start-up (${exited || `pid ${info.pid} gone`}): ${fs.readFileSync(path.join(state.dir, 'bao.log'), 'utf8').trim().split('\n').slice(-3).join(' | ')}`);
     const h = await api(info.address, 'GET', 'sys/health?standbyok=true&sealedcode=200&uninitcode=200').catch(() => undefined);
     if (h?.status === 200) return info;
     if (Date.now() > deadline) throw new Error('staging OpenBao did not answer within 30s');
