@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { failure } from '../../common/errors';
 import type { Config } from '../../infra/config';
-import { vaultClusterHealth, type VaultHaEnv } from '../../infra/ha/vaultDriver';
+import { vaultClusterHealth, vaultRequest, type VaultHaEnv } from '../../infra/ha/vaultDriver';
 import { startVaultNode, stopVaultNode } from '../ha/drivers';
 import { heartbeating } from '../heartbeat';
 
@@ -37,21 +37,8 @@ interface SealState {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function call(url: string, init: RequestInit = {}, timeoutMs = 3000): Promise<{ status: number; json: any; servedBy?: string } | undefined> {
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    let json: any = {};
-    try {
-      json = text ? JSON.parse(text) : {};
-    } catch {
-      json = { text: text.slice(0, 200) };
-    }
-    return { status: res.status, json, servedBy: res.headers.get('x-served-by') ?? undefined };
-  } catch {
-    return undefined;
-  }
-}
+/** A request through vaultRequest; undefined when nothing answers (a stopped or sealed node is an expected answer here). */
+const call = (url: string, init: RequestInit = {}, timeoutMs = 3000) => vaultRequest(url, init, timeoutMs).catch(() => undefined);
 
 const errs = (r: { json: any } | undefined) => ((r?.json?.errors ?? []) as string[]).join('; ');
 
