@@ -27,7 +27,7 @@ import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { drillTokenFile, harnessVaultEnv, nodeConfigFile, nodePid, readInit, startNode, unsealNode, waitUnsealed } from '../stack/ha/vault';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
-import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, stackSecrets, vaultdrAsync, waitForMailNaming } from './helpers/inspect';
 import { buildS3Client } from '../infra/clients';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
@@ -97,14 +97,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
 
   /** The alert e-mail naming this run (it must exist), with no harness or stack secret in it. */
   const alertMailWithoutSecrets = async (workflowId: string, before: Set<string>): Promise<string> => {
-    let mail: string | undefined;
-    for (let i = 0; i < 60 && !mail; i++) {
-      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
-        const text = await mailpitText(m.ID);
-        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-      }
-      if (!mail) await sleep(500);
-    }
+    const mail = await waitForMailNaming(workflowId, before);
     assert.ok(mail, `no alert e-mail for ${workflowId}`);
     for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);
     return mail;
@@ -203,14 +196,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
       }
       assert.equal(down.length, 1, `only ${broken} may be down: ${down.join('; ')}`);
       assert.match(down[0]!, new RegExp(`^${broken}: `));
-      let mail: string | undefined;
-      for (let i = 0; i < 60 && !mail; i++) {
-        for (const m of (await mailpitMessages()).filter((x) => !mailsBefore.has(x.ID) && /left the HA cluster degraded/.test(x.Subject))) {
-          const text = await mailpitText(m.ID);
-          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-        }
-        if (!mail) await sleep(500);
-      }
+      const mail = await waitForMailNaming(workflowId, mailsBefore, { subject: /left the HA cluster degraded/ });
       assert.ok(mail, 'no critical alert that the cluster is left degraded');
       assert.match(mail, /critical|CRITICAL/);
       for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);

@@ -28,6 +28,26 @@ export async function mailpitText(id: string): Promise<string> {
   return ((await res.json()) as { Text: string }).Text;
 }
 
+/**
+ * Waits for a new e-mail (its ID not in `before`) whose text names one of `needles` (an alert names
+ * its workflow id) and whose subject matches `subject` if given: "Subject\nText", or undefined
+ * after `timeoutMs` (default 30 s).
+ */
+export async function waitForMailNaming(needles: string | string[], before: Set<string>, opts: { subject?: RegExp; timeoutMs?: number } = {}): Promise<string | undefined> {
+  const names = [needles].flat();
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const read = new Set(before);
+  for (;;) {
+    for (const m of (await mailpitMessages()).filter((x) => !read.has(x.ID) && (!opts.subject || opts.subject.test(x.Subject)))) {
+      read.add(m.ID);
+      const text = await mailpitText(m.ID);
+      if (names.some((n) => text.includes(n))) return `${m.Subject}\n${text}`;
+    }
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function bao(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/${p}`, {
     method,
