@@ -30,7 +30,7 @@ import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { drillTokenFile, harnessVaultEnv, nodeConfigFile, nodePid, readInit, startNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
-import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, stackSecrets, vaultdrAsync, waitForMailNaming } from './helpers/inspect';
+import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, stackSecrets, vaultdrAsync, waitForMailNaming, waitForStep } from './helpers/inspect';
 import { buildS3Client } from '../infra/clients';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
@@ -72,17 +72,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
       }
     });
 
-  const waitStep = async (workflowId: string, stepName: string): Promise<SealDrillProgress> => {
-    const h = client.workflow.getHandle(workflowId);
-    let p = { step: '?' } as unknown as SealDrillProgress;
-    for (let i = 0; i < 400; i++) {
-      p = await h.query<SealDrillProgress>('progress');
-      if (p.step === stepName) return p;
-      if (p.step === 'failed') throw new Error(`failed: ${p.error}`);
-      await sleep(200);
-    }
-    throw new Error(`never reached ${stepName}: at ${p.step} (${p.waitingFor ?? ''})`);
-  };
+  const waitStep = (workflowId: string, stepName: string) => waitForStep<SealDrillProgress>(client.workflow.getHandle(workflowId), stepName);
 
   /** The harness's unseal shares as custodians hold them: one bare-key file each (0600). */
   const custodianShareFiles = (): string[] => {

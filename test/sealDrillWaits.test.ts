@@ -10,6 +10,7 @@ import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { AlertRequest } from '../activities/notify/notify';
 import type { SealDrillResult } from '../common/rotation';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
+import { waitForStep } from './helpers/inspect';
 import { timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
 
 const MINUTE = 60_000;
@@ -42,14 +43,7 @@ describe('sealUnsealDrill target ha waits for the custodians (time-skipping test
       ...over,
     }) as unknown as Stubs;
   const start = (tq: string, input: Record<string, unknown> = {}) => ts.env.client.workflow.start('sealUnsealDrill', { taskQueue: tq, workflowId: `seal-wait-${++n}-${Date.now()}`, args: [{ target: 'ha', ...input }] });
-  const waitFor = async (h: Awaited<ReturnType<typeof start>>, step: string) => {
-    for (let i = 0; i < 200; i++) {
-      const p = await h.query<SealDrillProgress>('progress');
-      if (p.step === step) return p;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.fail(`never reached ${step}`);
-  };
+  const waitFor = (h: Awaited<ReturnType<typeof start>>, step: string) => waitForStep<SealDrillProgress>(h, step, { intervalMs: 50 });
   const reminders = (alerts: AlertRequest[]) => alerts.filter((a) => a.dedupKey.includes('/waiting-for-custodian-shares/'));
 
   it('reminds every 15 min without ever paging; shares after two reminders let the drill finish', async () => {

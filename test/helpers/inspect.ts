@@ -48,6 +48,21 @@ export async function waitForMailNaming(needles: string | string[], before: Set<
   }
 }
 
+/**
+ * Polls a workflow's `progress` query until it reports `step` and answers that progress; fails at
+ * once when it reports "failed" (with its error), or after `timeoutMs` (default 80 s).
+ */
+export async function waitForStep<P extends { step: string; error?: string; waitingFor?: string }>(h: { query<T>(name: string): Promise<T> }, step: string, opts: { intervalMs?: number; timeoutMs?: number } = {}): Promise<P> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 80_000);
+  for (;;) {
+    const p = await h.query<P>('progress');
+    if (p.step === step) return p;
+    if (p.step === 'failed' && step !== 'failed') assert.fail(`failed before ${step}: ${p.error ?? ''}`);
+    if (Date.now() >= deadline) assert.fail(`never reached ${step}: at ${p.step} (${p.waitingFor ?? ''})`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+  }
+}
+
 export async function bao(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/${p}`, {
     method,
