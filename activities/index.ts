@@ -58,7 +58,7 @@ export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, in
     ...haActivities({ drivers: haDriverRegistry(cfg), stateDir: cfg.ha.harnessDir ?? cfg.restore.stagingDir ?? '.', s3: clients.s3, bucket: cfg.s3.bucket }),
     ...rotationActivities({ cfg }),
     ...sealDrillActivities({ cfg, intake }),
-    ...haSealDrillActivities({ cfg, env: () => vaultHaEnv(cfg) }),
+    ...haSealDrillActivities({ cfg, env: () => vaultHaEnv(cfg), intake }),
     ...unsealRotationActivities({ cfg, s3: clients.s3 }),
     ...sealActivities({ cfg }),
   };

@@ -162,13 +162,13 @@ export async function prepareMigration(base: Config, opts: { prefix?: string; ov
  * A worker config file for a separate worker process: the stack's config with absolute paths, plus
  * the fixture's migration section (0600; it names secret files, never holds a value).
  */
-export function writeWorkerConfigFile(dir: string, migration: Config['migration']): string {
+export function writeWorkerConfigFile(dir: string, migration: Config['migration'], extra: Partial<Config> = {}): string {
   const stackCfg = JSON.parse(fs.readFileSync(path.join(stackDir(), 'vaultdr.json'), 'utf8')) as Record<string, Record<string, unknown>>;
   const fileKeys = ['roleIdFile', 'secretIdFile', 'tokenFile', 'credentialsFile', 'adminCredentialsFile', 'recipientsFile', 'validationKeyFile', 'unsealSharesFile', 'validatorRoleIdFile', 'validatorSecretIdFile', 'keysFile', 'tokensFile', 'shareIntakeTokensFile', 'stagingDir'];
   for (const section of Object.values(stackCfg)) {
     for (const k of fileKeys) if (section && typeof section[k] === 'string' && !path.isAbsolute(section[k] as string)) section[k] = path.join(stackDir(), section[k] as string);
   }
   const file = path.join(dir, 'vaultdr.json');
-  fs.writeFileSync(file, JSON.stringify({ ...stackCfg, migration }), { mode: 0o600 });
+  fs.writeFileSync(file, JSON.stringify({ ...stackCfg, migration, ...extra }), { mode: 0o600 });
   return file;
 }

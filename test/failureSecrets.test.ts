@@ -22,7 +22,7 @@ import { ensureRotatorToken, stackDir } from '../stack/stack';
 import { leaseHosts, prepareMigration, seedMigrationSecrets, writeWorkerConfigFile } from '../stack/migrationFixture';
 import { withWorker } from './helpers/worker';
 import type { Activities } from '../workers/worker';
-import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr, vaultdrAsync } from './helpers/inspect';
+import { bao, clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdr, vaultdrAsync, waitForMailNaming } from './helpers/inspect';
 import type { BreachProgress } from '../common/incident';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 
@@ -113,14 +113,7 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
     assert.ok(attrs.every((a) => !JSON.stringify(a).includes(MARKER)), 'a decoded failure holds the marker');
 
     // The alert e-mail names the problem, not the content.
-    let mail: string | undefined;
-    for (let i = 0; i < 60 && !mail; i++) {
-      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
-        const text = await mailpitText(m.ID);
-        if (text.includes(workflowId) || text.includes(backup.backupId)) mail = `${m.Subject}\n${text}`;
-      }
-      if (!mail) await sleep(1000);
-    }
+    const mail = await waitForMailNaming([workflowId, backup.backupId], before, { timeoutMs: 60_000 });
     assert.ok(mail, 'no alert e-mail for the failed restore');
     assert.match(mail, /not valid JSON/);
     assert.ok(!mail.includes(MARKER), 'the alert e-mail holds the marker');
@@ -193,14 +186,7 @@ describe('failure path: no plaintext error text, no secret in history, alert, CL
       assert.ok(!raw.includes(secret.value) && !decoded.some((d) => d.includes(secret.value)), `${secret.name} in the history`);
       assert.ok(!log.includes(secret.value), `${secret.name} in the worker log`);
     }
-    let mail: string | undefined;
-    for (let i = 0; i < 60 && !mail; i++) {
-      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
-        const text = await mailpitText(m.ID);
-        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-      }
-      if (!mail) await sleep(500);
-    }
+    const mail = await waitForMailNaming(workflowId, before);
     assert.ok(mail, 'no alert e-mail for the refused drill');
     assert.match(mail, /checkDrillPreconditions/);
     for (const secret of stackSecrets()) assert.ok(!mail.includes(secret.value), `${secret.name} in the alert e-mail`);
@@ -247,14 +233,7 @@ describe('failure path of an emergency rotation: no old or new credential in his
       const everything = decoded.join('\n') + raw + JSON.stringify(result);
       assert.ok(!everything.includes(oldSecret), 'the old secret-id is in the history or result');
       assert.ok(!everything.includes(newSecret), 'the new secret-id is in the history or result');
-      let mail: string | undefined;
-      for (let i = 0; i < 60 && !mail; i++) {
-        for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
-          const text = await mailpitText(m.ID);
-          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-        }
-        if (!mail) await sleep(1000);
-      }
+      const mail = await waitForMailNaming(workflowId, before, { timeoutMs: 60_000 });
       assert.ok(mail, 'no alert e-mail for the stopped rotation');
       assert.match(mail, /left in place/);
       assert.ok(!mail.includes(oldSecret) && !mail.includes(newSecret), 'the alert e-mail holds a secret-id');

@@ -45,6 +45,7 @@ import { haDir } from '../stack/ha/proc';
 import { AUDIT_STANZA, drillTokenFile, harnessVaultEnv, metricsTokenFile, readInit, nodeConfigFile, nodePid, startNode, stopNode, VAULT_NODES, unsealNode, waitUnsealed } from '../stack/ha/vault';
 import { clearAlertDedup, failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+import { killWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from './helpers/workerProcess';
 import { withWorker } from './helpers/worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -253,24 +254,11 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
 
   it('a worker SIGKILLed after the round injected its fault: a new worker process heals the fault, reruns the round and finishes', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-ha-crash-'));
-    const cfgFile = writeWorkerConfigFile(tmp, cfg.migration);
-    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), ha: cfg.ha }), { mode: 0o600 });
-    const children: ChildProcess[] = [];
+    const cfgFile = writeWorkerConfigFile(tmp, cfg.migration, { ha: cfg.ha });
+    const workers: WorkerProcess[] = [];
     const startWorker = async (n: number) => {
-      let log = '';
-      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js')], {
-        env: { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: cfg.temporal.taskQueue, VAULTDR_CODEC_LISTEN: `127.0.0.1:${await freePort()}`, VAULTDR_METRICS_LISTEN: `127.0.0.1:${await freePort()}`, VAULTDR_SHARE_INTAKE_LISTEN: `127.0.0.1:${await freePort()}` },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-      const deadline = Date.now() + 60_000;
-      while ((log.match(/state: 'RUNNING'/g) ?? []).length < 5) {
-        assert.ok(Date.now() < deadline && child.exitCode === null, `worker ${n} did not start:\n${log.slice(-2000)}`);
-        await sleep(200);
-      }
-      return child;
+      workers.push(await spawnWorkerProcess(cfgFile, cfg.temporal.taskQueue, `worker ${n}`));
+      return workers.at(-1)!.child;
     };
     const pending = path.join(haDir(), 'drill-state', 'pending-vault.json');
     try {
@@ -298,7 +286,7 @@ describe('HA failover drill (three OpenBao nodes behind HAProxy, real worker)', 
       const started = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
       assert.ok(started.some((a) => (a ?? 1) > 1), `no activity was retried after the kill: attempts ${started.join(',')}`);
     } finally {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      killWorkerProcesses(workers);
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   });

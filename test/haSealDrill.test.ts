@@ -7,7 +7,10 @@
 //   phase timed; no unseal share, root or drill token anywhere in the history;
 // - cancelled while it waits for the custodians, its non-cancellable cleanup brings the standbys
 //   back and unseals the sealed node from the ha role's custody: the cluster is fully healthy after;
-// - on a worker without the HA cluster (ha.harnessDir unset) it is refused by name, touching nothing.
+// - on a worker without the HA cluster (ha.harnessDir unset) it is refused by name, touching nothing;
+// - a worker process SIGKILLed while the active node is sealed and the standbys stopped: a new worker
+//   process opens its share intake for the drill again (from the drill's state file), takes the
+//   custodians' shares, and finishes the drill with the cluster fully healthy.
 // Timings are printed, never asserted.
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
@@ -25,12 +28,14 @@ import { readTokensFile } from '../infra/temporal/codecServer';
 import { haUp } from '../stack/ha/index';
 import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
-import { drillTokenFile, harnessVaultEnv, nodeConfigFile, nodePid, readInit, startNode, unsealNode, waitUnsealed } from '../stack/ha/vault';
+import { drillTokenFile, harnessVaultEnv, nodeConfigFile, nodePid, readInit, startNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
 import type { SealDrillProgress } from '../workflows/emergency/sealUnsealDrill';
-import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { clearAlertDedup, failureOf, historyFailures, historyTexts, mailpitMessages, stackSecrets, vaultdrAsync, waitForMailNaming, waitForStep } from './helpers/inspect';
 import { buildS3Client } from '../infra/clients';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
+import { killWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from './helpers/workerProcess';
+import { writeWorkerConfigFile } from '../stack/migrationFixture';
 import { saveDecoded } from './saveHistories';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,17 +72,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
       }
     });
 
-  const waitStep = async (workflowId: string, stepName: string): Promise<SealDrillProgress> => {
-    const h = client.workflow.getHandle(workflowId);
-    let p = { step: '?' } as unknown as SealDrillProgress;
-    for (let i = 0; i < 400; i++) {
-      p = await h.query<SealDrillProgress>('progress');
-      if (p.step === stepName) return p;
-      if (p.step === 'failed') throw new Error(`failed: ${p.error}`);
-      await sleep(200);
-    }
-    throw new Error(`never reached ${stepName}: at ${p.step} (${p.waitingFor ?? ''})`);
-  };
+  const waitStep = (workflowId: string, stepName: string) => waitForStep<SealDrillProgress>(client.workflow.getHandle(workflowId), stepName);
 
   /** The harness's unseal shares as custodians hold them: one bare-key file each (0600). */
   const custodianShareFiles = (): string[] => {
@@ -97,14 +92,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
 
   /** The alert e-mail naming this run (it must exist), with no harness or stack secret in it. */
   const alertMailWithoutSecrets = async (workflowId: string, before: Set<string>): Promise<string> => {
-    let mail: string | undefined;
-    for (let i = 0; i < 60 && !mail; i++) {
-      for (const m of (await mailpitMessages()).filter((x) => !before.has(x.ID))) {
-        const text = await mailpitText(m.ID);
-        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-      }
-      if (!mail) await sleep(500);
-    }
+    const mail = await waitForMailNaming(workflowId, before);
     assert.ok(mail, `no alert e-mail for ${workflowId}`);
     for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);
     return mail;
@@ -203,14 +191,7 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
       }
       assert.equal(down.length, 1, `only ${broken} may be down: ${down.join('; ')}`);
       assert.match(down[0]!, new RegExp(`^${broken}: `));
-      let mail: string | undefined;
-      for (let i = 0; i < 60 && !mail; i++) {
-        for (const m of (await mailpitMessages()).filter((x) => !mailsBefore.has(x.ID) && /left the HA cluster degraded/.test(x.Subject))) {
-          const text = await mailpitText(m.ID);
-          if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
-        }
-        if (!mail) await sleep(500);
-      }
+      const mail = await waitForMailNaming(workflowId, mailsBefore, { subject: /left the HA cluster degraded/ });
       assert.ok(mail, 'no critical alert that the cluster is left degraded');
       assert.match(mail, /critical|CRITICAL/);
       for (const s of harnessSecrets()) assert.ok(!mail.includes(s.value), `${s.name} in the alert e-mail`);
@@ -225,6 +206,67 @@ describe('sealUnsealDrill on the HA cluster (three OpenBao nodes behind HAProxy,
       }
     }
     assert.ok((await driver().health()).healthy, 'the test could not restore the harness');
+  });
+
+  it('a worker process SIGKILLed while the node is sealed: a new worker process takes the custodians\' shares, finishes the drill, the cluster ends fully healthy', async () => {
+    assert.ok((await driver().health()).healthy, 'the harness must start fully healthy');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-ha-seal-crash-'));
+    const cfgFile = writeWorkerConfigFile(tmp, cfg.migration, { ha: cfg.ha });
+    const queue = uniqueQueue('ha-seal-crash');
+    const workers: WorkerProcess[] = [];
+    const workflowId = `ha-seal-crash-${rand()}`;
+    const h = client.workflow.getHandle(workflowId);
+    try {
+      workers.push(await spawnWorkerProcess(cfgFile, queue, 'worker 0'));
+      await client.workflow.start('sealUnsealDrill', { taskQueue: queue, workflowId, args: [{ target: 'ha', unsealTimeoutMinutes: 10 }] });
+      const p = await waitStep(workflowId, 'awaitDrillShares');
+      const killedAt = Date.now();
+      workers[0]!.child.kill('SIGKILL');
+      await new Promise((r) => workers[0]!.child.once('exit', r));
+      // Nothing brings the cluster back while no worker runs: the node stays sealed, the standbys stopped.
+      for (const s of p.ha!.standbys) assert.equal(nodePid(s), undefined, `${s} must be stopped`);
+      assert.equal(((await (await fetch(`${p.address}/v1/sys/seal-status`)).json()) as { sealed: boolean }).sealed, true);
+      const second = await spawnWorkerProcess(cfgFile, queue, 'worker 1');
+      workers.push(second);
+      const upMs = Date.now() - killedAt;
+      // Three custodians' shares to the new process's intake (one CLI call with three files).
+      const files = custodianShareFiles();
+      const r = await vaultdrAsync(['keys', 'submit-share', workflowId, files[0]!, files[2]!, files[4]!, '--endpoint', `http://${second.shareIntakeListen}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /threshold reached/);
+      const result = (await h.result()) as SealDrillResult;
+      const resumedMs = Date.now() - killedAt;
+      console.log(`      after the SIGKILL: new worker running in ${upMs} ms, drill finished ${resumedMs} ms after the kill; phases (ms): ${JSON.stringify(result.phasesMs)}`);
+      assert.equal(result.servesAgain, true);
+      assert.equal(result.sharesUsed, 3);
+      assert.match(result.detail, /canary reads back through HAProxy/);
+      // Everything after the kill ran on the new process.
+      const events = (await h.fetchHistory()).events!;
+      const ranOn = new Map<string, string>();
+      for (const e of events) {
+        const scheduled = e.activityTaskScheduledEventAttributes;
+        if (scheduled) ranOn.set(String(e.eventId), scheduled.activityType!.name!);
+      }
+      const restores = events.filter((e) => e.activityTaskStartedEventAttributes && ranOn.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'restoreStandbys');
+      assert.ok(restores.length >= 2, 'restoreStandbys ran for quorum and all');
+      for (const e of restores) assert.match(e.activityTaskStartedEventAttributes!.identity ?? '', new RegExp(`^${second.child.pid}@`), 'restoreStandbys ran on the new worker process');
+      const { decoded, raw } = await historyTexts(client, cfg, workflowId);
+      for (const s of harnessSecrets()) assert.ok(!(decoded.join('\n') + raw).includes(s.value), `${s.name} appears in the history`);
+    } finally {
+      killWorkerProcesses(workers);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      // A failed run must not leave the harness degraded for the next test: end the drill, bring every node back.
+      if ((await h.describe().catch(() => undefined))?.status.name === 'RUNNING') await h.terminate('test cleanup');
+      if (!(await driver().health()).healthy) {
+        for (const n of VAULT_NODES) if (nodePid(n.name) === undefined) await startNode(n.name);
+        for (const n of VAULT_NODES) await unsealNode(n.name);
+        const deadline = Date.now() + 60_000;
+        while (!(await driver().health()).healthy && Date.now() < deadline) await sleep(500);
+      }
+    }
+    const health = await driver().health();
+    assert.ok(health.healthy, `cluster not fully healthy after the resumed drill: ${health.problems.join('; ')}`);
+    assert.ok(!fs.existsSync(path.join(haDir(), 'drill-state', `seal-drill-${workflowId}.json`)), 'the state file is removed');
   });
 
   it('refused by name on a worker without the HA cluster, and bad input names the field; nothing is stopped', async () => {

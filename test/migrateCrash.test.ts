@@ -3,7 +3,6 @@
 // migration and writes whole files (temporary file + rename), so a retried step rewrites the same
 // content. The kill lands at a step chosen at random among those that change the host.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,20 +11,20 @@ import { connectClient } from '../client/connect';
 import type { MigrateResult } from '../common/migration';
 import { leaseHosts, prepareMigration, writeWorkerConfigFile } from '../stack/migrationFixture';
 import { runInHost } from '../stack/mailhosts';
-import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
+import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
+import { killWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from './helpers/workerProcess';
 
-const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('migrateVps survives a worker SIGKILL at a random step (real hosts, worker processes)', function () {
   this.timeout(300_000);
   let release: (() => void) | undefined;
   let client: Client | undefined;
-  const children: ChildProcess[] = [];
+  const workers: WorkerProcess[] = [];
   let tmp = '';
 
   after(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    killWorkerProcesses(workers);
     await client?.connection.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     release?.();
@@ -38,20 +37,8 @@ describe('migrateVps survives a worker SIGKILL at a random step (real hosts, wor
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-migrate-crash-'));
     const cfgFile = writeWorkerConfigFile(tmp, fx.cfg.migration);
     const startWorker = async (n: number) => {
-      let log = '';
-      const child = spawn(process.execPath, [WORKER], {
-        env: { ...process.env, VAULTDR_CONFIG: cfgFile, VAULTDR_TASK_QUEUE: base.temporal.taskQueue, VAULTDR_CODEC_LISTEN: `127.0.0.1:${18095 + n}`, VAULTDR_METRICS_LISTEN: `127.0.0.1:${19470 + n}`, VAULTDR_SHARE_INTAKE_LISTEN: `127.0.0.1:${18097 + n}` },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-      const deadline = Date.now() + 60_000;
-      while ((log.match(/state: 'RUNNING'/g) ?? []).length < 5) {
-        assert.ok(Date.now() < deadline && child.exitCode === null, `worker ${n} did not start:\n${log.slice(-2000)}`);
-        await sleep(200);
-      }
-      return child;
+      workers.push(await spawnWorkerProcess(cfgFile, base.temporal.taskQueue, `worker ${n}`));
+      return workers.at(-1)!.child;
     };
     const steps = ['deploySshKeys', 'recoverSmtpCredentials', 'installDkimKey', 'sendTestEmail'];
     const killAt = steps[Math.floor(Math.random() * steps.length)]!;

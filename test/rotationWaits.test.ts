@@ -8,6 +8,7 @@ import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { AlertRequest } from '../activities/notify/notify';
 import type { RotationPlan } from '../activities/emergency/rotation';
 import type { RotateResult } from '../common/rotation';
+import { waitForStep } from './helpers/inspect';
 import { timeSkipping, type Stubs, type TimeSkipping } from './helpers/timeSkipping';
 
 const HOUR = 3600_000;
@@ -43,14 +44,7 @@ describe('rotateCredential waits for a person (time-skipping test server)', func
     }) as unknown as Stubs;
   const start = (tq: string, input: Record<string, unknown> = {}) =>
     ts.env.client.workflow.start('rotateCredential', { taskQueue: tq, workflowId: `rot-wait-${++n}-${Date.now()}`, args: [{ credentialClass: 'channel-secret', scope: 'slack', confirmTimeoutMinutes: 600, ...input }] });
-  const waitFor = async (h: Awaited<ReturnType<typeof start>>, step: string) => {
-    for (let i = 0; i < 200; i++) {
-      const p = await h.query<{ step: string; waitingFor?: string }>('progress');
-      if (p.step === step) return p;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.fail(`never reached ${step}`);
-  };
+  const waitFor = (h: Awaited<ReturnType<typeof start>>, step: string) => waitForStep(h, step, { intervalMs: 50 });
   const reminders = (alerts: AlertRequest[]) => alerts.filter((a) => a.dedupKey.includes('/waiting-for-rotation-confirmed/'));
 
   it('rejects malformed confirmations, reminds hourly, and finishes once a person confirms', async () => {

@@ -7,15 +7,20 @@
 // again through HAProxy; then the rest, until the cluster is fully healthy. Node start/stop is the
 // HA drivers' (activities/ha/drivers.ts). What was stopped is written to a state file before the
 // first node stops, so a retry or the cleanup knows; the cleanup brings every node back whatever
-// the state file says.
+// the state file says. The state file also names the run: a restore worker that starts while a
+// drill is under way (its predecessor died) opens its share intake for that run again, so the
+// custodians' shares reach the sealed node through the new process.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { failure } from '../../common/errors';
 import type { Config } from '../../infra/config';
-import { vaultClusterHealth, type VaultHaEnv } from '../../infra/ha/vaultDriver';
+import { vaultClusterHealth, vaultRequest, type VaultHaEnv } from '../../infra/ha/vaultDriver';
 import { startVaultNode, stopVaultNode } from '../ha/drivers';
+import type { ShareIntake } from '../../infra/vault/shareIntake';
 import { heartbeating } from '../heartbeat';
+import { stagingUnsealTarget } from './sealDrill';
 
 /** The HA drill's sealed node, as openUnsealIntake takes it (stagingId: the drill id). */
 export interface HaSealTarget {
@@ -33,30 +38,20 @@ interface SealState {
   standbys: string[];
   canaryPath: string;
   marker: string;
+  /** The drill's run (absent in state files written before it was recorded). */
+  workflowId?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function call(url: string, init: RequestInit = {}, timeoutMs = 3000): Promise<{ status: number; json: any; servedBy?: string } | undefined> {
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    let json: any = {};
-    try {
-      json = text ? JSON.parse(text) : {};
-    } catch {
-      json = { text: text.slice(0, 200) };
-    }
-    return { status: res.status, json, servedBy: res.headers.get('x-served-by') ?? undefined };
-  } catch {
-    return undefined;
-  }
-}
+/** A request through vaultRequest; undefined when nothing answers (a stopped or sealed node is an expected answer here). */
+const call = (url: string, init: RequestInit = {}, timeoutMs = 3000) => vaultRequest(url, init, timeoutMs).catch(() => undefined);
 
 const errs = (r: { json: any } | undefined) => ((r?.json?.errors ?? []) as string[]).join('; ');
 
-export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv | undefined }) => {
-  const stateFile = (drillId: string) => path.join(deps.cfg.ha.harnessDir ?? '.', 'drill-state', `seal-${drillId}.json`);
+export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv | undefined; intake?: ShareIntake }) => {
+  const stateDir = path.join(deps.cfg.ha.harnessDir ?? '.', 'drill-state');
+  const stateFile = (drillId: string) => path.join(stateDir, `seal-${drillId}.json`);
   const readState = (drillId: string): SealState => {
     const f = stateFile(drillId);
     if (!fs.existsSync(f)) throw failure('StagingMissing', `seal drill ${drillId}: no record of the stopped standbys at ${f} (worker host changed?)`, false);
@@ -68,6 +63,19 @@ export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv
     return env;
   };
   const haproxy = () => deps.cfg.ha.vaultAddress.replace(/\/+$/, '');
+
+  // A drill under way when this worker starts (the last one died): take its custodians' shares here.
+  // The cleanup (restoreStandbys "all") removes the state file, so a finished drill is not reopened.
+  if (deps.intake && deps.cfg.ha.harnessDir && fs.existsSync(stateDir)) {
+    for (const f of fs.readdirSync(stateDir).filter((n) => /^seal-.*\.json$/.test(n))) {
+      try {
+        const st = JSON.parse(fs.readFileSync(path.join(stateDir, f), 'utf8')) as SealState;
+        if (st.workflowId) deps.intake.openUnseal(st.workflowId, stagingUnsealTarget(st.address));
+      } catch {
+        // An unreadable state file: the drill's own activities report it by name (readState).
+      }
+    }
+  }
 
   return {
     /**
@@ -88,7 +96,8 @@ export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv
           const marker = `seal-drill-${crypto.randomBytes(6).toString('hex')}`;
           const w = await call(`${haproxy()}/v1/${canaryPath}`, { method: 'POST', headers: { 'X-Vault-Token': env.token(), 'Content-Type': 'application/json' }, body: JSON.stringify({ data: { marker } }) });
           if (w?.status !== 200) throw failure('VaultRequestRejected', `canary write through ${haproxy()}: ${w ? `HTTP ${w.status} ${errs(w)}` : 'no answer'}`);
-          st = { node: active.name, address: active.addr, standbys: env.nodes.filter((n) => n.name !== active.name).map((n) => n.name), canaryPath, marker };
+          const workflowId = Context.current().info.workflowExecution?.workflowId;
+          st = { node: active.name, address: active.addr, standbys: env.nodes.filter((n) => n.name !== active.name).map((n) => n.name), canaryPath, marker, workflowId };
           fs.mkdirSync(path.dirname(stateFile(req.drillId)), { recursive: true, mode: 0o700 });
           fs.writeFileSync(stateFile(req.drillId), JSON.stringify(st), { mode: 0o600 });
         }
@@ -98,17 +107,28 @@ export const haSealDrillActivities = (deps: { cfg: Config; env: () => VaultHaEnv
       });
     },
 
-    /** POST sys/seal on the drilled node with the drill token (sealed already: nothing to do). */
+    /**
+     * POST sys/seal on the drilled node with the drill token (sealed already: nothing to do). Without
+     * its standbys the node steps down within a raft leader lease (about 0.5 s), and a standby cannot
+     * be sealed through the API (sys/seal answers 500): a seal that arrives after the step-down
+     * restarts the node's process instead, which comes up sealed (the same effect; OpenBao unseals
+     * with Shamir shares, so nothing unseals it but the custodians or the cleanup).
+     */
     async sealActiveNode(req: { drillId: string }): Promise<{ ms: number; detail: string }> {
-      const env = haEnv();
-      const st = readState(req.drillId);
-      const t0 = Date.now();
-      const r = await call(`${st.address}/v1/sys/seal`, { method: 'POST', headers: { 'X-Vault-Token': env.token() } }, 15_000);
-      if (r?.status !== 204 && r?.status !== 200) {
-        const s = await call(`${st.address}/v1/sys/seal-status`);
-        if (s?.json?.sealed !== true) throw failure('VaultRequestRejected', `sys/seal at ${st.node} (${st.address}): ${r ? `HTTP ${r.status} ${errs(r)}` : 'no answer'}`);
-      }
-      return { ms: Date.now() - t0, detail: `${st.node} sealed` };
+      return heartbeating('sealActiveNode', async () => {
+        const env = haEnv();
+        const st = readState(req.drillId);
+        const t0 = Date.now();
+        const sealed = async () => (await call(`${st.address}/v1/sys/seal-status`))?.json?.sealed === true;
+        const r = await call(`${st.address}/v1/sys/seal`, { method: 'POST', headers: { 'X-Vault-Token': env.token() } }, 15_000);
+        if (r?.status === 204 || r?.status === 200 || (await sealed())) return { ms: Date.now() - t0, detail: `${st.node} sealed` };
+        const refusal = r ? `HTTP ${r.status} ${errs(r)}` : 'no answer';
+        if ((await call(`${st.address}/v1/sys/health`))?.status !== 429) throw failure('VaultRequestRejected', `sys/seal at ${st.node} (${st.address}): ${refusal}`);
+        await stopVaultNode(env, st.node);
+        await env.start(st.node);
+        if (!(await sealed())) throw failure('VaultRequestRejected', `${st.node} (${st.address}) had stepped down before sys/seal (${refusal}) and is not sealed after a restart`);
+        return { ms: Date.now() - t0, detail: `${st.node} sealed by a restart (it had stepped down without quorum before sys/seal: ${refusal})` };
+      });
     },
 
     /**

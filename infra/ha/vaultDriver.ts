@@ -35,7 +35,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** OpenBao's lockRetryInterval: a node that stepped down waits this long before trying for the active lock again. */
 export const STEP_DOWN_LOCK_RETRY_MS = 10_000;
 
-async function call(url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; json: any; servedBy?: string }> {
+/** One OpenBao API request with a client timeout: the status, the JSON body (or the start of a non-JSON one) and which node HAProxy chose (x-served-by). Throws when there is no answer. */
+export async function vaultRequest(url: string, init: RequestInit = {}, timeoutMs = 3000): Promise<{ status: number; json: any; servedBy?: string }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let json: unknown = {};
@@ -50,7 +51,7 @@ async function call(url: string, init: RequestInit, timeoutMs: number): Promise<
 /** sys/health of one node: 200 active, 429 standby, 503 sealed, 501 uninitialised; undefined when no answer. */
 async function nodeHealth(n: VaultHaNode, timeoutMs = 1500): Promise<{ status: number; json: any } | undefined> {
   try {
-    return await call(`${n.addr}/v1/sys/health`, {}, timeoutMs);
+    return await vaultRequest(`${n.addr}/v1/sys/health`, {}, timeoutMs);
   } catch {
     return undefined;
   }
@@ -77,7 +78,7 @@ export async function vaultClusterHealth(env: VaultHaEnv): Promise<ClusterHealth
   if (leader) {
     const ln = env.nodes.find((n) => n.name === leader)!;
     try {
-      const ap = await call(`${ln.addr}/v1/sys/storage/raft/autopilot/state`, { headers: { 'X-Vault-Token': env.token() } }, 3000);
+      const ap = await vaultRequest(`${ln.addr}/v1/sys/storage/raft/autopilot/state`, { headers: { 'X-Vault-Token': env.token() } }, 3000);
       if (ap.status !== 200) problems.push(`autopilot state: HTTP ${ap.status}`);
       else {
         const d = ap.json.data ?? {};
@@ -97,7 +98,7 @@ export async function vaultClusterHealth(env: VaultHaEnv): Promise<ClusterHealth
       problems.push(`autopilot state unreadable: ${(err as Error).message}`);
     }
     try {
-      const via = await call(`${env.haproxyAddr}/v1/sys/health`, {}, 2000);
+      const via = await vaultRequest(`${env.haproxyAddr}/v1/sys/health`, {}, 2000);
       if (via.status !== 200 || via.servedBy !== leader) problems.push(`HAProxy ${env.haproxyAddr} does not route to the active node yet (HTTP ${via.status}${via.servedBy ? ` from ${via.servedBy}` : ''})`);
     } catch (err) {
       problems.push(`HAProxy ${env.haproxyAddr} unreachable: ${(err as Error).message}`);
@@ -126,7 +127,7 @@ export class VaultHaDriver implements HaDriver {
 
   /** One write straight to a node (the bench's floor: a client that knows the surviving nodes). */
   async writeVia(addr: string, round: string, seq: number): Promise<void> {
-    const r = await call(`${addr}/v1/${this.kvPath(round, seq)}`, { method: 'POST', headers: { 'X-Vault-Token': this.env.token(), 'Content-Type': 'application/json' }, body: JSON.stringify({ data: { seq: String(seq), round } }) }, this.timeoutMs);
+    const r = await vaultRequest(`${addr}/v1/${this.kvPath(round, seq)}`, { method: 'POST', headers: { 'X-Vault-Token': this.env.token(), 'Content-Type': 'application/json' }, body: JSON.stringify({ data: { seq: String(seq), round } }) }, this.timeoutMs);
     if (r.status !== 200) throw new Error(`write ${round}/${seq}: HTTP ${r.status}${r.servedBy ? ` from ${r.servedBy}` : ''}: ${(r.json.errors ?? []).join('; ') || r.json.text || ''}`);
   }
 
@@ -142,7 +143,7 @@ export class VaultHaDriver implements HaDriver {
     for (let attempt = 0; attempt < 120; attempt++) {
       try {
         const leader = await this.leader();
-        const r = await call(`${this.env.haproxyAddr}/v1/secret/metadata/drill/${round}?list=true`, { headers: { 'X-Vault-Token': this.env.token() } }, 5000);
+        const r = await vaultRequest(`${this.env.haproxyAddr}/v1/secret/metadata/drill/${round}?list=true`, { headers: { 'X-Vault-Token': this.env.token() } }, 5000);
         if (!leader || r.servedBy !== leader.name) {
           lastErr = `HAProxy answered from ${r.servedBy || 'no server'}, the active node is ${leader?.name ?? 'unknown'}`;
         } else if (r.status === 404) return [...seqs];
@@ -186,7 +187,7 @@ export class VaultHaDriver implements HaDriver {
       case 'planned': {
         const at = Date.now();
         // sys/step-down through HAProxy (2.5.4+ forwards it to the active node anyway).
-        const r = await call(`${this.env.haproxyAddr}/v1/sys/step-down`, { method: 'PUT', headers: { 'X-Vault-Token': this.env.token() } }, 10_000);
+        const r = await vaultRequest(`${this.env.haproxyAddr}/v1/sys/step-down`, { method: 'PUT', headers: { 'X-Vault-Token': this.env.token() } }, 10_000);
         if (r.status !== 204 && r.status !== 200) throw new Error(`vault: sys/step-down: HTTP ${r.status}: ${(r.json.errors ?? []).join('; ')}`);
         return { target: 'vault', fault, node: leader.name, at };
       }

@@ -28,6 +28,41 @@ export async function mailpitText(id: string): Promise<string> {
   return ((await res.json()) as { Text: string }).Text;
 }
 
+/**
+ * Waits for a new e-mail (its ID not in `before`) whose text names one of `needles` (an alert names
+ * its workflow id) and whose subject matches `subject` if given: "Subject\nText", or undefined
+ * after `timeoutMs` (default 30 s).
+ */
+export async function waitForMailNaming(needles: string | string[], before: Set<string>, opts: { subject?: RegExp; timeoutMs?: number } = {}): Promise<string | undefined> {
+  const names = [needles].flat();
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const read = new Set(before);
+  for (;;) {
+    for (const m of (await mailpitMessages()).filter((x) => !read.has(x.ID) && (!opts.subject || opts.subject.test(x.Subject)))) {
+      read.add(m.ID);
+      const text = await mailpitText(m.ID);
+      if (names.some((n) => text.includes(n))) return `${m.Subject}\n${text}`;
+    }
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * Polls a workflow's `progress` query until it reports `step` and answers that progress; fails at
+ * once when it reports "failed" (with its error), or after `timeoutMs` (default 80 s).
+ */
+export async function waitForStep<P extends { step: string; error?: string; waitingFor?: string }>(h: { query<T>(name: string): Promise<T> }, step: string, opts: { intervalMs?: number; timeoutMs?: number } = {}): Promise<P> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 80_000);
+  for (;;) {
+    const p = await h.query<P>('progress');
+    if (p.step === step) return p;
+    if (p.step === 'failed' && step !== 'failed') assert.fail(`failed before ${step}: ${p.error ?? ''}`);
+    if (Date.now() >= deadline) assert.fail(`never reached ${step}: at ${p.step} (${p.waitingFor ?? ''})`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+  }
+}
+
 export async function bao(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`http://127.0.0.1:${PORTS.bao}/v1/${p}`, {
     method,

@@ -80,13 +80,27 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
     subject: `Seal/unseal drill ${drillId}`,
     details: () => ({ drill: drillId, server: state.address ?? '(not started)', ...(state.clusterLeftDegraded ? { 'HA cluster left degraded': state.clusterLeftDegraded } : {}) }),
   };
+  // Both targets wait for the custodians alike; `instruction` says which server their shares unseal.
+  const awaitShares = (instruction: string) =>
+    step('awaitDrillShares', () =>
+      awaitHuman({
+        what: 'custodian shares',
+        instruction,
+        done: () => state.shares !== undefined,
+        timeoutMinutes: input.unsealTimeoutMinutes,
+        remindEveryMinutes: input.remindEveryMinutes,
+        escalateAfter: 99, // a drill never pages
+        state,
+        alert,
+      }),
+    );
   const t0 = Date.now();
   let started = false;
   let intakeOpen = false;
   let result!: SealDrillResult;
   try {
     input = parseWorkflowInput('sealUnsealDrill', SealDrillInput, rawInput);
-    if (input.target === 'ha') result = await haDrill(input, state, step, alert, t0);
+    if (input.target === 'ha') result = await haDrill(input, state, step, awaitShares, alert, t0);
     else try {
       started = true;
       const server = await step('startDrillVault', () => startDrillVault({ stagingId: drillId, shares: input.shares, threshold: input.threshold }));
@@ -103,18 +117,7 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
       const refused = await step('proveRefuses', () => proveRefuses(target));
       state.phasesMs.proveRefuses = Date.now() - sealDone;
       if (!refused.refused) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `the sealed server still answers: ${refused.detail}`, nonRetryable: true });
-      await step('awaitDrillShares', () =>
-        awaitHuman({
-          what: 'custodian shares',
-          instruction: `${input.threshold} of ${input.shares} custodians each run: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (drill share files: ${server.shareFiles.length ? server.shareFiles[0]!.replace(/share-1\.txt$/, 'share-<n>.txt') : 'none'})`,
-          done: () => state.shares !== undefined,
-          timeoutMinutes: input.unsealTimeoutMinutes,
-          remindEveryMinutes: input.remindEveryMinutes,
-          escalateAfter: 99, // a drill never pages
-          state,
-          alert,
-        }),
-      );
+      await awaitShares(`${input.threshold} of ${input.shares} custodians each run: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (drill share files: ${server.shareFiles.length ? server.shareFiles[0]!.replace(/share-1\.txt$/, 'share-<n>.txt') : 'none'})`);
       const unsealed = Date.now();
       state.phasesMs.unseal = unsealed - sealDone;
       const serves = await step('proveServes', () => proveServes(target));
@@ -154,6 +157,8 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
   }
 }
 
+type DrillStep = ReturnType<typeof steps<SealDrillStep>>['step'];
+
 /**
  * Target ha: the standbys stopped (a standby would take over a sealed active node), the active node
  * sealed, refusal proved through HAProxy, the custodians' shares through the intake, one standby
@@ -164,7 +169,8 @@ export async function sealUnsealDrill(rawInput?: SealDrillInput): Promise<SealDr
 async function haDrill(
   input: ReturnType<typeof SealDrillInput.parse>,
   state: SealDrillProgress,
-  step: ReturnType<typeof steps<SealDrillStep>>['step'],
+  step: DrillStep,
+  awaitShares: (instruction: string) => Promise<void>,
   alert: AlertContext,
   t0: number,
 ): Promise<SealDrillResult> {
@@ -192,18 +198,7 @@ async function haDrill(
     const refused = await step('proveHaRefuses', () => proveHaRefuses({ drillId, timeoutSeconds: HA_ROUTING_SECONDS }));
     state.phasesMs.proveRefuses = Date.now() - sealDone;
     if (!refused.refused) throw ApplicationFailure.create({ type: 'VerificationFailed', message: `the sealed cluster still answers: ${refused.detail}`, nonRetryable: true });
-    await step('awaitDrillShares', () =>
-      awaitHuman({
-        what: 'custodian shares',
-        instruction: `the HA cluster's unseal custodians (its threshold) each run: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (the shares unseal ${target.node}, ${target.address})`,
-        done: () => state.shares !== undefined,
-        timeoutMinutes: input.unsealTimeoutMinutes,
-        remindEveryMinutes: input.remindEveryMinutes,
-        escalateAfter: 99, // a drill never pages
-        state,
-        alert,
-      }),
-    );
+    await awaitShares(`the HA cluster's unseal custodians (its threshold) each run: vaultdr keys submit-share ${info.workflowId} SHARE_FILE (the shares unseal ${target.node}, ${target.address})`);
     const unsealed = Date.now();
     state.phasesMs.unseal = unsealed - sealDone;
     const quorum = await step('restoreStandbys', () => restoreStandbys({ drillId, scope: 'quorum', timeoutSeconds: input.healTimeoutSeconds }));
