@@ -28,7 +28,7 @@ import { ensureDrillCredential, ensureRotatorToken } from '../stack/stack';
 import { bao, failureOf, historyTexts, mailpitMessages, mailpitText, stackSecrets } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
-import { saveDecoded } from './saveHistories';
+import { HISTORY_DIR, saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,7 +80,11 @@ describe('drDrill: credential-compromise on the local stack (training incident, 
     const { result, progress, workflowId, histories } = await withWorker(cfg, async () => {
       const h = await start('drdrill-cred', { scenario: 'credential-compromise', reason: 'first credential-compromise drill' });
       const result = (await h.result()) as DrDrillResult;
-      if (process.env.VAULTDR_DRILL_REPORT_DIR) await saveDecoded(client, cfg, h, 'drDrill-credential-compromise');
+      if (process.env.VAULTDR_DRILL_REPORT_DIR) {
+        await saveDecoded(client, cfg, h, 'drDrill-credential-compromise');
+        // Its children are named after its id: the replay runs under the recorded one.
+        fs.writeFileSync(path.join(HISTORY_DIR, 'drDrill-credential-compromise.workflowId'), `${h.workflowId}\n`);
+      }
       const ids = [h.workflowId, `${h.workflowId}-incident`, `${h.workflowId}-incident-rotate-approle-secret-id`];
       return { result, progress: (await h.query('progress')) as DrDrillProgress, workflowId: h.workflowId, histories: await Promise.all(ids.map((id) => historyTexts(client, cfg, id))) };
     });

@@ -16,6 +16,7 @@ import {
   defineQuery,
   defineUpdate,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -249,7 +250,8 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       // Each scenario with a runner of its own (workflows/drills/<scenario>.ts) checks its own steady state.
       if (input.scenario !== 'credential-compromise') await step('checkSteadyState', async () => {
         await summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds });
-        await checkNewestVerifiedBackup(26);
+        // Drills started before this probe existed replay without it.
+        if (patched('drill-steady-state-backup')) await checkNewestVerifiedBackup(26);
       }).catch((err: unknown) => {
         const f = describeFailure(err);
         if (f?.errorType === 'HaDrillRefused') throw ApplicationFailure.create({ type: 'DrillSteadyStateNotHolding', nonRetryable: true, message: `steady state does not hold, nothing injected: ${f.message}` });
