@@ -249,12 +249,14 @@ export const trainingIncidentActivities = (deps: { cfg: Pick<Config, 'alerts'>; 
           if (!first) return { how: 'already closed', detail: `${req.workflowId} had already ended` };
           const p = await h.query<BreachProgress>('progress').catch(() => undefined);
           if (p && !p.training) throw failure('DrillRefused', `incident ${req.workflowId} is not a training incident: the drill never ends a real one`);
+          // Already closed by its responder (it is recording the review): let it finish.
           const closedByUpdate =
-            p?.step === 'awaitIncidentClose' &&
+            !!p?.close ||
+            (p?.step === 'awaitIncidentClose' &&
             (await h.executeUpdate('closeIncident', { args: [{ who: req.by, summary: `training incident closed by the drill's revert: ${req.reason}`, contributingFactors: [], actionItems: [] }] }).then(
               () => true,
               () => false,
-            ));
+            )));
           let how: 'closed' | 'cancelled' | 'terminated' = closedByUpdate ? 'closed' : 'cancelled';
           if (!closedByUpdate) await h.cancel().catch(() => undefined);
           const deadline = Date.now() + 30_000;
