@@ -11,6 +11,7 @@ import { failureOf } from './helpers/inspect';
 import type { AlertRequest } from '../activities/notify/notify';
 import { SCENARIO_IDS, SCENARIOS, isOverdue, renderScenariosMarkdown, type FindingRecord } from '../common/drills';
 import { buildS3Client } from '../infra/clients';
+import { ConfigSchema } from '../infra/config';
 import { SCENARIOS_DOC } from '../infra/drillDocs';
 import { FindingStore } from '../infra/store/findings';
 import type { FindingProgress } from '../workflows/drills/drillFinding';
@@ -36,6 +37,27 @@ describe('DR drill scenarios (common/drills.ts)', () => {
     }
     // Only the scenario whose prerequisites come first runs by default; the others are created paused.
     assert.deepEqual(SCENARIO_IDS.filter((id) => SCENARIOS[id].schedule.enabledByDefault), ['vault-node-failure']);
+  });
+});
+
+describe('drills config: the credential-compromise target', () => {
+  const parse = (drills: unknown) => ConfigSchema.safeParse({ vault: { tokenFile: 'unused' }, codec: { keysFile: 'unused' }, drills });
+  it('defaults to the drill AppRole, accepts credential-class as drillable, and refuses a role vault-dr logs in with or a class the drill cannot prove', () => {
+    const ok = parse({ drillableTargets: ['ha-vault', 'credential-class'] });
+    assert.ok(ok.success);
+    assert.deepEqual([ok.data.drills.credentialClass, ok.data.drills.credentialScope], ['approle-secret-id', 'vaultdr-drill']);
+    for (const [drills, field, msg] of [
+      [{ credentialScope: 'vaultdr-worker' }, 'drills.credentialScope', /must never be drilled/],
+      [{ credentialScope: 'vaultdr-restore-validator' }, 'drills.credentialScope', /must never be drilled/],
+      [{ credentialScope: 'role with spaces' }, 'drills.credentialScope', /AppRole role name/],
+      [{ credentialClass: 'token-lease' }, 'drills.credentialClass', /approle-secret-id/],
+      [{ drillableTargets: ['mail-vps'] }, 'drills.drillableTargets.0', /ha-vault.*credential-class/],
+    ] as const) {
+      const r = parse(drills);
+      assert.ok(!r.success, JSON.stringify(drills));
+      const issue = r.error.issues.find((i) => i.path.join('.') === field);
+      assert.ok(issue && msg.test(issue.message), `${JSON.stringify(drills)}: ${JSON.stringify(r.error.issues)}`);
+    }
   });
 });
 
