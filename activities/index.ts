@@ -10,6 +10,7 @@ import { backupActivities } from './backup/backup';
 import { deliveryCheckActivities } from './notify/deliveryCheck';
 import { findingActivities } from './drills/findings';
 import { drillActivities } from './drills/drill';
+import { drillCredentialActivities, trainingIncidentActivities } from './drills/credential';
 import { connectClient } from '../client/connect';
 import { mailActivities } from './monitoring/mail';
 import { notifyActivities } from './notify/notify';
@@ -61,6 +62,8 @@ export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, in
     ...haSealDrillActivities({ cfg, env: () => vaultHaEnv(cfg), intake }),
     ...unsealRotationActivities({ cfg, s3: clients.s3 }),
     ...sealActivities({ cfg }),
+    // The credential-compromise drill's probes of its drill credential (the rotator token).
+    ...drillCredentialActivities({ cfg }),
   };
 }
 
@@ -83,6 +86,8 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
     ...findingActivities({ s3: clients.s3, bucket: cfg.s3.bucket }),
     // The DR drill's own steps: preconditions (a visibility query), the alert wait, the report and its mail.
     ...drillActivities({ cfg, s3: clients.s3, bucket: cfg.s3.bucket, mail: clients.mail, temporal: () => connectClient(cfg) }),
+    // The credential-compromise drill's training incident: its responders (updates), the declared e-mail, the close.
+    ...trainingIncidentActivities({ cfg, temporal: () => connectClient(cfg) }),
     ...notifyActivities({
       mail: clients.mail,
       s3: clients.s3,

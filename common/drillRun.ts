@@ -20,7 +20,7 @@ export const SCENARIO_TARGET: Record<ScenarioId, string> = {
   'credential-compromise': 'credential-class',
 };
 /** Scenarios drDrill can run today; the others are refused by name (DrillRefused). */
-export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure'];
+export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure', 'credential-compromise'];
 
 export const DrDrillInput = z
   .object({
@@ -37,6 +37,8 @@ export const DrDrillInput = z
     /** A write gap longer than this is a stop condition (the drill aborts and reverts). */
     maxGapSeconds: z.number().int().min(5).max(600).default(60),
     healTimeoutSeconds: z.number().int().min(10).max(1800).default(180),
+    /** credential-compromise: the training incident must be closed within this (a stop condition: the drill aborts and closes it). */
+    incidentTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(60),
   })
   .strict();
 export type DrDrillInput = z.input<typeof DrDrillInput>;
@@ -67,6 +69,12 @@ export interface AlertObservation {
 }
 
 export interface DrillFindingDraft {
+  /**
+   * What kind of finding it is, stable across drills and wordings ("rto-exceeded", "not-detected"...):
+   * a re-test matches a resolved finding by scenario + kind (findingKindOf for findings opened
+   * before kinds existed).
+   */
+  kind: string;
   title: string;
   severity: FindingSeverity;
   runbookSection: string;
@@ -77,6 +85,8 @@ export interface DrillFindingDraft {
 export interface RetestedFinding {
   findingId: string;
   title: string;
+  /** The finding's kind (recorded, or derived from an old finding's title). */
+  kind?: string;
   /** Whether the same kind of finding came back in this drill. */
   passed: boolean;
 }
@@ -109,7 +119,58 @@ export interface DrDrillReport {
   retested: RetestedFinding[];
   /** Runbooks the scenario exercises (the report links them). */
   runbooks: string[];
+  /** credential-compromise: what the training incident rotated and what the drill proved itself. */
+  credential?: CredentialDrillFacts;
   error?: string;
+}
+
+/** The credential-compromise drill's own facts (KV versions and verdicts, never a value). */
+export interface CredentialDrillFacts {
+  credentialClass: string;
+  scope: string;
+  /** Where the credential lives (a KV v2 path). */
+  kvPath: string;
+  /** The KV version the steady state logged in with (the one declared leaked), and the one after the rotation. */
+  versionBefore: number;
+  versionAfter?: number;
+  /** The training breachResponse the drill declared (its workflow id) and its incident id. */
+  incidentWorkflowId: string;
+  incidentId?: string;
+  /** rotateCredential's own verdict, as breachResponse recorded it. */
+  rotation?: { rotated: boolean; newVerified: boolean; oldRefused: boolean; detail: string };
+  /** The rotation child's run: breachResponse entering "rotate" → its rotateCredential recorded, ms. */
+  rotationMs?: number;
+  /** The drill's own probes after the incident: a login with the new version works, with the old is refused. */
+  newWorks?: boolean;
+  oldRefused?: boolean;
+  probeDetail?: string;
+  /** Tenant notices: prepared (one per tenant in the registry), sent, and all marked TRAINING. */
+  tenants?: number;
+  noticesSent?: number;
+  noticesTraining?: boolean;
+  /** Who answered the incident (automated: the drill's responder activity) and how it ended. */
+  responderActions?: string[];
+  closed?: string;
+}
+
+/** Kinds of the findings opened before kinds were recorded, from their (unchanged) titles. */
+const LEGACY_TITLE_KINDS: [RegExp, string][] = [
+  [/: acknowledged writes lost in the failover$/, 'lost-writes'],
+  [/: recovery slower than the RTO target$/, 'rto-exceeded'],
+  [/: the fault was not detected \(/, 'not-detected'],
+  [/: detection slower than its target \(/, 'slow-detection'],
+  [/: \S+ not routed to \S+$/, 'misrouted'],
+];
+
+/** A finding's stable kind: the recorded one, else derived from an old finding's title (undefined when unknown). */
+export function findingKindOf(f: { kind?: string; title: string }): string | undefined {
+  return f.kind ?? LEGACY_TITLE_KINDS.find(([re]) => re.test(f.title))?.[1];
+}
+
+/** Whether a drill's new draft is the same finding as an earlier one of the scenario: same kind, or (kind unknown) the same title. */
+export function sameFinding(draft: Pick<DrillFindingDraft, 'kind' | 'title'>, earlier: { kind?: string; title: string }): boolean {
+  const k = findingKindOf(earlier);
+  return k ? k === draft.kind : earlier.title === draft.title;
 }
 
 export interface DrDrillResult {

@@ -82,14 +82,14 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
     id: 'credential-compromise',
     title: 'One credential class has leaked',
     hypothesis: 'When one credential class is declared leaked, the emergency workflow rotates it, the new credential works and the old one is refused within 30 min.',
-    steadyState: ['the credential works', 'the emergency rotation workflow is deployed'],
-    fault: 'one credential class (drill configuration) is declared compromised in a training-mode breachResponse',
-    stopConditions: ['the class is not marked drillable', 'the facilitator aborts (assisted mode)'],
+    steadyState: ['the drill credential (drills.credentialClass of drills.credentialScope, default the secret-id of AppRole vaultdr-drill) logs in', 'no other drill and no incident is running'],
+    fault: 'the class is declared compromised in a training-mode breachResponse (sev3: Slack and e-mail, never a page); automated mode: the drill answers as its responders, assisted: the facilitator does',
+    stopConditions: ['the class is not marked drillable (credential-class in drills.drillableTargets)', 'the training incident is not closed within incidentTimeoutMinutes', 'the facilitator aborts (assisted mode)'],
     detection: { alert: 'breachResponse declared (training)', channel: 'email', withinSeconds: 60 },
     recovery: 'breachResponse (training mode) with rotateCredential for the class',
     checks: ['the new credential works', 'the old credential is refused', 'notices rendered for every tenant (training)'],
     targets: { rtoSeconds: 1800, rpoSeconds: 0 },
-    prerequisites: ['the emergency-response workflows (docs/runbooks/breach-response.md)'],
+    prerequisites: ['the emergency-response workflows (docs/runbooks/breach-response.md)', 'a drill AppRole whose secret-id is stored at secret/vault-dr/credentials/approle-secret-id/<role> (docs/runbooks/dr-drills.md)', 'an alert inbox the drill can read (alerts.inbox.mailpitUrl)'],
     schedule: { cron: '0 9 26 1,4,7,10 *', enabledByDefault: false },
     runbooks: ['docs/runbooks/breach-response.md'],
   },
@@ -153,6 +153,8 @@ export const FindingInput = z
     drillId: z.string().trim().min(1).max(120).default('manual'),
     scenario: z.enum(SCENARIO_IDS).default('vault-node-failure'),
     title: z.string().trim().min(1).max(200).default('Finding recorded by hand (describe it with the note update)'),
+    /** The finding's stable kind ("rto-exceeded", "old-credential-accepted"): the next drill of the scenario re-tests by it. */
+    kind: z.string().regex(/^[a-z0-9-]{1,60}$/, 'a kind like rto-exceeded').optional(),
     severity: z.enum(FINDING_SEVERITIES).default('medium'),
     owner: who.optional(),
     /** Due date (UTC, end of day); default: 30 days after the finding is opened. */
@@ -195,6 +197,8 @@ export interface FindingRecord {
   workflowId: string;
   drillId: string;
   scenario: ScenarioId;
+  /** Stable kind (absent in findings opened before kinds existed: findingKindOf derives it from the title). */
+  kind?: string;
   title: string;
   severity: FindingSeverity;
   owner?: string;

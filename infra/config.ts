@@ -330,7 +330,19 @@ export const ConfigSchema = z
          * Targets a drDrill may inject faults into: "ha-vault" is the HA OpenBao cluster behind
          * ha.vaultAddress. Empty (the default): no drill touches anything; every drill is refused.
          */
-        drillableTargets: z.array(z.enum(['ha-vault'])).default([]),
+        drillableTargets: z.array(z.enum(['ha-vault', 'credential-class'])).default([]),
+        /**
+         * credential-compromise: the credential class a training incident rotates (target
+         * "credential-class"). approle-secret-id only: the drill proves new-works/old-refused with
+         * its own AppRole logins. The role must be a drill role (never one vault-dr itself logs in
+         * with) whose secret-id is stored at <rotation.kvMount>/<rotation.kvPrefix>/approle-secret-id/<role>.
+         */
+        credentialClass: z.enum(['approle-secret-id']).default('approle-secret-id'),
+        credentialScope: z
+          .string()
+          .regex(/^[\w.-]{1,100}$/, 'expected an AppRole role name like vaultdr-drill')
+          .refine((r) => !['vaultdr-worker', 'vaultdr-restore-validator'].includes(r), 'a role vault-dr itself logs in with must never be drilled: use a drill role like vaultdr-drill')
+          .default('vaultdr-drill'),
         /** Alertmanager's API (GET /api/v2/alerts): did the monitoring notice the fault, when, on which receiver. */
         alertmanagerUrl: httpUrl.default('http://127.0.0.1:9093'),
         /** The drill distribution list: every report is e-mailed here. */

@@ -660,7 +660,33 @@ async function bootstrapBao(): Promise<string[]> {
     done.push('issued worker AppRole secret-id');
   }
   await ensureRotatorToken();
+  if (await ensureDrillCredential()) done.push('issued the drill AppRole secret-id (vaultdr-drill)');
   return done;
+}
+
+/**
+ * The credential-compromise drill's credential (drills.credentialScope's default): AppRole role
+ * vaultdr-drill (default policy only, short tokens) and a secret-id of it in KV at
+ * secret/vault-dr/credentials/approle-secret-id/vaultdr-drill, where rotateCredential delivers the
+ * rotated one. Idempotent: a stored secret-id that still logs in is kept. Returns whether it issued one.
+ */
+export async function ensureDrillCredential(role = 'vaultdr-drill'): Promise<boolean> {
+  const token = rootToken();
+  await bao('POST', `auth/approle/role/${role}`, token, { token_policies: ['default'], token_ttl: '5m', token_max_ttl: '15m', secret_id_ttl: '0' });
+  const roleId = (await bao('GET', `auth/approle/role/${role}/role-id`, token)).json.data.role_id as string;
+  const kv = `secret/data/vault-dr/credentials/approle-secret-id/${role}`;
+  const cur = (await bao('GET', kv, token)).json?.data?.data as { role_id?: string; secret_id?: string } | undefined;
+  if (cur?.role_id && cur.secret_id) {
+    // A refused login (the stored secret-id was destroyed) throws here: issue a new one below.
+    const login = await bao('POST', 'auth/approle/login', undefined, { role_id: cur.role_id, secret_id: cur.secret_id }).catch(() => ({ status: 400, json: {} as any }));
+    if (login.status === 200) {
+      await bao('POST', 'auth/token/revoke-self', login.json.auth.client_token as string).catch(() => undefined);
+      return false;
+    }
+  }
+  const secretId = (await bao('POST', `auth/approle/role/${role}/secret-id`, token, {})).json.data.secret_id as string;
+  await bao('POST', kv, token, { data: { role_id: roleId, secret_id: secretId } });
+  return true;
 }
 
 /**

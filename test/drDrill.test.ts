@@ -96,7 +96,7 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
     cfg = {
       ...withQueue(base, uniqueQueue('drdrill')),
       ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR },
-      drills: { drillableTargets: ['ha-vault'], alertmanagerUrl: `http://127.0.0.1:${amPort}`, distributionList: ['dr-drills@localhost'] },
+      drills: { ...base.drills, drillableTargets: ['ha-vault'], alertmanagerUrl: `http://127.0.0.1:${amPort}`, distributionList: ['dr-drills@localhost'] },
     };
     client = await connectClient(cfg);
   });

@@ -3,6 +3,7 @@
 // that repeat and page, validated updates), plus its records in the real bucket as /metrics reads them.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { Context } from '@temporalio/activity';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { DrDrillReport, DrDrillResult } from '../common/drillRun';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
@@ -10,6 +11,7 @@ import { failureOf } from './helpers/inspect';
 import type { AlertRequest } from '../activities/notify/notify';
 import { SCENARIO_IDS, SCENARIOS, isOverdue, renderScenariosMarkdown, type FindingRecord } from '../common/drills';
 import { buildS3Client } from '../infra/clients';
+import { ConfigSchema } from '../infra/config';
 import { SCENARIOS_DOC } from '../infra/drillDocs';
 import { FindingStore } from '../infra/store/findings';
 import type { FindingProgress } from '../workflows/drills/drillFinding';
@@ -35,6 +37,27 @@ describe('DR drill scenarios (common/drills.ts)', () => {
     }
     // Only the scenario whose prerequisites come first runs by default; the others are created paused.
     assert.deepEqual(SCENARIO_IDS.filter((id) => SCENARIOS[id].schedule.enabledByDefault), ['vault-node-failure']);
+  });
+});
+
+describe('drills config: the credential-compromise target', () => {
+  const parse = (drills: unknown) => ConfigSchema.safeParse({ vault: { tokenFile: 'unused' }, codec: { keysFile: 'unused' }, drills });
+  it('defaults to the drill AppRole, accepts credential-class as drillable, and refuses a role vault-dr logs in with or a class the drill cannot prove', () => {
+    const ok = parse({ drillableTargets: ['ha-vault', 'credential-class'] });
+    assert.ok(ok.success);
+    assert.deepEqual([ok.data.drills.credentialClass, ok.data.drills.credentialScope], ['approle-secret-id', 'vaultdr-drill']);
+    for (const [drills, field, msg] of [
+      [{ credentialScope: 'vaultdr-worker' }, 'drills.credentialScope', /must never be drilled/],
+      [{ credentialScope: 'vaultdr-restore-validator' }, 'drills.credentialScope', /must never be drilled/],
+      [{ credentialScope: 'role with spaces' }, 'drills.credentialScope', /AppRole role name/],
+      [{ credentialClass: 'token-lease' }, 'drills.credentialClass', /approle-secret-id/],
+      [{ drillableTargets: ['mail-vps'] }, 'drills.drillableTargets.0', /ha-vault.*credential-class/],
+    ] as const) {
+      const r = parse(drills);
+      assert.ok(!r.success, JSON.stringify(drills));
+      const issue = r.error.issues.find((i) => i.path.join('.') === field);
+      assert.ok(issue && msg.test(issue.message), `${JSON.stringify(drills)}: ${JSON.stringify(r.error.issues)}`);
+    }
   });
 });
 
@@ -181,8 +204,15 @@ describe('drDrill: assisted mode, abort and revert (time-skipping test server, s
       };
     const stubs = {
       checkDrillPreconditions: rec('checkDrillPreconditions', () => ({ target: 'ha-vault' })),
-      listFindingsToRetest: rec('listFindingsToRetest', () => [{ findingId: 'f-old', title: 'vault-node-failure: the fault was not detected (VaultHaNodeDown)' }]),
+      // f-old: opened before kinds existed (its kind comes from its title); the others match by kind whatever their title says.
+      listFindingsToRetest: rec('listFindingsToRetest', () => [
+        { findingId: 'f-old', title: 'vault-node-failure: the fault was not detected (VaultHaNodeDown)' },
+        { findingId: 'f-kind-recurs', title: 'VaultHaNodeDown never reached Alertmanager (reworded)', kind: 'not-detected' },
+        { findingId: 'f-kind-fixed', title: 'failover too slow (reworded)', kind: 'rto-exceeded' },
+      ]),
       checkClusterHealthy: rec('checkClusterHealthy', () => ({ healthy: true, problems: [], nodes: [] })),
+      // The newest verified backup, 1 h old by the workflow's clock (the test server's is years ahead): the steady state's backup probe holds.
+      selectBackup: rec('selectBackup', () => ({ backupId: 'b-1', createdAt: new Date(Context.current().info.scheduledTimestampMs - 3600_000).toISOString(), raftIndex: 1, objectBytes: 1, canary: { path: 'secret/data/canary', marker: 'c' } })),
       runFailoverRound: rec('runFailoverRound', () => ({ injected: { target: 'vault', node: 'bao-2', fault: 'kill-leader', at: Date.now() }, gapMs: 2500, writesAcked: 40, writesFailed: 3, lost: 0, clientErrors: [] })),
       awaitDrillAlert: rec('awaitDrillAlert', () => (over.alert ? over.alert() : { observed: false, alertname: 'VaultHaNodeDown', receivers: [], source: 'stub', others: [] })),
       healFault: rec('healFault', () => ({ healMs: 1200 })),
@@ -240,11 +270,16 @@ describe('drDrill: assisted mode, abort and revert (time-skipping test server, s
       assert.deepEqual(r.findings, [`${h.workflowId}-finding-1`]);
       assert.equal(r.rtoMs, 2500);
       // revertFault ran without waiting for anyone, before verifyRecovery.
-      assert.deepEqual(calls, ['checkDrillPreconditions', 'listFindingsToRetest', 'checkClusterHealthy', 'runFailoverRound', 'awaitDrillAlert', 'healFault', 'checkClusterHealthy', 'publishDrDrillReport', 'mailDrillReport']);
+      assert.deepEqual(calls, ['checkDrillPreconditions', 'listFindingsToRetest', 'checkClusterHealthy', 'selectBackup', 'runFailoverRound', 'awaitDrillAlert', 'healFault', 'checkClusterHealthy', 'publishDrDrillReport', 'mailDrillReport']);
       const rep = reports[0]!;
       assert.equal(rep.findings[0]!.title, 'vault-node-failure: the fault was not detected (VaultHaNodeDown)');
       assert.equal(rep.findings[0]!.severity, 'high');
-      assert.deepEqual(rep.retested, [{ findingId: 'f-old', title: 'vault-node-failure: the fault was not detected (VaultHaNodeDown)', passed: false }]);
+      assert.equal(rep.findings[0]!.kind, 'not-detected');
+      assert.deepEqual(rep.retested, [
+        { findingId: 'f-old', title: 'vault-node-failure: the fault was not detected (VaultHaNodeDown)', passed: false },
+        { findingId: 'f-kind-recurs', title: 'VaultHaNodeDown never reached Alertmanager (reworded)', kind: 'not-detected', passed: false },
+        { findingId: 'f-kind-fixed', title: 'failover too slow (reworded)', kind: 'rto-exceeded', passed: true },
+      ]);
       assert.equal(rep.timeline.filter((e) => e.kind === 'confirm').length, 5);
       const child = ts.env.client.workflow.getHandle(r.findings[0]!);
       assert.equal(((await child.query('progress')) as FindingProgress).record?.severity, 'high');
@@ -274,6 +309,53 @@ describe('drDrill: assisted mode, abort and revert (time-skipping test server, s
       assert.match(reports.at(-1)!.error!, /^awaitDetection: aborted by Bob/);
       const a = alerts.find((x) => x.dedupKey.startsWith('drDrill/'))!;
       assert.equal(a.severity, 'warning');
+    });
+  });
+
+  it('credential-compromise: an abort during detection still closes the training incident (revertFault), writes an aborted report, and never probes for recovery', async () => {
+    const calls: string[] = [];
+    const reports: DrDrillReport[] = [];
+    const rec =
+      <T>(name: string, v: (req: never) => T | Promise<T>) =>
+      async (req: never) => {
+        calls.push(name);
+        return v(req);
+      };
+    const later = <T>(ms: number, v: T) => new Promise<T>((r) => setTimeout(() => r(v), ms));
+    const closed: { workflowId: string }[] = [];
+    const stubs = {
+      checkDrillPreconditions: rec('checkDrillPreconditions', () => ({ target: 'credential-class' })),
+      listFindingsToRetest: rec('listFindingsToRetest', () => []),
+      checkDrillCredential: rec('checkDrillCredential', () => ({ credentialClass: 'approle-secret-id', scope: 'vaultdr-drill', kvPath: 'secret/data/vault-dr/credentials/approle-secret-id/vaultdr-drill', version: 3, works: true, detail: 'works' })),
+      respondToTrainingIncident: rec('respondToTrainingIncident', () => later(5000, { stage: 'failed', step: 'failed', tenants: 0, noticesSent: 0, noticesTraining: false, actions: [] })),
+      awaitDeclaredMail: rec('awaitDeclaredMail', () => later(5000, { observed: false, alertname: 'breachResponse declared (training)', receivers: [], source: 'stub', others: [] })),
+      verifyDrillCredential: rec('verifyDrillCredential', () => ({ versionAfter: 4, newWorks: true, oldRefused: true, detail: 'stub' })),
+      closeTrainingIncident: rec('closeTrainingIncident', (req: { workflowId: string }) => {
+        closed.push(req);
+        return { how: 'cancelled', detail: 'stub' };
+      }),
+      publishDrDrillReport: rec('publishDrDrillReport', (req: { report: DrDrillReport }) => {
+        reports.push(req.report);
+        return { json: 'j', markdown: 'm', html: 'h' };
+      }),
+      mailDrillReport: rec('mailDrillReport', () => ({ messageId: 'x', to: ['dr-drills@localhost'] })),
+      // The training incident's own activities (its child runs on the same stub worker).
+      recordIncident: async () => ({ key: 'k' }),
+      sendAlert: async () => ({ delivered: ['email'], skipped: [], failed: [] }),
+      saveFinding: async () => ({ key: 'k' }),
+    };
+    await ts.withStubWorker(stubs as never, async (taskQueue) => {
+      const h = await ts.env.client.workflow.start('drDrill', { taskQueue, workflowId: `drdrill-cred-abort-${taskQueue}`, args: [{ scenario: 'credential-compromise' }] });
+      while (!calls.includes('awaitDeclaredMail')) await new Promise((r) => setTimeout(r, 50));
+      await h.executeUpdate('abort', { args: [{ by: 'Bob', reason: 'a real incident was declared' }] });
+      const f = await failureOf(h.result());
+      assert.equal(f.type, 'DrillAborted');
+      assert.deepEqual(closed.map((c) => c.workflowId), [`${h.workflowId}-incident`], 'the training incident is closed by the revert');
+      assert.ok(!calls.includes('verifyDrillCredential'), calls.join(', '));
+      const p = (await h.query('progress')) as DrDrillProgress;
+      assert.ok(p.completed.includes('revertFault') && !p.completed.includes('verifyRecovery'), JSON.stringify(p.completed));
+      assert.equal(reports.at(-1)?.outcome, 'aborted');
+      assert.equal(reports.at(-1)?.credential?.versionBefore, 3);
     });
   });
 

@@ -7,7 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { failure } from '../../common/errors';
 import { SCENARIOS, type FindingRecord, type ScenarioId } from '../../common/drills';
-import { AUTOMATED_SCENARIOS, DRILL_RUN_PREFIX, SCENARIO_TARGET, type AlertObservation, type DrDrillReport } from '../../common/drillRun';
+import { AUTOMATED_SCENARIOS, DRILL_RUN_PREFIX, SCENARIO_TARGET, findingKindOf, type AlertObservation, type DrDrillReport } from '../../common/drillRun';
 import type { Config } from '../../infra/config';
 import type { MailTransport } from '../../infra/clients';
 import { FindingStore } from '../../infra/store/findings';
@@ -16,7 +16,7 @@ import { renderDrillReportHtml, renderDrillReportMarkdown } from '../../infra/dr
 import { keepHeartbeating } from '../heartbeat';
 
 export interface DrillActivityDeps {
-  cfg: Pick<Config, 'drills' | 'smtp'>;
+  cfg: Pick<Config, 'drills' | 'smtp' | 'alerts'>;
   s3: S3Client;
   bucket: string;
   mail: MailTransport;
@@ -56,6 +56,9 @@ export const drillActivities = (deps: DrillActivityDeps) => {
       }
       if (!deps.cfg.drills.drillableTargets.includes(target as never)) {
         throw failure('DrillRefused', `scenario ${req.scenario}: its target ${target} is not marked drillable (drills.drillableTargets: ${deps.cfg.drills.drillableTargets.join(', ') || 'none'}); a drill never touches a target the configuration does not allow`);
+      }
+      if (req.scenario === 'credential-compromise' && !deps.cfg.alerts.inbox.mailpitUrl) {
+        throw failure('DrillRefused', `scenario ${req.scenario}: it observes the incident's declared e-mail in the alert inbox and alerts.inbox.mailpitUrl is not set (docs/runbooks/dr-drills.md)`);
       }
       const client = await deps.temporal();
       try {
@@ -108,8 +111,13 @@ export const drillActivities = (deps: DrillActivityDeps) => {
     },
 
     /** Resolved findings of the scenario that no drill has re-tested yet. */
-    async listFindingsToRetest(req: { scenario: ScenarioId }): Promise<Pick<FindingRecord, 'findingId' | 'title'>[]> {
-      return (await findings.list()).filter((f) => f.scenario === req.scenario && f.status === 'resolved' && !f.retestedInDrill).map((f) => ({ findingId: f.findingId, title: f.title }));
+    async listFindingsToRetest(req: { scenario: ScenarioId }): Promise<Pick<FindingRecord, 'findingId' | 'title' | 'kind'>[]> {
+      return (await findings.list())
+        .filter((f) => f.scenario === req.scenario && f.status === 'resolved' && !f.retestedInDrill)
+        .map((f) => {
+          const kind = findingKindOf(f);
+          return { findingId: f.findingId, title: f.title, ...(kind ? { kind } : {}) };
+        });
     },
 
     /** The report as JSON, Markdown and HTML under drills/runs/<drillId>/, and the re-tested findings marked with this drill. */

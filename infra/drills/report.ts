@@ -13,6 +13,7 @@ function esc(s: string): string {
 
 /** The measured numbers against the scenario's targets. */
 export function measuredRows(r: DrDrillReport): { what: string; measured: string; target: string; verdict: string }[] {
+  if (r.credential) return credentialRows(r, r.credential);
   const rpoOk = r.lostWrites === undefined ? undefined : r.lostWrites === 0 || r.targets.rpoSeconds > 0;
   return [
     { what: 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
@@ -29,6 +30,39 @@ export function measuredRows(r: DrDrillReport): { what: string; measured: string
       verdict: r.alert?.observed ? verdict((r.detectMs ?? Infinity) <= r.targets.detectSeconds * 1000) : r.alert ? '**not detected**' : 'not measured',
     },
     { what: 'revert (node back, cluster fully healthy)', measured: sec(r.revertMs), target: '-', verdict: '-' },
+  ];
+}
+
+const detectRow = (r: DrDrillReport) => ({
+  what: `time to detect (${r.targets.alert} on ${r.targets.channel})`,
+  measured: r.alert?.observed ? sec(r.detectMs) : r.alert ? 'not seen' : 'not measured',
+  target: fmtTarget(r.targets.detectSeconds),
+  verdict: r.alert?.observed ? verdict((r.detectMs ?? Infinity) <= r.targets.detectSeconds * 1000) : r.alert ? '**not detected**' : 'not measured',
+});
+const yesNo = (ok: boolean | undefined, yes: string, no: string) => (ok === undefined ? 'not checked' : ok ? yes : `**${no}**`);
+
+/** credential-compromise: declared → rotation verified against the RTO, the rotation, the drill's own probes, the notices. */
+function credentialRows(r: DrDrillReport, c: NonNullable<DrDrillReport['credential']>): { what: string; measured: string; target: string; verdict: string }[] {
+  return [
+    { what: 'RTO (declared → rotation verified by the incident)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
+    { what: 'RPO (a rotation loses no data)', measured: 'not applicable', target: fmtTarget(r.targets.rpoSeconds), verdict: '-' },
+    detectRow(r),
+    { what: `rotation of ${c.credentialClass} (${c.scope}) (rotateCredential)`, measured: sec(c.rotationMs), target: '-', verdict: c.rotation ? yesNo(c.rotation.rotated && c.rotation.newVerified && c.rotation.oldRefused, 'new verified, old refused', 'incomplete') : '**no rotation**' },
+    { what: `drill probe: new secret-id (KV version ${c.versionAfter ?? '?'}) logs in`, measured: yesNo(c.newWorks, 'works', 'refused'), target: 'works', verdict: yesNo(c.newWorks, 'held', 'failed') },
+    { what: `drill probe: leaked secret-id (KV version ${c.versionBefore}) refused`, measured: yesNo(c.oldRefused, 'refused', 'still accepted'), target: 'refused', verdict: yesNo(c.oldRefused, 'held', 'failed') },
+    { what: 'tenant notices (training)', measured: c.tenants === undefined ? 'not checked' : `${c.noticesSent ?? 0} of ${c.tenants} sent${c.noticesTraining ? ', all marked TRAINING' : ''}`, target: 'one per tenant', verdict: c.tenants === undefined ? 'not checked' : yesNo(c.tenants > 0 && c.noticesSent === c.tenants && c.noticesTraining, 'held', 'failed') },
+    { what: 'revert (training incident over)', measured: sec(r.revertMs), target: '-', verdict: '-' },
+  ];
+}
+
+/** credential-compromise: what the incident did, in words (never a value). */
+function credentialLines(c: NonNullable<DrDrillReport['credential']>): string[] {
+  return [
+    `- **Credential**: ${c.credentialClass} of ${c.scope} at \`${c.kvPath}\` (version ${c.versionBefore} declared leaked${c.versionAfter ? `, version ${c.versionAfter} after the rotation` : ''})`,
+    `- **Training incident**: ${c.incidentWorkflowId}${c.incidentId ? ` (${c.incidentId})` : ''}; ${c.closed ?? 'not closed'}`,
+    ...(c.responderActions?.length ? [`- **Responder actions sent by the drill**: ${c.responderActions.join(', ')}`] : []),
+    ...(c.rotation ? [`- **rotateCredential**: ${c.rotation.detail}`] : []),
+    ...(c.probeDetail ? [`- **Drill probe**: ${c.probeDetail}`] : []),
   ];
 }
 
@@ -92,15 +126,16 @@ export function renderDrillReportMarkdown(r: DrDrillReport, opts: { svgFile?: st
     '|---|---|---|---|',
     ...rows.map((x) => `| ${x.what} | ${x.measured} | ${x.target} | ${x.verdict} |`),
     '',
+    ...(r.credential ? ['## Credential and incident', '', ...credentialLines(r.credential), ''] : []),
     '## What alerted, and when',
     '',
     ...(r.alert
       ? r.alert.observed
         ? [
-            `\`${r.alert.alertname}\` started firing at ${r.alert.startsAt} (${sec(r.detectMs)} after the fault), seen by the drill in Alertmanager at ${r.alert.seenAt}; receivers: ${r.alert.receivers.join(', ') || '(none)'}.`,
+            `\`${r.alert.alertname}\` started firing at ${r.alert.startsAt} (${sec(r.detectMs)} after the fault), seen by the drill ${r.credential ? `in the alert inbox (${r.alert.source})` : 'in Alertmanager'} at ${r.alert.seenAt}; receivers: ${r.alert.receivers.join(', ') || '(none)'}.`,
             ...(r.alert.labels ? ['', `Labels: ${Object.entries(r.alert.labels).map(([k, v]) => `${k}=${v}`).join(', ')}.`] : []),
           ]
-        : [`**No \`${r.alert.alertname}\` alert** reached Alertmanager (${r.alert.source}) within the detection window.`]
+        : [`**No \`${r.alert.alertname}\` alert** reached ${r.credential ? 'the alert inbox' : 'Alertmanager'} (${r.alert.source}) within the detection window.`]
       : ['Detection was not measured (the drill ended before that step).']),
     ...(r.alert?.others.length ? ['', `Other alerts firing during the drill: ${r.alert.others.join(', ')}.`] : []),
     '',
@@ -140,12 +175,12 @@ ${r.fault ? `<br><strong>Fault</strong>: ${esc(r.fault.kind)} of ${esc(r.fault.n
 <table><tr><th>what</th><th>measured</th><th>target</th><th>verdict</th></tr>
 ${rows.map((x) => `<tr><td>${esc(x.what)}</td><td>${esc(x.measured)}</td><td>${esc(x.target)}</td><td>${bold(x.verdict)}</td></tr>`).join('\n')}
 </table>
-<h2>What alerted, and when</h2>
+${r.credential ? `<h2>Credential and incident</h2>\n<ul>${credentialLines(r.credential).map((l) => `<li>${bold(l.replace(/^- /, '').replace(/`/g, ''))}</li>`).join('\n')}</ul>\n` : ''}<h2>What alerted, and when</h2>
 <p>${
     r.alert
       ? r.alert.observed
         ? `<code>${esc(r.alert.alertname)}</code> started firing at ${esc(r.alert.startsAt ?? '?')} (${esc(sec(r.detectMs))} after the fault); receivers: ${esc(r.alert.receivers.join(', ') || '(none)')}.`
-        : `<strong>No <code>${esc(r.alert.alertname)}</code> alert</strong> reached Alertmanager within the detection window.`
+        : `<strong>No <code>${esc(r.alert.alertname)}</code> alert</strong> reached ${r.credential ? 'the alert inbox' : 'Alertmanager'} within the detection window.`
       : 'Detection was not measured.'
   }${r.alert?.others.length ? ` Other alerts firing: ${esc(r.alert.others.join(', '))}.` : ''}</p>
 <h2>Timeline</h2>

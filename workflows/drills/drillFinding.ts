@@ -57,6 +57,7 @@ export async function drillFinding(rawInput?: FindingInput): Promise<FindingReco
       workflowId: info.workflowId,
       drillId: input.drillId,
       scenario: input.scenario,
+      ...(input.kind ? { kind: input.kind } : {}),
       title: input.title,
       severity: input.severity,
       ...(input.owner ? { owner: input.owner } : {}),
