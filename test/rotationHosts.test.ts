@@ -26,7 +26,7 @@ import { parseEnv, updateEnv } from '../infra/mailhost/files';
 import { awaitRelayedMessage } from '../activities/migration/mailChecks';
 import { leaseHosts, prepareMigration, type MigrationFixture } from '../stack/migrationFixture';
 import { ensureRotatorToken } from '../stack/stack';
-import { bao, historyTexts } from './helpers/inspect';
+import { activityPhases, bao, historyTexts } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -189,6 +189,7 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
     });
     timings[`smtp-relay ${result.rotated ? 'rotated' : result.oldLeftInPlace ? 'old left in place' : 'old still accepted'}`] = phases.applyAndVerify!;
     timings['smtp-relay plan→waiting'] = phases.plan!;
+    console.log(`      phases (ms): ${JSON.stringify(await activityPhases(client, workflowId))}`);
     return { result, workflowId };
   };
 
