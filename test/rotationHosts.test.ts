@@ -26,7 +26,8 @@ import { parseEnv, updateEnv } from '../infra/mailhost/files';
 import { awaitRelayedMessage } from '../activities/migration/mailChecks';
 import { leaseHosts, prepareMigration, type MigrationFixture } from '../stack/migrationFixture';
 import { ensureRotatorToken } from '../stack/stack';
-import { activityPhases, bao, historyTexts } from './helpers/inspect';
+import { activityPhases, bao, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
+import { saveDecoded } from './saveHistories';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -160,7 +161,7 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
    * One relay rotation: the host relays with `old`; once the workflow waits, `provider` runs (the
    * relay's logins change), `store` writes the responder's value to Vault and returns the update.
    */
-  const rotateRelay = async (old: RelayCredentials, provider: () => Promise<void>, store: (h: WorkflowHandle) => Promise<Record<string, unknown>>) => {
+  const rotateRelay = async (old: RelayCredentials, provider: () => Promise<void>, store: (h: WorkflowHandle) => Promise<Record<string, unknown> | undefined>, fixture?: string) => {
     await setRelayLogins([old]);
     await bao('POST', `${folder}/smtp-relay/${old.username}`, { data: { host: fx.hosts.relay.smtpHost, port: String(fx.hosts.relay.smtpPort), username: old.username, password: old.password } });
     hostRelaysWith(old);
@@ -180,11 +181,13 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
       assert.match(p.waitingFor ?? '', /relay-stored .*--path secret\/data\/vault-dr\/credentials\/smtp-relay\//);
       phases.plan = Date.now() - t;
       await provider();
-      const update = await store(h);
       t = Date.now();
-      await h.executeUpdate('relayPasswordStored', { args: [update as never] });
+      const update = await store(h);
+      if (update) await h.executeUpdate('relayPasswordStored', { args: [update as never] });
       const r = (await h.result()) as RotateResult;
       phases.applyAndVerify = Date.now() - t;
+      // The replay fixture of this path (test/histories): VAULTDR_SAVE_HISTORY=1 when the workflow changes on purpose.
+      if (fixture && process.env.VAULTDR_SAVE_HISTORY) await saveDecoded(client, cfg, h, fixture);
       return r;
     });
     timings[`smtp-relay ${result.rotated ? 'rotated' : result.oldLeftInPlace ? 'old left in place' : 'old still accepted'}`] = phases.applyAndVerify!;
@@ -200,10 +203,15 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
       old,
       // The provider issues a new password for the account and revokes the old one.
       () => setRelayLogins([nu]),
-      async () => {
+      async (h) => {
         await bao('POST', `${folder}/smtp-relay/${old.username}`, { data: { username: nu.username, password: nu.password } });
-        return { who: 'Dana', kvPath: `${folder}/smtp-relay/${old.username}`, oldRevoked: true };
+        // The responder's own command: the path, never the password.
+        const cli = await vaultdrAsync(['rotate', 'relay-stored', h.workflowId, '--who', 'Dana', '--path', `${folder}/smtp-relay/${old.username}`, '--old-revoked']);
+        assert.equal(cli.code, 0, cli.stderr);
+        assert.match(cli.stdout, /accepted/);
+        return undefined;
       },
+      'rotateCredential-smtp-relay',
     );
     assert.deepEqual({ ...result, detail: '' }, { credentialClass: 'smtp-relay', rotated: true, newVerified: true, oldRefused: true, oldLeftInPlace: false, detail: '' }, result.detail);
     assert.match(result.detail, /Dana stored the new relay login/);
@@ -255,6 +263,7 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
   it('smtp-relay: a new login the relay never takes is undone on the host; the old one is left in place and the result says so', async () => {
     const old = newLogin('relay-undo');
     const wrong = { username: old.username, password: `never-issued-${crypto.randomBytes(12).toString('base64url')}` };
+    const mailBefore = new Set((await mailpitMessages()).map((m) => m.ID));
     const { result, workflowId } = await rotateRelay(
       old,
       async () => undefined, // the provider never activated the new password
@@ -269,6 +278,18 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
     assert.equal(hostEnv().RELAYPASSWORD, old.password, 'the host was not put back on the old relay login');
     assert.equal((await kv(`smtp-relay/${old.username}`))!.password, old.password, 'KV does not hold the old (working) login again');
     assert.equal(await relayLogin(old.username, old.password), 'ok');
-    await assertNotInHistory(workflowId, { 'old relay password': old.password, 'never-issued password': wrong.password });
+    await assertNotInHistory(workflowId, { 'old relay password': old.password, 'never-issued password': wrong.password, ...Object.fromEntries(stackSecrets().map((x) => [x.name, x.value])) });
+    // The stopped class alerts (critical): the e-mail says what was left in place and holds no password.
+    let mail: string | undefined;
+    for (let i = 0; i < 30 && !mail; i++) {
+      for (const m of (await mailpitMessages()).filter((x) => !mailBefore.has(x.ID))) {
+        const text = await mailpitText(m.ID);
+        if (text.includes(workflowId)) mail = `${m.Subject}\n${text}`;
+      }
+      if (!mail) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(mail, 'no alert e-mail for the stopped relay rotation');
+    assert.match(mail, /left in place/);
+    for (const v of [old.password, wrong.password, ...stackSecrets().map((x) => x.value)]) assert.ok(!mail.includes(v), 'the alert e-mail holds a password or a stack secret');
   });
 });
