@@ -28,6 +28,7 @@ import { leaseHosts, prepareMigration, type MigrationFixture } from '../stack/mi
 import { ensureRotatorToken } from '../stack/stack';
 import { activityPhases, bao, historyTexts, mailpitMessages, mailpitText, stackSecrets, vaultdrAsync } from './helpers/inspect';
 import { saveDecoded } from './saveHistories';
+import { rotationActivities } from '../activities/emergency/rotation';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 
@@ -226,9 +227,20 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
     assert.equal(await relayLogin(old.username, old.password), 535, 'the relay does not refuse the old login with 535');
     assert.equal(await relayLogin(nu.username, nu.password), 'ok');
     await assertNotInHistory(workflowId, { 'old relay password': old.password, 'new relay password': nu.password });
+    // A retried (or resumed after a SIGKILL) apply step re-uses the rotation's own copy: no second KV version.
+    const meta = async () => (await bao('GET', `secret/metadata/vault-dr/credentials/smtp-relay/${old.username}`)).json.data.current_version as number;
+    const before = await meta();
+    const kvPath = `${folder}/smtp-relay/${old.username}`;
+    const again = await rotationActivities({ cfg }).applyRelayCredential({
+      plan: { credentialClass: 'smtp-relay', scope: old.username, rotationId: `${workflowId}/smtp-relay/${old.username}`, kvPath, mode: 'person', hook: { name: 'mail adapter', wired: true }, relay: { oldVersion: before - 2, intakeFolder: `${folder}/` } },
+      source: { kvPath },
+    });
+    assert.equal(again.reused, true, again.detail);
+    assert.equal(await meta(), before, 'a retried apply wrote another KV version');
+    assert.equal(hostEnv().RELAYPASSWORD, nu.password);
   });
 
-  it('smtp-relay: a malformed or premature relayPasswordStored is rejected; the old login still working at the provider is said in the result', async () => {
+  it('smtp-relay: a malformed relayPasswordStored (a pasted password, a path outside the folder, no who) is rejected; the old login still working at the provider is said in the result', async () => {
     const old = newLogin('relay-keep');
     const nu = newLogin('relay-second');
     const incoming = `${folder}/smtp-relay-incoming/${rand()}`;

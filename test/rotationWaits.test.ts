@@ -100,12 +100,13 @@ describe('rotateCredential waits for a person (time-skipping test server)', func
     relay: { oldVersion: 1, intakeFolder: 'secret/data/vault-dr/credentials/' },
     personTask: 'get a new relay login … then name the path: vaultdr rotate relay-stored <workflowId> --who NAME --path secret/data/vault-dr/credentials/smtp-relay/relay@example.org',
   };
-  const relayStubs = (alerts: AlertRequest[], calls: string[], applyOutcomes: boolean[]) =>
+  const relayStubs = (alerts: AlertRequest[], calls: string[], applyOutcomes: boolean[], gate?: Promise<void>) =>
     ({
       planRotation: async () => relayPlan,
       issueNewCredential: async () => assert.fail('issueNewCredential must not run for a provider-issued relay login'),
       applyRelayCredential: async (req: { source: { kvPath: string; version?: number } }) => {
         calls.push(`apply ${req.source.kvPath}@${req.source.version ?? 'latest'}`);
+        if (gate && calls.length === 1) await gate;
         const ok = applyOutcomes.shift() ?? true;
         return { ok, kvVersion: 3, detail: ok ? 'written to Postfix and reloaded' : `nothing is stored at ${req.source.kvPath}` };
       },
@@ -135,10 +136,12 @@ describe('rotateCredential waits for a person (time-skipping test server)', func
   };
   const startRelay = (tq: string) => ts.env.client.workflow.start('rotateCredential', { taskQueue: tq, workflowId: `rot-relay-${++n}-${Date.now()}`, args: [{ credentialClass: 'smtp-relay', scope: 'relay@example.org', confirmTimeoutMinutes: 600 }] });
 
-  it('smtp-relay: rejects a pasted password or a path outside the rotation folder, reminds, waits again when nothing usable is stored, then applies and verifies', async () => {
+  it('smtp-relay: rejects a pasted password, a path outside the rotation folder or a premature store, reminds, waits again when nothing usable is stored, then applies and verifies', async () => {
     const alerts: AlertRequest[] = [];
     const calls: string[] = [];
-    await ts.withStubWorker(relayStubs(alerts, calls, [false, true]), async (tq) => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    await ts.withStubWorker(relayStubs(alerts, calls, [false, true], gate), async (tq) => {
       const h = await startRelay(tq);
       const p = await waitFor(h, 'awaitRelayPasswordStored');
       assert.match(p.waitingFor ?? '', new RegExp(`relay-stored ${h.workflowId} --who NAME --path secret/data/vault-dr/credentials/smtp-relay/`));
@@ -151,6 +154,10 @@ describe('rotateCredential waits for a person (time-skipping test server)', func
       await reject({ who: 'Dana', kvPath: path, oldRevoked: 'yes' }, /field "oldRevoked"/);
       assert.equal((await h.query<{ step: string }>('progress')).step, 'awaitRelayPasswordStored', 'a rejected update changed the run');
       await h.executeUpdate('relayPasswordStored', { args: [{ who: 'Dana', kvPath: path, oldRevoked: false }] });
+      // Premature: while the stored login is being applied, another store is refused.
+      await waitFor(h, 'applyRelayCredential');
+      await reject({ who: 'Dana', kvPath: path, oldRevoked: true }, /is not waiting for a stored relay login \(step: applyRelayCredential\)/);
+      open();
       // Nothing usable there: the run waits again, saying why.
       const again = await waitApplied(h, 1);
       assert.match(again.log.join('; '), /nothing is stored at/);
