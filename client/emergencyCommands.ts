@@ -1,6 +1,7 @@
 // CLI for emergency rotation and the unseal-key ceremonies:
 //   vaultdr rotate <class> [--scope S]           start rotateCredential (waits; exit 1 unless rotated)
 //   vaultdr rotate confirm <wf> --who N          a person confirms a third-party/hook rotation (update)
+//   vaultdr rotate relay-stored <wf> --who N --path P   the relay provider's new login is stored at P (update)
 //   vaultdr seal-drill [--shares N --threshold T | --target ha] start sealUnsealDrill (prints the id; custodians submit shares)
 //   vaultdr keys rotate [--threshold T]          start rotateUnsealKeys (prints the id)
 //   vaultdr keys rotate-submit SHARE --token-file F      a custodian's CURRENT share, straight to OpenBao
@@ -12,7 +13,7 @@ import { readSecretFile } from '../infra/config';
 import { stagingApi } from '../infra/vault/stagingVault';
 import { decryptShare, readText } from '../infra/unsealKeys';
 import { readAnyShareFile } from '../infra/crypto/escrow';
-import { confirmRotated } from '../workflows/emergency/rotateCredential';
+import { confirmRotated, relayPasswordStored } from '../workflows/emergency/rotateCredential';
 import type { CliContext } from './backupCommands';
 import { connectClient } from './connect';
 import { startWorkflow } from './workflows';
@@ -60,6 +61,30 @@ export function registerEmergencyCommands(program: Command, ctx: CliContext): vo
           .executeUpdate(confirmRotated, { args: [{ who: opts.who, newValueStored: true, oldRevoked: opts.oldRevoked, ...(opts.note ? { note: opts.note } : {}) }] })
           .catch((err: Error) => ctx.fail(`not accepted: ${(err.cause as Error | undefined)?.message ?? err.message}`));
         ctx.out(ctx.json(cmd), { workflowId, accepted: true }, () => `${workflowId}: confirmed — the rotation verifies the new credential now`);
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  rotate
+    .command('relay-stored')
+    .argument('<workflowId>', 'the smtp-relay rotation waiting for the new relay login')
+    .requiredOption('--who <name>', 'who stored it')
+    .requiredOption('--path <kvPath>', 'the KV v2 path holding username/password (progress.waitingFor names one)')
+    .option('--kv-version <n>', 'the KV version holding it (default: the latest)')
+    .option('--old-revoked', 'the old login was revoked at the relay provider', false)
+    .option('--note <text>', 'anything the record should say')
+    .description('say where in Vault you stored the relay login the provider issued (the path only, never the password); vault-dr writes it to the mail host and proves it')
+    .action(async (workflowId: string, opts: { who: string; path: string; kvVersion?: string; oldRevoked: boolean; note?: string }, cmd: Command) => {
+      const version = opts.kvVersion === undefined ? undefined : Number(opts.kvVersion);
+      if (version !== undefined && !(Number.isInteger(version) && version >= 1)) ctx.fail('--kv-version: expected a whole number ≥ 1', 2);
+      const client = await connectClient(ctx.cfgOf(cmd));
+      try {
+        await client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(relayPasswordStored, { args: [{ who: opts.who, kvPath: opts.path, oldRevoked: opts.oldRevoked, ...(version ? { version } : {}), ...(opts.note ? { note: opts.note } : {}) }] })
+          .catch((err: Error) => ctx.fail(`not accepted: ${(err.cause as Error | undefined)?.message ?? err.message}`));
+        ctx.out(ctx.json(cmd), { workflowId, accepted: true }, () => `${workflowId}: accepted — vault-dr writes the relay login to the mail host and verifies it now`);
       } finally {
         await client.connection.close();
       }

@@ -71,6 +71,31 @@ export const RotationConfirmation = z
   .strict();
 export type RotationConfirmation = z.output<typeof RotationConfirmation>;
 
+/**
+ * smtp-relay with rotation.host: a responder says where in Vault they stored the relay login the
+ * provider issued (`username`, `password`, optionally `host`, `port`). A path and a version, never
+ * the value: an extra field (a pasted password) is rejected by the validator and never recorded.
+ */
+export const RelayPasswordStored = z
+  .object({
+    who: z.string().trim().min(1, 'say who stored it').max(200),
+    /** The KV v2 API path (mount/data/...) holding it, under the rotation folder (progress.waitingFor names one). */
+    kvPath: z
+      .string()
+      .trim()
+      .min(1)
+      .max(300)
+      .regex(/^[\w.-]+\/data\/[\w.@+-]+(\/[\w.@+-]+)*$/, 'expected a KV v2 path like secret/data/vault-dr/credentials/smtp-relay/<account>')
+      .refine((p) => !p.split('/').includes('..'), 'no ".." in the path'),
+    /** The KV version holding it (default: the latest). */
+    version: z.number().int().min(1).max(1_000_000).optional(),
+    /** The old login was revoked at the relay provider (vault-dr checks it either way). */
+    oldRevoked: z.boolean(),
+    note: z.string().trim().max(1000).optional(),
+  })
+  .strict();
+export type RelayPasswordStored = z.output<typeof RelayPasswordStored>;
+
 /** The idempotency key of one class's rotation: the workflow id and the class (a retry or a resumed run reuses it). */
 export function rotationIdOf(workflowId: string, credentialClass: string, scope: string): string {
   return `${workflowId}/${credentialClass}/${scope}`.slice(0, 400);

@@ -216,6 +216,13 @@ export const ConfigSchema = z
         /** PostgreSQL: a file holding a superuser connection URL (postgres://user:pw@host:port/db); the role's logins are tested at the same host. */
         postgresSuperuserUrlFile: z.string().optional(),
         /**
+         * Every PostgreSQL server of an HA cluster (host:port of each Patroni member, reached directly),
+         * when the superuser URL goes through HAProxy's read-write port: a rotated role's new password
+         * must work and the old be refused on each (replicas included, read-only), and the role's
+         * sessions are ended on each. Empty: only the superuser URL's host is checked.
+         */
+        postgresNodes: z.array(hostPort).max(16).default([]),
+        /**
          * The VPS (migration.hosts.new or .old) whose mail host and authorized_keys the smtp-relay,
          * mailbox-password and ssh-key classes act on, over SSH with migration.sshKeyFile and the
          * migration's mail adapter (migration.mailHost). Unset: a person applies those and confirms.
@@ -273,6 +280,10 @@ export const ConfigSchema = z
             dkimOwner: z.string().default('opendkim'),
             applyCommand: z.string().default('/opt/mailu-local/apply start'),
             passwordCommand: z.string().default('/opt/mailu-local/passwd'),
+            /** postfix adapter: applies changed relay settings only (re-render Postfix, reload it). */
+            relayApplyCommand: z.string().default('/opt/mailu-local/apply relay'),
+            /** Prints Postfix's recent log (delivery status of a relay probe); default by adapter: the log file (postfix), `docker compose logs smtp` (mailu). */
+            mailLogCommand: z.string().optional(),
             /** The mailboxes (Maildir tree) copyMailboxes moves; default: /var/mail (postfix), <root>/mail (mailu). */
             mailDir: z.string().regex(/^\/[\w./-]+$/, 'expected an absolute path').optional(),
             /** Owner of the copied mail on the new host (Dovecot's mail user; MailU's dovecot container: 8:12). */

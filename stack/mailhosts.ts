@@ -461,6 +461,18 @@ export function relayCredentials(): RelayCredentials {
   return JSON.parse(fs.readFileSync(path.join(relayDir(), 'credentials.json'), 'utf8')) as RelayCredentials;
 }
 
+/**
+ * Plays the relay provider issuing and revoking logins: the relay Mailpit accepts the harness's own
+ * login plus `extra` (one password per user), and is restarted to read them (Mailpit reads its
+ * auth file at start). `setRelayLogins([])` puts the relay back as `up` leaves it. Hold the lease.
+ */
+export async function setRelayLogins(extra: RelayCredentials[]): Promise<void> {
+  const c = relayCredentials();
+  writeFile(path.join(relayDir(), 'smtp-auth'), [c, ...extra].map((l) => `${l.username}:${l.password}\n`).join(''), 0o600);
+  await stopServer(relayServer);
+  await startServer(relayServer);
+}
+
 interface RootServer {
   name: string;
   dir: () => string;

@@ -2,15 +2,16 @@
 // the migration reconfigures (infra/mailhost: MailU's files and commands, or Debian's daemons from
 // them) and authorized_keys on the VPS, reached over SSH (ssh2) with the restore role's own key
 // (rotation.sshKeyFile) and the pinned host key of migration.hosts[rotation.host]. Wired only when
-// rotation.host is set; then mailbox-password and ssh-key rotate automatically (smtp-relay stays a
-// person's task: the relay provider holds that password). Values arrive as arguments from the
+// rotation.host is set; then mailbox-password and ssh-key rotate automatically, and smtp-relay is
+// written to the host's Postfix relay settings once a responder has stored the password the relay
+// provider issued in Vault (the provider holds that password). Values arrive as arguments from the
 // rotation activities and travel to the host on stdin only; nothing here returns or logs one.
 import nodemailer from 'nodemailer';
 import * as fs from 'node:fs';
 import { ErrorType, failure as fail } from '../../common/errors';
 import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
-import { mailHostAdapter } from '../../infra/mailhost';
+import { mailHostAdapter, type RelayDelivery, type RelaySettings } from '../../infra/mailhost';
 import { sq } from '../../infra/mailhost/files';
 import { fingerprintOfKeyLine, keyAccepted, withSsh, type SshSession, type SshTarget } from '../../infra/ssh/client';
 import { hostPort } from '../migration/mailChecks';
@@ -33,6 +34,40 @@ export interface HostCredentials {
   sshLogin(user: string, privateKey: string): Promise<LoginProbe>;
   /** Whether the host would take `keyLine` for `user` (no private half needed: infra/ssh keyAccepted). */
   sshKeyAccepted(user: string, keyLine: string): Promise<boolean>;
+  /** The relay settings in force on the host (password only as set/unset) and its mail domain. */
+  readRelay(): Promise<{ host?: string; user?: string; passwordSet: boolean; domain?: string }>;
+  /** Writes RELAYHOST/RELAYUSER/RELAYPASSWORD (mailu.env) and makes Postfix use them (reload). Returns the command run. */
+  writeRelay(relay: RelaySettings): Promise<string>;
+  /**
+   * Hands a probe message to the host's Postfix and waits (≤ timeoutMs) for its first delivery
+   * attempt through the relay, read from Postfix's log: sent (the relay said 250) or deferred/bounced.
+   */
+  relayProbe(m: { to: string; subject: string; messageId: string; timeoutMs: number; onWait?: () => void }): Promise<RelayDelivery & { from: string }>;
+}
+
+/** SMTP AUTH straight at the relay (no mail sent): 'ok', or 'refused' with the relay's code (535). Anything else throws (retryable). */
+export async function relayLogin(o: { host: string; port: number; user: string; password: string; caFile?: string }): Promise<{ result: LoginProbe; code?: number }> {
+  const t = nodemailer.createTransport({
+    host: o.host,
+    port: o.port,
+    secure: o.port === 465,
+    // Never a relay password over a plain connection: STARTTLS or implicit TLS.
+    requireTLS: o.port !== 465,
+    auth: { user: o.user, pass: o.password },
+    tls: { ...(o.caFile ? { ca: fs.readFileSync(o.caFile) } : {}) },
+    connectionTimeout: 10_000,
+    logger: false,
+  });
+  try {
+    await t.verify();
+    return { result: 'ok' };
+  } catch (err) {
+    const e = err as Error & { code?: string; responseCode?: number };
+    if (e.code === 'EAUTH' || e.responseCode === 535) return { result: 'refused', code: e.responseCode };
+    throw fail(ErrorType.HostUnreachable, `SMTP AUTH at the relay ${o.host}:${o.port}: ${e.code ?? ''} ${String(e.message).slice(0, 200)}`, false);
+  } finally {
+    t.close();
+  }
 }
 
 /** The hook when rotation.host is set, else undefined (the classes fall back to a person). */
@@ -129,6 +164,35 @@ export function hostCredentials(cfg: Config): HostCredentials | undefined {
 
     async sshKeyAccepted(user, keyLine) {
       return keyAccepted(target(user), keyLine);
+    },
+
+    async readRelay() {
+      return admin((s) => adapter.readRelay(s));
+    },
+
+    async writeRelay(relay) {
+      return admin(async (s) => {
+        await adapter.writeRelay(s, relay);
+        const applied = await adapter.applyRelay(s);
+        const now = await adapter.readRelay(s);
+        if (now.host !== `[${relay.host}]:${relay.port}` || now.user !== relay.user || !now.passwordSet) throw fail(ErrorType.HostCommandFailed, `${adapter.envFile()} on ${t0.address} does not hold the relay settings after writing them`);
+        return applied;
+      });
+    },
+
+    async relayProbe(m) {
+      return admin(async (s) => {
+        const domain = (await adapter.readRelay(s)).domain ?? 'localhost';
+        const from = `vault-dr-probe@${domain}`;
+        await adapter.sendThroughRelay(s, { from, to: m.to, subject: m.subject, messageId: m.messageId });
+        const deadline = Date.now() + m.timeoutMs;
+        for (;;) {
+          const d = await adapter.relayDelivery(s, m.messageId);
+          if (d.state !== 'pending' || Date.now() > deadline) return { ...d, from };
+          m.onWait?.();
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      });
     },
   };
 }

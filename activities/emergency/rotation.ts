@@ -17,10 +17,11 @@ import { readSecretFile } from '../../infra/config';
 import { keyIdOfPrivate, generateKeyPair, loadPrivateKeyFile, unwrapDataKey, type WrappedKey } from '../../infra/crypto/keys';
 import { stagingApi } from '../../infra/vault/stagingVault';
 import { parsePgUrl, roleExists, setPassword, terminateSessions, tryLogin, type PgTarget } from '../../infra/postgres/roles';
+import { awaitRelayedMessage, hostPort } from '../migration/mailChecks';
 import { withHeartbeats } from '../heartbeat';
 import { fingerprintOfKeyLine } from '../../infra/ssh/client';
 import { utils as sshUtils } from 'ssh2';
-import { hostCredentials, type HostCredentials } from './hostCredentials';
+import { hostCredentials, relayLogin, type HostCredentials } from './hostCredentials';
 
 export interface RotationPlan {
   credentialClass: CredentialClass;
@@ -35,6 +36,12 @@ export interface RotationPlan {
   personTask?: string;
   /** The host-side reconfiguration hook for this class, and whether this deployment has it wired (rotation.host). */
   hook?: { name: string; wired: boolean; instead?: string };
+  /**
+   * smtp-relay with rotation.host: the relay provider issues the credential, a responder stores it in
+   * Vault (under intakeFolder) and names the path (relayPasswordStored); vault-dr writes it to the
+   * mail host. oldVersion: the KV version of the credential in force when the rotation began.
+   */
+  relay?: { oldVersion: number; intakeFolder: string };
 }
 
 export interface StepOutcome {
@@ -49,7 +56,7 @@ const slug = (scope: string) => scope.replace(/[^\w.@+-]/g, '_');
 const randomSecret = () => crypto.randomBytes(24).toString('base64url');
 
 /** The activities that heartbeat (the workflow calls them with a heartbeat timeout). */
-export const ROTATION_HEARTBEATS = ['planRotation', 'issueNewCredential', 'verifyNewCredential', 'discardNewCredential', 'revokeOldCredentials', 'verifyOldRefused', 'issueRecipientKey', 'unwrapRecipientProbe'] as const;
+export const ROTATION_HEARTBEATS = ['planRotation', 'issueNewCredential', 'applyRelayCredential', 'verifyNewCredential', 'discardNewCredential', 'revokeOldCredentials', 'verifyOldRefused', 'issueRecipientKey', 'unwrapRecipientProbe'] as const;
 
 export const rotationActivities = (deps: { cfg: Config }) => {
   const { cfg } = deps;
@@ -98,7 +105,9 @@ export const rotationActivities = (deps: { cfg: Config }) => {
   const newAndOld = async (plan: RotationPlan): Promise<{ nu?: Value; old?: Value; version: number }> => {
     const cur = await readKv(plan.kvPath!);
     if (cur.value?.rotation_id !== plan.rotationId) return { version: cur.version };
-    const prev = cur.version > 1 ? await readKv(plan.kvPath!, cur.version - 1) : { value: undefined };
+    // smtp-relay: the responder's own write may sit between the old credential and this rotation's copy.
+    const prevVersion = plan.relay ? plan.relay.oldVersion : cur.version - 1;
+    const prev = prevVersion >= 1 ? await readKv(plan.kvPath!, prevVersion) : { value: undefined };
     return { nu: cur.value, old: prev.value?.rotation_id === plan.rotationId ? undefined : prev.value, version: cur.version };
   };
 
@@ -143,6 +152,47 @@ export const rotationActivities = (deps: { cfg: Config }) => {
       throw fail(ErrorType.VaultUnreachable, `PostgreSQL ${what}: ${(err as Error).message.slice(0, 300)}`, false);
     }
   };
+
+  /**
+   * Each member of an HA cluster (rotation.postgresNodes), reached directly with the superuser URL's
+   * credentials: replicas serve logins from their replayed copy of pg_authid, so a rotation is only
+   * in force once every member has it.
+   */
+  const pgNodes = (): PgTarget[] => {
+    const t = pgTarget();
+    return cfg.rotation.postgresNodes.map((n) => ({ ...t, ...hostPort(n) }));
+  };
+  /** A login at one member: ok/refused, or unreachable (a member down; it replays the change when it returns). */
+  const nodeLogin = async (t: PgTarget, role: string, password: string): Promise<'ok' | 'refused' | 'unreachable'> => tryLogin(t, role, password).catch(() => 'unreachable' as const);
+  /** Logs in at every member until each gives `want` (replication lag) or waitMs passes; one line per member. */
+  const checkNodes = async (role: string, password: string, want: 'ok' | 'refused', waitMs: number): Promise<{ ok: boolean; lines: string[] }> => {
+    const lines: string[] = [];
+    let ok = true;
+    for (const n of pgNodes()) {
+      const deadline = Date.now() + waitMs;
+      let r = await nodeLogin(n, role, password);
+      while (r !== want && r !== 'unreachable' && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 250));
+        r = await nodeLogin(n, role, password);
+      }
+      if (r === 'unreachable') lines.push(`${n.host}:${n.port} unreachable (not checked; it replays the change when it returns)`);
+      else {
+        lines.push(`${n.host}:${n.port} ${r === 'ok' ? 'accepts' : 'refuses'}`);
+        if (r !== want) ok = false;
+      }
+    }
+    return { ok, lines };
+  };
+
+  // ---- the SMTP relay (smtp-relay with rotation.host) ----
+  /** Where the relay is: the stored credential's host/port, the old one's, or the host's RELAYHOST ([host]:port). */
+  const relayEndpoint = async (host: HostCredentials, ...values: (Value | undefined)[]): Promise<{ host: string; port: number }> => {
+    for (const v of values) if (v?.host && v.port && /^\d{1,5}$/.test(v.port)) return { host: v.host, port: Number(v.port) };
+    const m = /^\[?([^\]]+)\]?(?::(\d+))?$/.exec((await host.readRelay()).host ?? '');
+    if (!m) throw fail('RotationNotPossible', `the relay is not known: no host/port in the stored credential and no RELAYHOST on ${host.label}`);
+    return { host: m[1]!, port: Number(m[2] ?? 25) };
+  };
+  const relayLoginAs = async (ep: { host: string; port: number }, v: Value, fallbackUser: string) => relayLogin({ ...ep, user: v.username ?? fallbackUser, password: v.password!, caFile: cfg.migration.relayCaFile });
 
   // ---- SMTP AUTH probe (relay and mailbox passwords) ----
   const smtpLogin = async (user: string, pass: string): Promise<'ok' | 'refused' | 'no probe'> => {
@@ -205,7 +255,23 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'ssh-key': {
             const hook = credentialClass === 'ssh-key' ? 'authorized_keys on the hosts (infra/ssh, the host adapter)' : 'the mail host adapter (infra/mailhost, the migration helper)';
             const host = hostCredentials(cfg);
-            if (host && credentialClass !== 'smtp-relay') {
+            if (host && credentialClass === 'smtp-relay') {
+              // The provider issues the credential; a responder stores it in Vault; vault-dr writes it to the host and proves it.
+              const cur = await readKv(kvPath);
+              const intakeFolder = `${cfg.rotation.kvMount}/data/${cfg.rotation.kvPrefix}/`;
+              const cliPath = kvPath.replace(`${cfg.rotation.kvMount}/data/`, '');
+              return {
+                credentialClass,
+                scope,
+                rotationId,
+                kvPath,
+                mode: 'person',
+                hook: { name: `${hook} on ${host.label} (Postfix relay credentials)`, wired: true },
+                relay: { oldVersion: cur.version, intakeFolder },
+                personTask: `get a new relay login from the relay provider, store it in Vault (bao kv put -mount=${cfg.rotation.kvMount} ${cliPath} username=… password=…), revoke the old one at the provider, then name the path: vaultdr rotate relay-stored <workflowId> --who NAME --path ${kvPath} [--old-revoked]`,
+              };
+            }
+            if (host) {
               // Wired: vault-dr applies the new value on the host itself and proves it there.
               if (credentialClass === 'mailbox-password' && !/^[^@\s/]+@[A-Za-z0-9.-]+$/.test(scope)) throw fail('RotationNotPossible', `field "scope": mailbox-password rotates a mailbox address (user@domain), got "${scope}"`);
               if (credentialClass === 'ssh-key' && !/^[a-z_][a-z0-9_-]{0,31}$/.test(scope)) throw fail('RotationNotPossible', `field "scope": ssh-key rotates the key of a user on ${host.label}, got "${scope}"`);
@@ -217,7 +283,7 @@ export const rotationActivities = (deps: { cfg: Config }) => {
               rotationId,
               kvPath,
               mode: 'person',
-              hook: host ? { name: `${hook} on ${host.label}`, wired: false, instead: 'the relay provider holds the password: a person sets it there and confirms; vault-dr does not write it to the mail host' } : { name: hook, wired: false, instead: 'a person applies the new value from Vault KV and confirms' },
+              hook: { name: hook, wired: false, instead: `rotation.host is not set: a person applies the new value from Vault KV${credentialClass === 'smtp-relay' ? ' on the mail host (and at the relay provider)' : ''} and confirms` },
               personTask: `apply the new ${credentialClass} value from ${kvPath} on ${credentialClass === 'ssh-key' ? `the hosts' authorized_keys (user ${scope})` : `the mail host (${scope})`}, revoke the old one, then confirm`,
             };
           }
@@ -257,6 +323,7 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           }
           case 'smtp-relay':
           case 'mailbox-password': {
+            if (plan.relay) throw fail('RotationNotPossible', 'smtp-relay with rotation.host: the relay provider issues the credential (applyRelayCredential applies it)');
             const cur = await readKv(plan.kvPath!);
             const v = await ownOrNewValue(plan, () => ({ username: cur.value?.username ?? plan.scope, password: randomSecret() }));
             const host = wiredHost(plan);
@@ -290,6 +357,45 @@ export const rotationActivities = (deps: { cfg: Config }) => {
         }
       },
 
+      /**
+       * smtp-relay with rotation.host: reads the credential the responder stored at `source` (never
+       * returned), keeps it at the class's KV path tagged with the rotation id (a retry re-uses that
+       * copy), writes it to the mail host's Postfix relay settings through the mail adapter and
+       * reloads Postfix. `ok: false` (nothing usable stored there) sends the workflow back to waiting.
+       */
+      async applyRelayCredential(req: { plan: RotationPlan; source: { kvPath: string; version?: number } }): Promise<StepOutcome & { kvVersion?: number; reused?: boolean }> {
+        const { plan, source } = req;
+        const host = wiredHost(plan);
+        if (!host || !plan.relay) throw fail('RotationNotPossible', 'applyRelayCredential runs for smtp-relay with rotation.host set only');
+        if (!source.kvPath.startsWith(plan.relay.intakeFolder) || /\.\.|[?#\s]/.test(source.kvPath)) throw fail(ErrorType.InvalidInput, `kvPath: ${source.kvPath} is not a KV path under ${plan.relay.intakeFolder}`);
+        const old = plan.relay.oldVersion >= 1 ? (await readKv(plan.kvPath!, plan.relay.oldVersion)).value : undefined;
+        const cur = await readKv(plan.kvPath!);
+        let nu: Value;
+        let version: number;
+        let reused = false;
+        if (cur.value?.rotation_id === plan.rotationId) {
+          nu = cur.value;
+          version = cur.version;
+          reused = true;
+        } else {
+          const at = `${source.kvPath}${source.version ? ` version ${source.version}` : ''}`;
+          const src = await readKv(source.kvPath, source.version);
+          if (!src.value) return { ok: false, detail: `nothing is stored at ${at}: store the new relay login there, then send relayPasswordStored again` };
+          if (!src.value.password) return { ok: false, detail: `${at} has no "password" field: store username=… password=… there, then send relayPasswordStored again` };
+          const username = src.value.username ?? old?.username ?? plan.scope;
+          if (old?.password && src.value.password === old.password && username === (old.username ?? plan.scope)) {
+            return { ok: false, detail: `${at} holds the relay login in force when the rotation began (${plan.kvPath} version ${plan.relay.oldVersion}), not a new one: store the new one, then send relayPasswordStored again` };
+          }
+          nu = { username, password: src.value.password, rotation_id: plan.rotationId };
+          const where = src.value.host && src.value.port ? src.value : old?.host && old.port ? old : undefined;
+          if (where) Object.assign(nu, { host: where.host!, port: String(where.port) });
+          version = await writeKv(plan.kvPath!, nu);
+        }
+        const ep = await relayEndpoint(host, nu, old);
+        const applied = await host.writeRelay({ host: ep.host, port: ep.port, user: nu.username!, password: nu.password! });
+        return { ok: true, kvVersion: version, reused, detail: `${reused ? 'the stored relay login was already copied' : `copied the relay login from ${source.kvPath}`} to ${plan.kvPath} version ${version}; wrote it to the Postfix relay settings on ${host.label} (relay [${ep.host}]:${ep.port}, user ${nu.username}) and reloaded Postfix (${applied})` };
+      },
+
       /** Proves the new credential works (a login, a delivery probe); `ok: false` means it never worked. */
       async verifyNewCredential(req: { plan: RotationPlan; sinceVersion?: number }): Promise<StepOutcome> {
         const { plan } = req;
@@ -313,13 +419,34 @@ export const rotationActivities = (deps: { cfg: Config }) => {
             const { nu } = await newAndOld(plan);
             if (!nu) return { ok: false, detail: `${plan.kvPath} does not hold this rotation's password` };
             const r = await pg('login probe', () => tryLogin(pgTarget(), plan.scope, nu.password!));
-            return { ok: r === 'ok', detail: `login as ${plan.scope} with the new password ${r === 'ok' ? 'works' : 'is refused'}` };
+            const detail = `login as ${plan.scope} with the new password ${r === 'ok' ? 'works' : 'is refused'}`;
+            if (r !== 'ok' || !cfg.rotation.postgresNodes.length) return { ok: r === 'ok', detail };
+            // HA: every member must take it (replicas once they replayed the change; 30 s for the lag).
+            const nodes = await checkNodes(plan.scope, nu.password!, 'ok', 30_000);
+            return { ok: nodes.ok, detail: `${detail} at ${pgTarget().host}:${pgTarget().port}; on each member: ${nodes.lines.join(', ')}` };
           }
           case 'smtp-relay':
           case 'mailbox-password': {
-            const { nu } = await newAndOld(plan);
+            const { nu, old } = await newAndOld(plan);
             if (!nu) return { ok: false, detail: `${plan.kvPath} does not hold this rotation's password` };
             const host = wiredHost(plan);
+            if (host && plan.relay) {
+              // First the relay itself, then a real message through the host's Postfix with the new login.
+              const ep = await relayEndpoint(host, nu, old);
+              const direct = await relayLoginAs(ep, nu, plan.scope);
+              if (direct.result !== 'ok') return { ok: false, detail: `the relay ${ep.host}:${ep.port} refuses the new login ${nu.username} (${direct.code ?? 'EAUTH'})` };
+              const attempt = Context.current().info.attempt;
+              const subject = `vault-dr relay probe ${slug(plan.rotationId)} #${attempt}`;
+              const messageId = `${crypto.createHash('sha256').update(`${plan.rotationId}#${attempt}`).digest('hex').slice(0, 24)}.relay-probe@vault-dr`;
+              const d = await host.relayProbe({ to: cfg.migration.testRecipient, subject, messageId, timeoutMs: 60_000, onWait: () => Context.current().heartbeat({ waiting: 'relay probe' }) });
+              if (d.state !== 'sent') return { ok: false, detail: `SMTP AUTH at the relay works, but a probe handed to Postfix on ${host.label} was ${d.state === 'pending' ? 'not attempted within 60 s' : `${d.state} by the relay`}: ${d.detail}` };
+              let seen = '';
+              if (cfg.migration.relayInboxUrl) {
+                await awaitRelayedMessage({ inboxUrl: cfg.migration.relayInboxUrl, marker: subject, timeoutMs: 30_000, onWait: () => Context.current().heartbeat({ waiting: 'relay inbox' }) });
+                seen = '; the probe is in the relay inbox';
+              }
+              return { ok: true, detail: `SMTP AUTH as ${nu.username} at the relay ${ep.host}:${ep.port} works; a probe relayed through Postfix on ${host.label} was accepted by the relay (${d.detail})${seen}` };
+            }
             if (host) {
               const h = await host.smtpAuth(nu.username!, nu.password!);
               return { ok: h === 'ok', detail: `SMTP AUTH as ${nu.username} with the new password on the mail host (${host.submission}) ${h === 'ok' ? 'works' : 'is refused'}` };
@@ -371,6 +498,14 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           return { ok: true, detail: 'the old password was set again and restored in KV' };
         }
         const host = wiredHost(plan);
+        if (host && plan.relay) {
+          const { nu, old } = await newAndOld(plan);
+          if (!old?.password) return { ok: false, detail: `no previous relay login in ${plan.kvPath}: the mail host keeps the new (unverified) one` };
+          const ep = await relayEndpoint(host, old, nu);
+          await host.writeRelay({ host: ep.host, port: ep.port, user: old.username ?? plan.scope, password: old.password });
+          await writeKv(plan.kvPath!, { ...old, rotation_id: `${plan.rotationId}/discarded` });
+          return { ok: true, detail: `the old relay login was written back to Postfix on ${host.label} and restored in KV` };
+        }
         if (host && plan.credentialClass === 'mailbox-password') {
           const { old } = await newAndOld(plan);
           if (!old?.password) return { ok: false, detail: 'no old password recorded in KV: the mailbox keeps the new (unverified) password' };
@@ -410,7 +545,22 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           }
           case 'postgres-role': {
             const n = await pg('terminate sessions', () => terminateSessions(pgTarget(), plan.scope));
-            return { ok: true, revoked: n, detail: `the old password was replaced; ended ${n} open session(s) of ${plan.scope}` };
+            // HA: sessions on replicas (read-only, logged in with the old password) are on those members only.
+            const more: string[] = [];
+            let total = n;
+            for (const t of pgNodes()) {
+              const k = await terminateSessions(t, plan.scope).catch(() => undefined);
+              if (k === undefined) more.push(`${t.host}:${t.port} unreachable`);
+              else {
+                total += k;
+                more.push(`${t.host}:${t.port} ${k}`);
+              }
+            }
+            return { ok: true, revoked: total, detail: `the old password was replaced; ended ${n} open session(s) of ${plan.scope}${more.length ? ` (and on each member: ${more.join(', ')})` : ''}` };
+          }
+          case 'smtp-relay': {
+            if (plan.relay) return { ok: true, revoked: 0, detail: 'the mail host no longer uses the old relay login (replaced by the new one); revoking it is the relay provider\'s, done by the responder' };
+            return { ok: true, revoked: 0, detail: 'revoked by the person who confirmed the rotation' };
           }
           case 'mailbox-password':
           case 'ssh-key': {
@@ -448,12 +598,22 @@ export const rotationActivities = (deps: { cfg: Config }) => {
             const { old } = await newAndOld(plan);
             if (!old?.password) return { ok: false, detail: `no previous password in ${plan.kvPath}: nothing to prove refused (was the old one ever stored there?)` };
             const r = await pg('login probe', () => tryLogin(pgTarget(), plan.scope, old.password!));
-            return { ok: r === 'refused', detail: `login as ${plan.scope} with the old password is ${r === 'refused' ? 'refused' : 'STILL ACCEPTED'}` };
+            const detail = `login as ${plan.scope} with the old password is ${r === 'refused' ? 'refused' : 'STILL ACCEPTED'}`;
+            if (!cfg.rotation.postgresNodes.length) return { ok: r === 'refused', detail };
+            const nodes = await checkNodes(plan.scope, old.password, 'refused', 30_000);
+            return { ok: r === 'refused' && nodes.ok, detail: `${detail} at ${pgTarget().host}:${pgTarget().port}; on each member: ${nodes.lines.join(', ')}` };
           }
           case 'smtp-relay':
           case 'mailbox-password': {
-            const { old } = await newAndOld(plan);
+            const { old, nu } = await newAndOld(plan);
             const host = wiredHost(plan);
+            if (host && plan.relay) {
+              if (!old?.password) return { ok: false, detail: `no previous relay login in ${plan.kvPath} (version ${plan.relay.oldVersion}): nothing to prove refused` };
+              const ep = await relayEndpoint(host, old, nu);
+              const r = await relayLoginAs(ep, old, plan.scope);
+              if (r.result === 'refused') return { ok: true, detail: `the relay ${ep.host}:${ep.port} refuses the old login ${old.username ?? plan.scope} (${r.code ?? 'EAUTH'})` };
+              return { ok: false, detail: `the old login ${old.username ?? plan.scope} STILL WORKS at the relay ${ep.host}:${ep.port}: the provider has not revoked it (revocation ${req.oldRevokedAttested ? 'attested' : 'not attested'} by the responder); the mail host already uses the new one, so revoke the old one at the provider` };
+            }
             if (host) {
               if (!old?.password) return { ok: false, detail: `no previous password in ${plan.kvPath}: nothing to prove refused (was the old one ever stored there?)` };
               const h = await host.smtpAuth(old.username ?? plan.scope, old.password);

@@ -19,6 +19,10 @@ export interface MailHostSettings {
   applyCommand: string;
   /** postfix adapter: sets a mailbox password; called with the address as its argument, the password on stdin. */
   passwordCommand: string;
+  /** postfix adapter: applies changed relay settings only (default `/opt/mailu-local/apply relay`). */
+  relayApplyCommand?: string;
+  /** Prints Postfix's recent log; default by adapter. */
+  mailLogCommand?: string;
   /** The Maildir tree (default by adapter) and who owns it. */
   mailDir?: string;
   mailOwner: string;
@@ -47,12 +51,46 @@ export interface MailHostAdapter {
   /** RELAYHOST/RELAYUSER/RELAYPASSWORD in mailu.env. */
   writeRelay(s: SshSession, relay: RelaySettings): Promise<void>;
   /** The relay settings now on the host, password only as "set" / "unset". */
-  readRelay(s: SshSession): Promise<{ host?: string; user?: string; passwordSet: boolean }>;
+  readRelay(s: SshSession): Promise<{ host?: string; user?: string; passwordSet: boolean; domain?: string }>;
   setMailboxPassword(s: SshSession, email: string, password: string): Promise<void>;
   /** Installs the DKIM private key (PKCS#8 PEM), 0600, owned by the signing service. */
   installDkimKey(s: SshSession, domain: string, selector: string, pem: string): Promise<{ path: string; mode: string; owner: string }>;
   /** Makes the daemons use the files (restart / recreate). Returns the command run. */
   apply(s: SshSession): Promise<string>;
+  /** Makes Postfix use changed relay settings (reload / recreate the smtp container). Returns the command run. */
+  applyRelay(s: SshSession): Promise<string>;
+  /** Hands one message to the host's Postfix (sendmail; the message on stdin), for the relay to deliver. */
+  sendThroughRelay(s: SshSession, m: { from: string; to: string; subject: string; messageId: string }): Promise<void>;
+  /** What Postfix's log says about the message with this Message-ID (its last delivery attempt). */
+  relayDelivery(s: SshSession, messageId: string): Promise<RelayDelivery>;
+}
+
+/** The outcome of a message handed to the relay, from Postfix's log (`status=` of its last attempt). */
+export interface RelayDelivery {
+  state: 'sent' | 'deferred' | 'bounced' | 'pending';
+  /** The relay's answer as Postfix logged it ("250 2.0.0 Ok: queued as …", "535 …"), at most 300 characters. */
+  detail: string;
+  /** The relay refused the login (SASL authentication failed / 535). */
+  authRefused: boolean;
+}
+
+/** Reads Postfix's log lines for one message: cleanup's `message-id=<…>` gives the queue id, smtp's `status=` the outcome. */
+export function relayDeliveryOf(log: string, messageId: string): RelayDelivery {
+  const id = messageId.replace(/^<|>$/g, '');
+  const lines = log.split('\n');
+  const queueIds = new Set<string>();
+  for (const l of lines) {
+    const m = /postfix\/cleanup\[\d+\]: ([0-9A-Za-z]+): message-id=<?([^>\s]+)>?/.exec(l);
+    if (m && m[2] === id) queueIds.add(m[1]!);
+  }
+  let last: RelayDelivery = { state: 'pending', detail: queueIds.size ? 'queued, no delivery attempt logged yet' : 'not in the log yet', authRefused: false };
+  for (const l of lines) {
+    const m = /: ([0-9A-Za-z]+): to=<[^>]*>,.*\bstatus=(sent|deferred|bounced) \((.*)\)\s*$/.exec(l);
+    if (!m || !queueIds.has(m[1]!)) continue;
+    const detail = m[3]!.slice(0, 300);
+    last = { state: m[2] as RelayDelivery['state'], detail, authRefused: /SASL authentication failed|\b535\b/.test(detail) };
+  }
+  return last;
 }
 
 function common(cfg: MailHostSettings) {
@@ -82,7 +120,10 @@ function common(cfg: MailHostSettings) {
     },
     async readRelay(s: SshSession) {
       const env = parseEnv((await readFileIfExists(s, envFile())) ?? '');
-      return { host: env.RELAYHOST, user: env.RELAYUSER, passwordSet: !!env.RELAYPASSWORD };
+      return { host: env.RELAYHOST, user: env.RELAYUSER, passwordSet: !!env.RELAYPASSWORD, domain: env.DOMAIN };
+    },
+    async relayDelivery(s: SshSession, messageId: string, logCommand: string): Promise<RelayDelivery> {
+      return relayDeliveryOf(await s.run("reading Postfix's log", logCommand), messageId);
     },
     async installDkimKey(s: SshSession, domain: string, selector: string, pem: string) {
       const file = dkimKeyFile(domain, selector);
@@ -98,7 +139,17 @@ interface Runtime {
   kind: MailHostSettings['adapter'];
   realHere: string;
   apply(s: SshSession): Promise<string>;
+  applyRelay(s: SshSession): Promise<string>;
   setMailboxPassword(s: SshSession, email: string, password: string): Promise<void>;
+  /** The host's sendmail (Postfix's, in MailU's smtp container). */
+  sendmail: string;
+  /** Prints Postfix's recent log. */
+  logCommand: string;
+}
+
+/** A plain-text probe message (headers a relay accepts: Date, Message-ID, From, To, Subject). */
+function probeMessage(m: { from: string; to: string; subject: string; messageId: string }): string {
+  return [`From: ${m.from}`, `To: ${m.to}`, `Subject: ${m.subject}`, `Date: ${new Date().toUTCString()}`, `Message-ID: <${m.messageId.replace(/^<|>$/g, '')}>`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', 'vault-dr relay probe after a credential rotation (no action needed).', ''].join('\r\n');
 }
 
 /** One adapter from the MailU files every host shares (common) and a runtime. */
@@ -122,6 +173,12 @@ function adapterOf(cfg: MailHostSettings, r: Runtime): MailHostAdapter {
     setMailboxPassword: r.setMailboxPassword,
     installDkimKey: c.installDkimKey,
     apply: r.apply,
+    applyRelay: r.applyRelay,
+    async sendThroughRelay(s, m) {
+      // Envelope sender and recipients as arguments (quoted); the message on stdin.
+      await s.run(`handing a probe message to Postfix (${m.subject})`, `${r.sendmail} -i -f ${sq(m.from)} -- ${sq(m.to)}`, probeMessage(m));
+    },
+    relayDelivery: (s, messageId) => c.relayDelivery(s, messageId, cfg.mailLogCommand ?? r.logCommand),
   };
 }
 
@@ -136,6 +193,14 @@ export function mailuAdapter(cfg: MailHostSettings): MailHostAdapter {
       await s.run('applying the MailU configuration', cmd);
       return cmd;
     },
+    async applyRelay(s) {
+      // MailU's smtp container renders RELAY* from mailu.env at start: recreate that one only.
+      const cmd = `cd ${sq(cfg.root)} && docker compose up -d smtp`;
+      await s.run('applying the relay settings (MailU smtp container)', cmd);
+      return cmd;
+    },
+    sendmail: `cd ${sq(cfg.root)} && docker compose exec -T smtp sendmail`,
+    logCommand: `cd ${sq(cfg.root)} && docker compose logs --no-color --tail 5000 smtp`,
     async setMailboxPassword(s, email, password) {
       const [local, domain] = email.split('@') as [string, string];
       // The password reaches the admin CLI through stdin, never the SSH command line.
@@ -153,6 +218,13 @@ export function postfixAdapter(cfg: MailHostSettings): MailHostAdapter {
       await s.run(`applying the mail configuration (${cfg.applyCommand})`, cfg.applyCommand);
       return cfg.applyCommand;
     },
+    async applyRelay(s) {
+      const cmd = cfg.relayApplyCommand ?? '/opt/mailu-local/apply relay';
+      await s.run(`applying the relay settings (${cmd})`, cmd);
+      return cmd;
+    },
+    sendmail: '/usr/sbin/sendmail',
+    logCommand: 'tail -n 5000 /var/log/postfix.log',
     async setMailboxPassword(s, email, password) {
       await s.run(`setting the password of ${email}`, `${cfg.passwordCommand} ${sq(email)}`, `${password}\n`);
     },

@@ -201,3 +201,21 @@ export function vaultdrAsync(args: string[], env: NodeJS.ProcessEnv = { VAULTDR_
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** Each activity's time from scheduled to closed (ms), by activity type, from a run's history: the phases of a runbook. */
+export async function activityPhases(client: Client, workflowId: string): Promise<Record<string, number>> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const ms = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+  const scheduled = new Map<string, { name: string; at: number }>();
+  const out: Record<string, number> = {};
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) scheduled.set(String(e.eventId), { name: s.activityType?.name ?? '?', at: ms(e) });
+    const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes;
+    if (closed?.scheduledEventId != null) {
+      const from = scheduled.get(String(closed.scheduledEventId));
+      if (from) out[from.name] = (out[from.name] ?? 0) + ms(e) - from.at;
+    }
+  }
+  return out;
+}

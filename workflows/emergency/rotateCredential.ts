@@ -2,7 +2,10 @@
 // docs/runbooks/credential-rotation.md:
 //   planRotation → issueNewCredential → [awaitRotationConfirmed: a person applies or rotates it]
 //   → verifyNewCredential → revokeOldCredentials → verifyOldRefused
-// (backup-recipient: issueRecipientKey → replaceRecipient → probeRecipients → unwrapRecipientProbe).
+// (smtp-relay with rotation.host: planRotation → [awaitRelayPasswordStored: a responder stores the
+// login the relay provider issued in Vault and names the path] → applyRelayCredential (written to
+// the mail host's Postfix, reloaded) → verifyNewCredential → revokeOldCredentials → verifyOldRefused;
+// backup-recipient: issueRecipientKey → replaceRecipient → probeRecipients → unwrapRecipientProbe).
 // A verification that fails stops the class and alerts; the result says what state it left:
 // the old credential is left in place only when the new one never worked (discardNewCredential).
 // Everything outside verification (Vault unreachable, a bad scope) fails the run through failRunbook.
@@ -11,7 +14,7 @@
 import { defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RotationActivities, RotationPlan } from '../../activities/emergency/rotation';
 import type { RecipientActivities } from '../../activities/emergency/recipients';
-import { RotateInput, RotationConfirmation, type RotateResult } from '../../common/rotation';
+import { RelayPasswordStored, RotateInput, RotationConfirmation, type RotateResult } from '../../common/rotation';
 import { describeIssues, parseWorkflowInput } from '../../common/validate';
 import { STAGING } from '../profiles';
 import { activityQueue } from '../queues';
@@ -19,7 +22,7 @@ import { ALERT } from '../profiles';
 import type { NotifyActivities } from '../../activities/notify/notify';
 import { awaitHuman, failRunbook, showStep, steps, summarized, type AlertContext, describeRun } from '../helpers';
 
-const { discardNewCredential, issueNewCredential, issueRecipientKey, planRotation, revokeOldCredentials, unwrapRecipientProbe, verifyNewCredential, verifyOldRefused } = proxyActivities<RotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
+const { applyRelayCredential, discardNewCredential, issueNewCredential, issueRecipientKey, planRotation, revokeOldCredentials, unwrapRecipientProbe, verifyNewCredential, verifyOldRefused } = proxyActivities<RotationActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 const { probeRecipients, replaceRecipient } = proxyActivities<RecipientActivities>({ ...STAGING, taskQueue: activityQueue('backup') });
 const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 
@@ -27,6 +30,8 @@ export type RotateStep =
   | 'planRotation'
   | 'issueNewCredential'
   | 'awaitRotationConfirmed'
+  | 'awaitRelayPasswordStored'
+  | 'applyRelayCredential'
   | 'verifyNewCredential'
   | 'discardNewCredential'
   | 'revokeOldCredentials'
@@ -47,6 +52,8 @@ export interface RotateProgress {
   kvPath?: string;
   waitingFor?: string;
   confirmation?: RotationConfirmation;
+  /** smtp-relay with rotation.host: where the responder stored the new relay login (a path, never the value). */
+  relayStored?: RelayPasswordStored;
   /** One line per step, as the result's detail is built. */
   log: string[];
   error?: string;
@@ -55,6 +62,12 @@ export const progress = defineQuery<RotateProgress>('progress');
 
 /** A person confirms they applied (hook not wired: rotation.host unset) or rotated (third-party) the credential. */
 export const confirmRotated = defineUpdate<{ accepted: true }, [RotationConfirmation]>('confirmRotated');
+
+/** smtp-relay with rotation.host: a responder names the Vault path of the relay login the provider issued. */
+export const relayPasswordStored = defineUpdate<{ accepted: true }, [RelayPasswordStored]>('relayPasswordStored');
+
+/** How many stored logins applyRelayCredential may turn down (nothing there, the old one again) before the class stops. */
+const RELAY_STORE_ATTEMPTS = 3;
 
 export async function rotateCredential(rawInput?: RotateInput): Promise<RotateResult> {
   const info = workflowInfo();
@@ -72,6 +85,22 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
         if (state.step !== 'awaitRotationConfirmed') throw new Error(`rotation ${info.workflowId} is not waiting for a confirmation (step: ${state.step})`);
         const parsed = RotationConfirmation.safeParse(c);
         if (!parsed.success) throw new Error(`confirmRotated: ${describeIssues(parsed.error.issues)}`);
+      },
+    },
+  );
+  let relayFolder: string | undefined;
+  setHandler(
+    relayPasswordStored,
+    (u) => {
+      state.relayStored = RelayPasswordStored.parse(u);
+      return { accepted: true };
+    },
+    {
+      validator: (u) => {
+        if (state.step !== 'awaitRelayPasswordStored') throw new Error(`rotation ${info.workflowId} is not waiting for a stored relay login (step: ${state.step})`);
+        const parsed = RelayPasswordStored.safeParse(u);
+        if (!parsed.success) throw new Error(`relayPasswordStored: ${describeIssues(parsed.error.issues)}`);
+        if (relayFolder && !parsed.data.kvPath.startsWith(relayFolder)) throw new Error(`relayPasswordStored: kvPath must be under ${relayFolder} (the rotator reads there)`);
       },
     },
   );
@@ -133,9 +162,36 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
       return { credentialClass: plan.credentialClass, rotated: true, newVerified: true, oldRefused: true, oldLeftInPlace: false, detail: state.log.join('; ') };
     }
 
-    const issued = await step('issueNewCredential', () => summarized(issueNewCredential, `Issue a new ${what}`, { plan }));
-    note(issued.detail);
-    if (plan.mode === 'person') {
+    let issued: { kvVersion?: number } = {};
+    if (plan.relay) {
+      // The relay provider issues it: wait for a responder to store it in Vault, then apply it to the host.
+      relayFolder = plan.relay.intakeFolder;
+      for (let attempt = 1; ; attempt++) {
+        state.relayStored = undefined;
+        await step('awaitRelayPasswordStored', () =>
+          awaitHuman({
+            what: 'new relay login stored',
+            instruction: `${plan.personTask!.replace('<workflowId>', info.workflowId)}`,
+            done: () => state.relayStored !== undefined,
+            timeoutMinutes: input.confirmTimeoutMinutes,
+            remindEveryMinutes: input.remindEveryMinutes,
+            state,
+            alert,
+          }),
+        );
+        const stored = state.relayStored!;
+        note(`${stored.who} stored the new relay login at ${stored.kvPath}${stored.version ? ` version ${stored.version}` : ''}${stored.oldRevoked ? ' (old revoked at the provider)' : ' (old NOT revoked at the provider)'}`);
+        const applied = await step('applyRelayCredential', () => summarized(applyRelayCredential, `Write the new relay login to the mail host`, { plan, source: { kvPath: stored.kvPath, version: stored.version } }));
+        note(applied.detail);
+        if (applied.ok) break;
+        if (attempt >= RELAY_STORE_ATTEMPTS) return await stopped({ newVerified: false, oldRefused: false, oldLeftInPlace: true, detail: state.log.join('; ') }, `no usable new relay login after ${attempt} tries; the mail host keeps the old one`);
+      }
+    } else {
+      const out = await step('issueNewCredential', () => summarized(issueNewCredential, `Issue a new ${what}`, { plan }));
+      note(out.detail);
+      issued = out;
+    }
+    if (plan.mode === 'person' && !plan.relay) {
       await step('awaitRotationConfirmed', () =>
         awaitHuman({
           what: 'rotation confirmed',
@@ -160,7 +216,7 @@ export async function rotateCredential(rawInput?: RotateInput): Promise<RotateRe
     }
     const revoked = await step('revokeOldCredentials', () => summarized(revokeOldCredentials, `Revoke the old ${what}`, { plan }));
     note(revoked.detail);
-    const refused = await step('verifyOldRefused', () => summarized(verifyOldRefused, `Prove the old ${what} is refused`, { plan, oldRevokedAttested: state.confirmation?.oldRevoked, sinceVersion }));
+    const refused = await step('verifyOldRefused', () => summarized(verifyOldRefused, `Prove the old ${what} is refused`, { plan, oldRevokedAttested: state.relayStored?.oldRevoked ?? state.confirmation?.oldRevoked, sinceVersion }));
     note(refused.detail);
     if (!refused.ok) return await stopped({ newVerified: true, oldRefused: false, oldLeftInPlace: false, detail: state.log.join('; ') }, `the old credential is not shown refused (${refused.detail})`);
     done();
