@@ -72,6 +72,8 @@ export function hostsDir(): string {
 
 /** Where the persistent mount and UTS namespaces are bound (a private tmpfs mount, gone at reboot like netns). */
 const NS_DIR = '/run/vaultdr-hosts';
+/** Which hosts dir the namespaces in NS_DIR bind (written by up, removed by down). */
+const NS_OWNER = path.join(NS_DIR, 'owner');
 
 const netnsName = (h: HostName) => `vdr-${h}`;
 const vethName = (h: HostName) => `vdr-${h === 'old-vps' ? 'old' : 'new'}`;
@@ -749,6 +751,7 @@ export async function hostsUp(log: (l: string) => void = () => {}): Promise<Host
       log(s);
     };
     fs.mkdirSync(hostsDir(), { recursive: true });
+    await takeOverNamespaces(step);
     const provisionKey = path.join(hostsDir(), 'keys', 'provision_ed25519');
     ensureKeyPair(provisionKey, 'vault-dr-hosts-provisioning');
     const provisionPub = fs.readFileSync(`${provisionKey}.pub`, 'utf8');
@@ -768,6 +771,7 @@ export async function hostsUp(log: (l: string) => void = () => {}): Promise<Host
     for (const h of HOST_NAMES) {
       provisionHost(h, provisionPub);
       ensureNamespaces(h);
+      fs.writeFileSync(NS_OWNER, hostsDir());
       step(`${h} ${NETWORK.hosts[h]}: sshd ${await ensureSshd(h)}; host key ${fingerprintOf(path.join(hostRoot(h), 'etc/ssh/ssh_host_ed25519_key.pub'))}`);
       if (fs.existsSync(path.join(hostRoot(h), 'mailu/mailu.env'))) {
         // A configured host (MailU files present): its mail services come back as they were.
@@ -817,6 +821,32 @@ export function hostsInfo(): HostsInfo {
   };
 }
 
+/** Stops everything in a host and removes its namespaces and link; returns how many processes it stopped. */
+async function dropHost(h: HostName): Promise<number> {
+  const n = await stopHostProcesses(h);
+  for (const f of [mntNs(h), utsNs(h)]) {
+    if (isMountPoint(f)) run('umount', [f]);
+    fs.rmSync(f, { force: true });
+  }
+  if (linkExists(vethName(h))) run('ip', ['link', 'del', vethName(h)]);
+  if (netnsExists(h)) run('ip', ['netns', 'del', netnsName(h)]);
+  return n;
+}
+
+/**
+ * The namespaces are machine-wide (/run/vaultdr-hosts, /run/netns) but bind one hosts dir's files.
+ * When they were built for another dir (another checkout's stack, a CI clone since deleted), the hosts
+ * would run on that dir's files: stop them and build afresh for this one.
+ */
+async function takeOverNamespaces(say: (s: string) => void): Promise<void> {
+  const built = fs.existsSync(NS_OWNER) ? fs.readFileSync(NS_OWNER, 'utf8').trim() : undefined;
+  const present = HOST_NAMES.some((h) => netnsExists(h) || isMountPoint(mntNs(h)));
+  if (!present || built === hostsDir()) return;
+  say(`hosts: namespaces were built for ${built ?? 'an unrecorded hosts dir'}; rebuilding them for ${hostsDir()}`);
+  for (const h of HOST_NAMES) say(`${h}: stopped ${await dropHost(h)} process(es) of the old hosts`);
+  if (built) for (const srv of [relayServer, dnsServer]) say(`old ${srv.name}: ${await stopServer({ ...srv, dir: () => path.join(built, path.basename(srv.dir())) })}`);
+}
+
 async function stopHostProcesses(h: HostName): Promise<number> {
   let pids = pidsInHost(h);
   const n = pids.length;
@@ -846,15 +876,8 @@ export async function hostsDown(log: (l: string) => void = () => {}): Promise<st
       out.push(s);
       log(s);
     };
-    for (const h of HOST_NAMES) {
-      say(`${h}: stopped ${await stopHostProcesses(h)} process(es)`);
-      for (const f of [mntNs(h), utsNs(h)]) {
-        if (isMountPoint(f)) run('umount', [f]);
-        fs.rmSync(f, { force: true });
-      }
-      if (linkExists(vethName(h))) run('ip', ['link', 'del', vethName(h)]);
-      if (netnsExists(h)) run('ip', ['netns', 'del', netnsName(h)]);
-    }
+    for (const h of HOST_NAMES) say(`${h}: stopped ${await dropHost(h)} process(es)`);
+    fs.rmSync(NS_OWNER, { force: true });
     say(`relay mailpit: ${await stopServer(relayServer)}`);
     say(`nsd: ${await stopServer(dnsServer)}`);
     if (linkExists(NETWORK.bridge)) run('ip', ['link', 'del', NETWORK.bridge]);
