@@ -328,9 +328,11 @@ export const ConfigSchema = z
       .object({
         /**
          * Targets a drDrill may inject faults into: "ha-vault" is the HA OpenBao cluster behind
-         * ha.vaultAddress. Empty (the default): no drill touches anything; every drill is refused.
+         * ha.vaultAddress; "mail-vps" is migration.hosts.old/new (vps-compromise quarantines the old
+         * host, migrates to the new one and rotates its credentials there). Empty (the default): no
+         * drill touches anything; every drill is refused.
          */
-        drillableTargets: z.array(z.enum(['ha-vault'])).default([]),
+        drillableTargets: z.array(z.enum(['ha-vault', 'mail-vps'])).default([]),
         /** Alertmanager's API (GET /api/v2/alerts): did the monitoring notice the fault, when, on which receiver. */
         alertmanagerUrl: httpUrl.default('http://127.0.0.1:9093'),
         /** The drill distribution list: every report is e-mailed here. */

@@ -44,6 +44,7 @@ import type { z } from 'zod';
 import { POLL, awaitHuman, describeFailure, describeRun, failRunbook, showStep, steps, summarized, type WaitState } from '../helpers';
 import { DRILL, SHORT_IO, STORE_IO } from '../profiles';
 import { activityQueue } from '../queues';
+import { vpsCompromise, vpsSteadyState, type DrillContext } from './vpsCompromise';
 
 // The fault is the failover drill's (restore role: it holds the HA cluster's unseal shares and drill token).
 const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
@@ -77,17 +78,18 @@ export const abort = defineUpdate<{ aborting: true }, [z.input<typeof AbortUpdat
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The findings a drill's measurements make, with titles stable across drills (a re-test matches by title). */
-export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs'>): DrillFindingDraft[] {
+export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs' | 'checks'>): DrillFindingDraft[] {
   const s = SCENARIOS[scenario];
   const runbook = s.runbooks[0]!;
   const out: DrillFindingDraft[] = [];
   if (r.lostWrites !== undefined && r.lostWrites > 0) out.push({ title: `${scenario}: acknowledged writes lost in the failover`, severity: 'critical', runbookSection: runbook, evidence: `${r.lostWrites} acknowledged write(s) missing` });
   if (r.rtoMs !== undefined && r.rtoMs > s.targets.rtoSeconds * 1000) out.push({ title: `${scenario}: recovery slower than the RTO target`, severity: 'high', runbookSection: runbook, evidence: `${(r.rtoMs / 1000).toFixed(2)} s against ${s.targets.rtoSeconds} s` });
-  if (r.alert && !r.alert.observed) out.push({ title: `${scenario}: the fault was not detected (${s.detection.alert})`, severity: 'high', runbookSection: 'docs/runbooks/monitoring.md', evidence: `no ${s.detection.alert} in Alertmanager within the window` });
+  if (r.alert && !r.alert.observed) out.push({ title: `${scenario}: the fault was not detected (${s.detection.alert})`, severity: 'high', runbookSection: 'docs/runbooks/monitoring.md', evidence: `no ${s.detection.alert} within the window (${r.alert.source})` });
   else if (r.alert?.observed && r.detectMs !== undefined && r.detectMs > s.detection.withinSeconds * 1000) out.push({ title: `${scenario}: detection slower than its target (${s.detection.alert})`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `${(r.detectMs / 1000).toFixed(1)} s against ${s.detection.withinSeconds} s` });
   // Alertmanager's receivers are named after severities (deploy/alertmanager/alertmanager.yml); ROUTES says which channels each reaches.
   const channels = (r.alert?.receivers ?? []).flatMap((name) => (name in ROUTES ? ROUTES[name as keyof typeof ROUTES] : name === 'email' ? ['email'] : []));
   if (r.alert?.observed && !channels.includes(s.detection.channel as never)) out.push({ title: `${scenario}: ${s.detection.alert} not routed to ${s.detection.channel}`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `receivers: ${r.alert.receivers.join(', ') || 'none'}` });
+  for (const c of r.checks ?? []) if (!c.ok) out.push({ title: `${scenario}: check failed: ${c.what}`, severity: 'high', runbookSection: runbook, evidence: c.detail });
   return out;
 }
 
@@ -215,12 +217,26 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     const detectionTimeoutSeconds = input.detectionTimeoutSeconds ?? s.detection.withinSeconds + 60;
 
     let toRetest: { findingId: string; title: string }[] = [];
+    // Scenarios other than vault-node-failure run in their own file with this drill's step(), timeline and report.
+    const ctx: DrillContext = {
+      input,
+      drillId,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      step,
+      event,
+      report,
+      measured: (m) => Object.assign(state, m),
+      faultStarting: () => void (faultStarted = true),
+    };
+    let vpsScopes: { mailbox: string; sshUser: string } | undefined;
     try {
       await step('checkDrillPreconditions', async () => {
         await checkDrillPreconditions({ drillId: info.workflowId, scenario: input!.scenario, taskQueue: info.taskQueue });
         toRetest = await listFindingsToRetest({ scenario: input!.scenario });
       });
-      await step('checkSteadyState', () => summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds })).catch((err: unknown) => {
+      if (input.scenario === 'vps-compromise') vpsScopes = await vpsSteadyState(ctx);
+      else await step('checkSteadyState', () => summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds })).catch((err: unknown) => {
         const f = describeFailure(err);
         if (f?.errorType === 'HaDrillRefused') throw ApplicationFailure.create({ type: 'DrillSteadyStateNotHolding', nonRetryable: true, message: `steady state does not hold, nothing injected: ${f.message}` });
         throw err;
@@ -230,7 +246,8 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       throw err;
     }
 
-    try {
+    if (vpsScopes) await vpsCompromise(ctx, vpsScopes);
+    else try {
       faultStarted = true;
       const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
       injected = outcome.injected;
@@ -253,7 +270,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     } finally {
       await revert();
     }
-    await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
+    if (!vpsScopes) await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
 
     return await step('writeReport', async () => {
       const drafts = findingsOf(input!.scenario, report);
