@@ -11,11 +11,14 @@
 //   declared by a person, no probe detects it: what the drill times is the notice reaching people).
 // No value leaves an activity: results carry paths, versions, fingerprints and verdicts only.
 import { Context } from '@temporalio/activity';
+import * as fs from 'node:fs';
+import nodemailer from 'nodemailer';
 import { ErrorType, failure } from '../../common/errors';
 import type { AlertObservation } from '../../common/drillRun';
 import type { Config } from '../../infra/config';
 import { readSecretFile } from '../../infra/config';
 import { fingerprintOfKeyLine, keyAccepted, publicKeyLine, withSsh, type SshTarget } from '../../infra/ssh/client';
+import { openVaultReader } from '../../infra/vault/migrationVault';
 import { stagingApi } from '../../infra/vault/stagingVault';
 import { hostCredentials } from '../emergency/hostCredentials';
 import { withHeartbeats } from '../heartbeat';
@@ -91,6 +94,50 @@ export const vpsDrillHostActivities = (deps: { cfg: Config }) => {
       await withSsh(t, key(), (s) => s.run('a shell after the lift', 'true'));
       return { host: `${t.user}@${t.address}:${t.port}`, detail: out.trim() || 'lifted' };
     },
+
+    /**
+     * After the rotations: would the NEXT migration put the compromised credentials back? It reads
+     * the migration's own secrets (migration AppRole): the operator list must no longer hold a revoked
+     * SSH key (public fingerprints only cross roles), and the mailbox secret must hold the password
+     * the new host takes now (SMTP AUTH on its submission port).
+     */
+    async checkMigrationSecretsCurrent(req: { revokedKeyFingerprints: string[] }): Promise<{ checks: DrillCheck[] }> {
+      const r = await openVaultReader({ address: m.vaultAddress ?? deps.cfg.vault.address, roleIdFile: m.roleIdFile, secretIdFile: m.secretIdFile, kvMount: m.kvMount });
+      try {
+        const checks: DrillCheck[] = [];
+        const ops = await r.read(m.secrets.operatorKeys);
+        const still = Object.entries(ops.data).filter(([, v]) => typeof v === 'string' && req.revokedKeyFingerprints.includes(fingerprintOfKeyLine(v) ?? ''));
+        checks.push({
+          what: 'the operator list the next migration deploys no longer holds the revoked SSH key',
+          ok: still.length === 0,
+          detail: still.length ? `${m.kvMount}/${m.secrets.operatorKeys} version ${ops.version} still lists ${still.map(([name, v]) => `${name} (${fingerprintOfKeyLine(String(v))})`).join(', ')}: a new migration deploys it again` : `${m.kvMount}/${m.secrets.operatorKeys} version ${ops.version} holds none of ${req.revokedKeyFingerprints.join(', ') || 'no key'}`,
+        });
+        const mb = await r.read(m.secrets.mailbox);
+        const email = String(mb.data.email ?? '');
+        const submission = m.mailHost.submission ?? `${m.hosts.new?.address}:${m.mailHost.submissionTls ? 465 : 587}`;
+        const ep = hostPort(submission);
+        const t = nodemailer.createTransport({ host: ep.host, port: ep.port, secure: m.mailHost.submissionTls, requireTLS: !m.mailHost.submissionTls, auth: { user: email, pass: String(mb.data.password ?? '') }, tls: { ...(m.mailHost.caFile ? { ca: fs.readFileSync(m.mailHost.caFile) } : {}), ...(m.mailHost.tlsServerName ? { servername: m.mailHost.tlsServerName } : {}) }, connectionTimeout: 10_000, logger: false });
+        let auth: 'ok' | 'refused';
+        try {
+          await t.verify();
+          auth = 'ok';
+        } catch (err) {
+          const e = err as Error & { code?: string; responseCode?: number };
+          if (e.code !== 'EAUTH' && e.responseCode !== 535) throw failure(ErrorType.HostUnreachable, `SMTP AUTH probe at ${submission}: ${e.code ?? ''} ${e.message.slice(0, 200)}`, false);
+          auth = 'refused';
+        } finally {
+          t.close();
+        }
+        checks.push({
+          what: "the migration's mailbox secret holds the password the mailbox has now",
+          ok: auth === 'ok',
+          detail: auth === 'ok' ? `${m.kvMount}/${m.secrets.mailbox} version ${mb.version}: SMTP AUTH as ${email} on ${submission} works` : `${m.kvMount}/${m.secrets.mailbox} version ${mb.version} is refused by ${submission}: it still holds the rotated-away password, which a new migration would set again`,
+        });
+        return { checks };
+      } finally {
+        await r.close();
+      }
+    },
   };
   return withHeartbeats(group, Object.keys(group) as (keyof typeof group)[]);
 };
@@ -147,7 +194,7 @@ export const vpsDrillCredentialActivities = (deps: { cfg: Config }) => {
      * arrives at the relay with DKIM, SPF and DMARC pass (mailauth); IMAP login with it; the
      * password before the rotation refused; an SSH login with the rotated key; the key before it refused.
      */
-    async verifyVpsRecovered(req: { drillId: string; mailbox: string; sshUser: string }): Promise<{ checks: DrillCheck[] }> {
+    async verifyVpsRecovered(req: { drillId: string; mailbox: string; sshUser: string }): Promise<{ checks: DrillCheck[]; revokedKeyFingerprints: string[] }> {
       const host = hostCredentials(cfg);
       if (!host) throw failure(ErrorType.ConfigInvalid, 'rotation.host is not set: nothing to verify the rotated credentials on');
       const p = kvPaths(req);
@@ -198,7 +245,7 @@ export const vpsDrillCredentialActivities = (deps: { cfg: Config }) => {
         const accepted = await host.sshKeyAccepted(req.sshUser, skOld.value.public_key);
         return { ok: !accepted, detail: `${fingerprintOfKeyLine(skOld.value.public_key)} on ${host.label}: ${accepted ? 'STILL ACCEPTED' : 'refused'}` };
       });
-      return { checks };
+      return { checks, revokedKeyFingerprints: skOld.value?.public_key ? [fingerprintOfKeyLine(skOld.value.public_key)!] : [] };
     },
   };
   return withHeartbeats(group, Object.keys(group) as (keyof typeof group)[]);

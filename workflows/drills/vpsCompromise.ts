@@ -8,7 +8,7 @@
 //   rotateCredential ssh-key and mailbox-password acting on the new host) → revertFault (the
 //   quarantine lifted; ALWAYS, non-cancellable, also after an abort or a failure) → verifyRecovery
 //   (a test mail with the rotated password passes DKIM/SPF/DMARC, the old password and key refused,
-//   both hosts answer SSH again).
+//   both hosts answer SSH again; the migration's own secrets no longer hold the rotated-away credentials).
 // RTO: declaration → credentials rotated on the new host. Values never enter history: the children
 // and activities read them in Vault by path.
 import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, executeChild, proxyActivities } from '@temporalio/workflow';
@@ -27,7 +27,7 @@ import { ALERT, MIGRATION, STAGING } from '../profiles';
 import { activityQueue } from '../queues';
 
 const { preflightTarget, readMigrationSecrets } = proxyActivities<MigrationActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
-const { quarantineOldHost, liftQuarantine } = proxyActivities<VpsDrillHostActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
+const { quarantineOldHost, liftQuarantine, checkMigrationSecretsCurrent } = proxyActivities<VpsDrillHostActivities>({ ...MIGRATION, taskQueue: activityQueue('migration') });
 const { checkVpsCredentials, verifyVpsRecovered } = proxyActivities<VpsDrillCredentialActivities>({ ...STAGING, taskQueue: activityQueue('restore') });
 const { sendAlert } = proxyActivities<NotifyActivities>({ ...ALERT, taskQueue: activityQueue('notify') });
 const { awaitDrillNotice } = proxyActivities<VpsDrillNoticeActivities>({ ...POLL, heartbeatTimeout: '20s', taskQueue: activityQueue('notify') });
@@ -150,6 +150,8 @@ export async function vpsCompromise(ctx: DrillContext, scopes: { mailbox: string
         ),
       ),
     );
-    report.checks = [...(report.checks ?? []), ...v.checks, ...both];
+    // Would the next migration put the compromised credentials back? (the migration keeps its own copies)
+    const stale = await summarized(checkMigrationSecretsCurrent, "The migration's own secrets no longer hold the rotated-away credentials", { revokedKeyFingerprints: v.revokedKeyFingerprints });
+    report.checks = [...(report.checks ?? []), ...v.checks, ...both, ...stale.checks];
   });
 }
