@@ -247,6 +247,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     }
 
     if (vpsScopes) await vpsCompromise(ctx, vpsScopes);
+    // vault-node-failure: the failover drill's round, reverted whatever happens.
     else try {
       faultStarted = true;
       const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
