@@ -111,7 +111,7 @@ export interface DrDrillReport {
   runbooks: string[];
   error?: string;
   /** What the scenario's RTO and revert rows measure, when not the failover's (vps-compromise: declaration → rotated). */
-  labels?: { rto?: string; revert?: string };
+  labels?: { rto?: string; rpo?: string; revert?: string };
   /** Recovery phases with their durations (vps-compromise: the migration's steps, each rotation). */
   phases?: { what: string; ms: number }[];
   /** Checks that prove recovery; a failed one is a finding. */

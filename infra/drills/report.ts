@@ -17,7 +17,7 @@ export function measuredRows(r: DrDrillReport): { what: string; measured: string
   return [
     { what: r.labels?.rto ?? 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
     {
-      what: 'RPO (acknowledged writes lost)',
+      what: r.labels?.rpo ?? 'RPO (acknowledged writes lost)',
       measured: r.lostWrites === undefined ? 'not measured' : `${r.lostWrites} of ${r.writesAcked ?? '?'} acknowledged (${r.lostWrites === 0 ? '0 s of data' : 'data lost'})`,
       target: fmtTarget(r.targets.rpoSeconds),
       verdict: verdict(rpoOk),

@@ -72,7 +72,7 @@ export async function vpsSteadyState(ctx: DrillContext): Promise<{ mailbox: stri
 export async function vpsCompromise(ctx: DrillContext, scopes: { mailbox: string; sshUser: string }): Promise<void> {
   const { input, drillId, report } = ctx;
   const phases: { what: string; ms: number }[] = (report.phases = []);
-  report.labels = { rto: 'RTO (declaration → migrated and every credential rotated on the new host)', revert: 'revert (quarantine lifted, both hosts answer SSH)' };
+  report.labels = { rto: 'RTO (declaration → migrated and every credential rotated on the new host)', rpo: 'RPO (mail data: not measured, no mailbox is read from the compromised host)', revert: 'revert (quarantine lifted, both hosts answer SSH)' };
   const detectionTimeoutSeconds = input.detectionTimeoutSeconds ?? SCENARIOS['vps-compromise'].detection.withinSeconds + 60;
   let quarantineStarted = false;
   let declaredAt = 0;
