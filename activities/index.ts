@@ -33,6 +33,7 @@ import { sealDrillActivities } from './emergency/sealDrill';
 import { haSealDrillActivities } from './emergency/haSealDrill';
 import { unsealRotationActivities } from './emergency/unsealRotation';
 import { migrationActivities } from './migration';
+import { vpsDrillCredentialActivities, vpsDrillHostActivities, vpsDrillNoticeActivities } from './drills/vps';
 
 /** Backup role: the worker's Vault AppRole, S3 write access, the recipients' public keys. */
 export function backupRoleActivities(cfg: Config, clients: { bao: BaoClient; s3: S3Client }) {
@@ -64,6 +65,8 @@ export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, in
     ...sealActivities({ cfg }),
     // The credential-compromise drill's probes of its drill credential (the rotator token).
     ...drillCredentialActivities({ cfg }),
+    // vps-compromise drill: the credentials the mail VPS holds (rotator token, rotation.host's key).
+    ...vpsDrillCredentialActivities({ cfg }),
   };
 }
 
@@ -83,6 +86,7 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
     }),
     ...mailActivities({ mail: clients.mail, host: cfg.smtp.host, port: cfg.smtp.port }),
     ...deliveryCheckActivities({ inbox: cfg.alerts.inbox }),
+    ...vpsDrillNoticeActivities({ inbox: cfg.alerts.inbox }),
     ...findingActivities({ s3: clients.s3, bucket: cfg.s3.bucket }),
     // The DR drill's own steps: preconditions (a visibility query), the alert wait, the report and its mail.
     ...drillActivities({ cfg, s3: clients.s3, bucket: cfg.s3.bucket, mail: clients.mail, temporal: () => connectClient(cfg) }),
@@ -102,7 +106,8 @@ export function notifyRoleActivities(cfg: Config, clients: { mail: MailTransport
 
 /** Migration role: the migration SSH key and the migration AppRole (docs/worker-roles.md). */
 export function migrationRoleActivities(cfg: Config) {
-  return migrationActivities({ cfg });
+  // The vps-compromise drill's quarantine of the old host uses the same key as the migration.
+  return { ...migrationActivities({ cfg }), ...vpsDrillHostActivities({ cfg }) };
 }
 
 export type BackupRoleActivities = ReturnType<typeof backupRoleActivities>;

@@ -7,10 +7,10 @@ import { SCENARIO_IDS, type FindingSeverity, type ScenarioId } from './drills';
 export const DRILL_RUN_PREFIX = 'drills/runs/';
 
 /** The steps of a drill, in order; assisted mode asks the facilitator to confirm each before it runs. */
-export const DRILL_STEPS = ['checkDrillPreconditions', 'checkSteadyState', 'injectFault', 'awaitDetection', 'verifyRecovery', 'revertFault', 'writeReport'] as const;
+export const DRILL_STEPS = ['checkDrillPreconditions', 'checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'verifyRecovery', 'revertFault', 'writeReport'] as const;
 export type DrDrillStep = (typeof DRILL_STEPS)[number];
 /** Steps the facilitator confirms in assisted mode (the revert is never held back: it always runs). */
-export const CONFIRMED_STEPS: readonly DrDrillStep[] = ['checkSteadyState', 'injectFault', 'awaitDetection', 'verifyRecovery', 'writeReport'];
+export const CONFIRMED_STEPS: readonly DrDrillStep[] = ['checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'verifyRecovery', 'writeReport'];
 
 /** The target each scenario breaks (drills.drillableTargets must list it). */
 export const SCENARIO_TARGET: Record<ScenarioId, string> = {
@@ -20,7 +20,7 @@ export const SCENARIO_TARGET: Record<ScenarioId, string> = {
   'credential-compromise': 'credential-class',
 };
 /** Scenarios drDrill can run today; the others are refused by name (DrillRefused). */
-export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure', 'credential-compromise'];
+export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure', 'vps-compromise', 'credential-compromise'];
 
 export const DrDrillInput = z
   .object({
@@ -122,6 +122,12 @@ export interface DrDrillReport {
   /** credential-compromise: what the training incident rotated and what the drill proved itself. */
   credential?: CredentialDrillFacts;
   error?: string;
+  /** What the scenario's RTO and revert rows measure, when not the failover's (vps-compromise: declaration → rotated). */
+  labels?: { rto?: string; rpo?: string; revert?: string };
+  /** Recovery phases with their durations (vps-compromise: the migration's steps, each rotation). */
+  phases?: { what: string; ms: number }[];
+  /** Checks that prove recovery; a failed one is a finding. */
+  checks?: { what: string; ok: boolean; detail: string }[];
 }
 
 /** The credential-compromise drill's own facts (KV versions and verdicts, never a value). */

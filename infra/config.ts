@@ -339,9 +339,11 @@ export const ConfigSchema = z
       .object({
         /**
          * Targets a drDrill may inject faults into: "ha-vault" is the HA OpenBao cluster behind
-         * ha.vaultAddress. Empty (the default): no drill touches anything; every drill is refused.
+         * ha.vaultAddress; "mail-vps" is migration.hosts.old/new (vps-compromise quarantines the old
+         * host, migrates to the new one and rotates its credentials there). Empty (the default): no
+         * drill touches anything; every drill is refused.
          */
-        drillableTargets: z.array(z.enum(['ha-vault', 'credential-class'])).default([]),
+        drillableTargets: z.array(z.enum(['ha-vault', 'credential-class', 'mail-vps'])).default([]),
         /**
          * credential-compromise: the credential class a training incident rotates (target
          * "credential-class"). approle-secret-id only: the drill proves new-works/old-refused with

@@ -16,9 +16,9 @@ export function measuredRows(r: DrDrillReport): { what: string; measured: string
   if (r.credential) return credentialRows(r, r.credential);
   const rpoOk = r.lostWrites === undefined ? undefined : r.lostWrites === 0 || r.targets.rpoSeconds > 0;
   return [
-    { what: 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
+    { what: r.labels?.rto ?? 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
     {
-      what: 'RPO (acknowledged writes lost)',
+      what: r.labels?.rpo ?? 'RPO (acknowledged writes lost)',
       measured: r.lostWrites === undefined ? 'not measured' : `${r.lostWrites} of ${r.writesAcked ?? '?'} acknowledged (${r.lostWrites === 0 ? '0 s of data' : 'data lost'})`,
       target: fmtTarget(r.targets.rpoSeconds),
       verdict: verdict(rpoOk),
@@ -29,7 +29,7 @@ export function measuredRows(r: DrDrillReport): { what: string; measured: string
       target: fmtTarget(r.targets.detectSeconds),
       verdict: r.alert?.observed ? verdict((r.detectMs ?? Infinity) <= r.targets.detectSeconds * 1000) : r.alert ? '**not detected**' : 'not measured',
     },
-    { what: 'revert (node back, cluster fully healthy)', measured: sec(r.revertMs), target: '-', verdict: '-' },
+    { what: r.labels?.revert ?? 'revert (node back, cluster fully healthy)', measured: sec(r.revertMs), target: '-', verdict: '-' },
   ];
 }
 
@@ -132,13 +132,15 @@ export function renderDrillReportMarkdown(r: DrDrillReport, opts: { svgFile?: st
     ...(r.alert
       ? r.alert.observed
         ? [
-            `\`${r.alert.alertname}\` started firing at ${r.alert.startsAt} (${sec(r.detectMs)} after the fault), seen by the drill ${r.credential ? `in the alert inbox (${r.alert.source})` : 'in Alertmanager'} at ${r.alert.seenAt}; receivers: ${r.alert.receivers.join(', ') || '(none)'}.`,
+            `\`${r.alert.alertname}\` started firing at ${r.alert.startsAt} (${sec(r.detectMs)} after the fault), seen by the drill at ${r.alert.seenAt} (${r.alert.source}); receivers: ${r.alert.receivers.join(', ') || '(none)'}.`,
             ...(r.alert.labels ? ['', `Labels: ${Object.entries(r.alert.labels).map(([k, v]) => `${k}=${v}`).join(', ')}.`] : []),
           ]
-        : [`**No \`${r.alert.alertname}\` alert** reached ${r.credential ? 'the alert inbox' : 'Alertmanager'} (${r.alert.source}) within the detection window.`]
+        : [`**No \`${r.alert.alertname}\` alert** was seen at ${r.alert.source} within the detection window.`]
       : ['Detection was not measured (the drill ended before that step).']),
     ...(r.alert?.others.length ? ['', `Other alerts firing during the drill: ${r.alert.others.join(', ')}.`] : []),
     '',
+    ...(r.phases?.length ? ['## Recovery phases', '', '| phase | took |', '|---|---:|', ...r.phases.map((p) => `| ${p.what.replace(/\|/g, '\\|')} | ${sec(p.ms)} |`), ''] : []),
+    ...(r.checks?.length ? ['## Checks', '', '| check | result | detail |', '|---|---|---|', ...r.checks.map((c) => `| ${c.what.replace(/\|/g, '\\|')} | ${c.ok ? 'pass' : '**FAIL**'} | ${c.detail.replace(/\|/g, '\\|')} |`), ''] : []),
     '## Timeline',
     '',
     ...(opts.svgFile ? [`![timeline](${opts.svgFile})`, ''] : []),
@@ -180,9 +182,11 @@ ${r.credential ? `<h2>Credential and incident</h2>\n<ul>${credentialLines(r.cred
     r.alert
       ? r.alert.observed
         ? `<code>${esc(r.alert.alertname)}</code> started firing at ${esc(r.alert.startsAt ?? '?')} (${esc(sec(r.detectMs))} after the fault); receivers: ${esc(r.alert.receivers.join(', ') || '(none)')}.`
-        : `<strong>No <code>${esc(r.alert.alertname)}</code> alert</strong> reached ${r.credential ? 'the alert inbox' : 'Alertmanager'} within the detection window.`
+        : `<strong>No <code>${esc(r.alert.alertname)}</code> alert</strong> was seen (${esc(r.alert.source)}) within the detection window.`
       : 'Detection was not measured.'
   }${r.alert?.others.length ? ` Other alerts firing: ${esc(r.alert.others.join(', '))}.` : ''}</p>
+${r.phases?.length ? `<h2>Recovery phases</h2>\n<table><tr><th>phase</th><th>took</th></tr>\n${r.phases.map((p) => `<tr><td>${esc(p.what)}</td><td>${esc(sec(p.ms))}</td></tr>`).join('\n')}\n</table>` : ''}
+${r.checks?.length ? `<h2>Checks</h2>\n<table><tr><th>check</th><th>result</th><th>detail</th></tr>\n${r.checks.map((c) => `<tr><td>${esc(c.what)}</td><td>${c.ok ? 'pass' : '<strong>FAIL</strong>'}</td><td>${esc(c.detail)}</td></tr>`).join('\n')}\n</table>` : ''}
 <h2>Timeline</h2>
 ${renderTimelineSvg(r)}
 <h2>Findings</h2>

@@ -48,6 +48,7 @@ import { DRILL, SHORT_IO, STORE_IO } from '../profiles';
 import { activityQueue } from '../queues';
 import { runCredentialCompromise } from './credentialCompromise';
 import { checkNewestVerifiedBackup } from './steadyState';
+import { vpsCompromise, vpsSteadyState, type DrillContext } from './vpsCompromise';
 
 // The fault is the failover drill's (restore role: it holds the HA cluster's unseal shares and drill token).
 const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
@@ -81,7 +82,7 @@ export const abort = defineUpdate<{ aborting: true }, [z.input<typeof AbortUpdat
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The findings a drill's measurements make, with kinds stable across drills (a re-test matches by scenario + kind). */
-export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs'>): DrillFindingDraft[] {
+export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs' | 'checks'>): DrillFindingDraft[] {
   const s = SCENARIOS[scenario];
   const runbook = s.runbooks[0]!;
   const out: DrillFindingDraft[] = [];
@@ -92,6 +93,8 @@ export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' 
   // Alertmanager's receivers are named after severities (deploy/alertmanager/alertmanager.yml); ROUTES says which channels each reaches.
   const channels = (r.alert?.receivers ?? []).flatMap((name) => (name in ROUTES ? ROUTES[name as keyof typeof ROUTES] : name === 'email' ? ['email'] : []));
   if (r.alert?.observed && !channels.includes(s.detection.channel as never)) out.push({ kind: 'misrouted', title: `${scenario}: ${s.detection.alert} not routed to ${s.detection.channel}`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `receivers: ${r.alert.receivers.join(', ') || 'none'}` });
+  // A check the scenario's verification made (vps-compromise) that failed; its kind names the check.
+  for (const c of r.checks ?? []) if (!c.ok) out.push({ kind: `check:${c.what.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80)}`, title: `${scenario}: check failed: ${c.what}`, severity: 'high', runbookSection: runbook, evidence: c.detail });
   return out;
 }
 
@@ -242,13 +245,27 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     const detectionTimeoutSeconds = input.detectionTimeoutSeconds ?? s.detection.withinSeconds + 60;
 
     let toRetest: { findingId: string; title: string; kind?: string }[] = [];
+    // Scenarios other than vault-node-failure run in their own file with this drill's step(), timeline and report.
+    const ctx: DrillContext = {
+      input,
+      drillId,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      step,
+      event,
+      report,
+      measured: (m) => Object.assign(state, m),
+      faultStarting: () => void (faultStarted = true),
+    };
+    let vpsScopes: { mailbox: string; sshUser: string } | undefined;
     try {
       await step('checkDrillPreconditions', async () => {
         await checkDrillPreconditions({ drillId: info.workflowId, scenario: input!.scenario, taskQueue: info.taskQueue });
         toRetest = await listFindingsToRetest({ scenario: input!.scenario });
       });
       // Each scenario with a runner of its own (workflows/drills/<scenario>.ts) checks its own steady state.
-      if (input.scenario !== 'credential-compromise') await step('checkSteadyState', async () => {
+      if (input.scenario === 'vps-compromise') vpsScopes = await vpsSteadyState(ctx);
+      else if (input.scenario !== 'credential-compromise') await step('checkSteadyState', async () => {
         await summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds });
         // Drills started before this probe existed replay without it.
         if (patched('drill-steady-state-backup')) await checkNewestVerifiedBackup(26);
@@ -277,7 +294,9 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       return await writeReport(toRetest);
     }
 
-    try {
+    if (vpsScopes) await vpsCompromise(ctx, vpsScopes);
+    // vault-node-failure: the failover drill's round, reverted whatever happens.
+    else try {
       faultStarted = true;
       const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
       injected = outcome.injected;
@@ -300,7 +319,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     } finally {
       await revert();
     }
-    await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
+    if (!vpsScopes) await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
 
     return await writeReport(toRetest);
   } catch (err) {
