@@ -43,7 +43,7 @@ describe('DR drill scenarios (common/drills.ts)', () => {
 describe('drills config: the credential-compromise target', () => {
   const parse = (drills: unknown) => ConfigSchema.safeParse({ vault: { tokenFile: 'unused' }, codec: { keysFile: 'unused' }, drills });
   it('defaults to the drill AppRole, accepts credential-class as drillable, and refuses a role vault-dr logs in with or a class the drill cannot prove', () => {
-    const ok = parse({ drillableTargets: ['ha-vault', 'credential-class'] });
+    const ok = parse({ drillableTargets: ['ha-vault', 'credential-class', 'mail-vps'] });
     assert.ok(ok.success);
     assert.deepEqual([ok.data.drills.credentialClass, ok.data.drills.credentialScope], ['approle-secret-id', 'vaultdr-drill']);
     for (const [drills, field, msg] of [
@@ -51,7 +51,7 @@ describe('drills config: the credential-compromise target', () => {
       [{ credentialScope: 'vaultdr-restore-validator' }, 'drills.credentialScope', /must never be drilled/],
       [{ credentialScope: 'role with spaces' }, 'drills.credentialScope', /AppRole role name/],
       [{ credentialClass: 'token-lease' }, 'drills.credentialClass', /approle-secret-id/],
-      [{ drillableTargets: ['mail-vps'] }, 'drills.drillableTargets.0', /ha-vault.*credential-class/],
+      [{ drillableTargets: ['production-vault'] }, 'drills.drillableTargets.0', /ha-vault.*credential-class.*mail-vps/],
     ] as const) {
       const r = parse(drills);
       assert.ok(!r.success, JSON.stringify(drills));
