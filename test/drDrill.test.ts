@@ -33,12 +33,12 @@ import { haUp } from '../stack/ha/index';
 import { HAPROXY_PORTS, HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
 import { drillTokenFile, harnessVaultEnv, metricsTokenFile, readInit, startNode, stopNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
-import { renderDrillReportMarkdown, renderTimelineSvg } from '../infra/drills/report';
 import { failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
+import { writeCommittedReport } from './helpers/drillReports';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
@@ -170,15 +170,7 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
     }
     assert.ok(mail, 'the report reached the drill distribution list');
 
-    const out = process.env.VAULTDR_DRILL_REPORT_DIR;
-    if (out) {
-      fs.mkdirSync(out, { recursive: true });
-      const stem = `${report.scenario}-${report.startedAt.slice(0, 10)}`;
-      fs.writeFileSync(path.join(out, `${stem}.svg`), renderTimelineSvg(report) + '\n');
-      fs.writeFileSync(path.join(out, `${stem}.md`), renderDrillReportMarkdown(report, { svgFile: `${stem}.svg` }));
-      fs.writeFileSync(path.join(out, `${stem}.html`), html);
-      fs.writeFileSync(path.join(out, `${stem}.json`), JSON.stringify(report, null, 2) + '\n');
-    }
+    writeCommittedReport(report, html);
   });
 
   it('a worker SIGKILLed while the fault is in place: a new worker resumes the drill and reverts the fault', async () => {

@@ -23,13 +23,13 @@ import { connectClient } from '../client/connect';
 import type { Config } from '../infra/config';
 import { buildS3Client } from '../infra/clients';
 import type { DrDrillReport, DrDrillResult } from '../common/drillRun';
-import { renderDrillReportMarkdown, renderTimelineSvg } from '../infra/drills/report';
 import { ensureDrillCredential, ensureRotatorToken } from '../stack/stack';
 import { bao, failureOf, historyTexts, mailpitMessages, mailpitText, stackSecrets } from './helpers/inspect';
 import { ensureStack, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { HISTORY_DIR, saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
+import { writeCommittedReport } from './helpers/drillReports';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KV = 'secret/data/vault-dr/credentials/approle-secret-id/vaultdr-drill';
@@ -145,15 +145,7 @@ describe('drDrill: credential-compromise on the local stack (training incident, 
     assert.deepEqual([...new Set(histories[0]!.activityTypes)].sort(), ['awaitDeclaredMail', 'checkDrillCredential', 'checkDrillPreconditions', 'closeTrainingIncident', 'listFindingsToRetest', 'mailDrillReport', 'publishDrDrillReport', 'respondToTrainingIncident', 'verifyDrillCredential']);
     process.stdout.write(`      measured: detect ${(result.detectMs! / 1000).toFixed(2)} s, rotation ${(c.rotationMs! / 1000).toFixed(2)} s, RTO ${(result.rtoMs! / 1000).toFixed(2)} s, revert ${(report.revertMs! / 1000).toFixed(2)} s, drill wall ${(wallMs / 1000).toFixed(1)} s\n`);
 
-    const out = process.env.VAULTDR_DRILL_REPORT_DIR;
-    if (out) {
-      fs.mkdirSync(out, { recursive: true });
-      const stem = `${report.scenario}-${report.startedAt.slice(0, 10)}`;
-      fs.writeFileSync(path.join(out, `${stem}.svg`), renderTimelineSvg(report) + '\n');
-      fs.writeFileSync(path.join(out, `${stem}.md`), renderDrillReportMarkdown(report, { svgFile: `${stem}.svg` }));
-      fs.writeFileSync(path.join(out, `${stem}.html`), html);
-      fs.writeFileSync(path.join(out, `${stem}.json`), JSON.stringify(report, null, 2) + '\n');
-    }
+    writeCommittedReport(report, html);
   });
 
   it('refuses a target not marked drillable, and a drill credential that does not log in; no incident is declared', async () => {

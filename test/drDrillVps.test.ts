@@ -25,7 +25,7 @@ import { connectClient } from '../client/connect';
 import type { DrDrillReport, DrDrillResult } from '../common/drillRun';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
-import { renderDrillReportMarkdown, renderTimelineSvg } from '../infra/drills/report';
+import { renderDrillReportMarkdown } from '../infra/drills/report';
 import { keyAccepted, withSsh } from '../infra/ssh/client';
 import { HOST_PATHS, runInHost } from '../stack/mailhosts';
 import { leaseHosts, prepareMigration, writeSecret, type MigrationFixture } from '../stack/migrationFixture';
@@ -35,6 +35,7 @@ import { bao, failureOf, historyTexts, mailpitMessages, stackSecrets } from './h
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { saveDecoded } from './saveHistories';
+import { writeCommittedReport } from './helpers/drillReports';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -166,16 +167,7 @@ describe('drDrill: vps-compromise on the local hosts (quarantine, migrateVps, ro
     console.log(`      vps-compromise drill ${seconds.toFixed(1)} s: RTO ${(result.rtoMs! / 1000).toFixed(1)} s, notice after ${(result.detectMs! / 1000).toFixed(1)} s, revert ${((report.revertMs ?? 0) / 1000).toFixed(1)} s; ${phases}`);
     console.log(`      steps: ${report.timeline.filter((e) => e.kind === 'step').map((e, i, all) => `${e.what} +${((Date.parse(all[i + 1]?.at ?? report.finishedAt) - Date.parse(e.at)) / 1000).toFixed(1)} s`).join(', ')}`);
 
-    const out = process.env.VAULTDR_DRILL_REPORT_DIR;
-    if (out) {
-      fs.mkdirSync(out, { recursive: true });
-      const stem = `${report.scenario}-${report.startedAt.slice(0, 10)}`;
-      fs.writeFileSync(path.join(out, `${stem}.svg`), renderTimelineSvg(report) + '\n');
-      fs.writeFileSync(path.join(out, `${stem}.md`), renderDrillReportMarkdown(report, { svgFile: `${stem}.svg` }));
-      const s3 = buildS3Client(cfg.s3);
-      fs.writeFileSync(path.join(out, `${stem}.html`), await (await s3.send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: result.reportKeys!.html }))).Body!.transformToString());
-      fs.writeFileSync(path.join(out, `${stem}.json`), JSON.stringify(report, null, 2) + '\n');
-    }
+    if (process.env.VAULTDR_DRILL_REPORT_DIR) writeCommittedReport(report, await (await buildS3Client(cfg.s3).send(new GetObjectCommand({ Bucket: cfg.s3.bucket, Key: result.reportKeys!.html }))).Body!.transformToString());
   });
 
   it('refuses when the old host does not trust the SSH key Vault holds: steady state does not hold, nothing injected', async () => {
