@@ -222,9 +222,9 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
       const f1 = await failureOf(start('drdrill-bad', { scenario: 'datacenter-on-fire' }).then((h) => h.result()));
       assert.equal(f1.type, 'InvalidInput');
       assert.match(f1.message, /field "scenario"/);
-      const f2 = await failureOf(start('drdrill-cl', { scenario: 'cluster-loss' }).then((h) => h.result()));
+      const f2 = await failureOf(start('drdrill-cc', { scenario: 'credential-compromise' }).then((h) => h.result()));
       assert.equal(f2.type, 'DrillRefused');
-      assert.match(f2.message, /scenario cluster-loss: drDrill does not run this scenario yet/);
+      assert.match(f2.message, /scenario credential-compromise: drDrill does not run this scenario yet/);
     });
     await withWorker(notDrillable, async () => {
       const f = await failureOf(start('drdrill-nd', {}, notDrillable).then((h) => h.result()));
