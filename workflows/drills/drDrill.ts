@@ -274,7 +274,8 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       const restored = await step('restoreLatestBackup', async () => {
         const child = await startChild<typeof restoreVault>('restoreVault', {
           workflowId: restoreWorkflowId,
-          args: [{ backupId: 'latest', target: 'production', reason: `DR drill ${drillId} (cluster-loss)`.slice(0, 200), requestedBy, approvalTimeoutMinutes: recoveryTimeoutMinutes, remindEveryMinutes: Math.max(1, Math.min(15, recoveryTimeoutMinutes)) }],
+          // The newest verified backup before the fault (checkSteadyState): a backup taken after the loss cannot exist in a real one.
+          args: [{ backupId: report.backup?.backupId ?? 'latest', target: 'production', reason: `DR drill ${drillId} (cluster-loss)`.slice(0, 200), requestedBy, approvalTimeoutMinutes: recoveryTimeoutMinutes, remindEveryMinutes: Math.max(1, Math.min(15, recoveryTimeoutMinutes)) }],
         });
         // Automated: the drill approves as the facilitator (or as itself), never as requestedBy; assisted: a person runs `vaultdr restore approve`.
         const approveAs = mode === 'automated' ? { who: facilitator ?? 'drDrill automated', why: `DR drill ${drillId}: restore the latest verified backup into the new cluster`, expectTargetClusterId: built.clusterId } : undefined;
