@@ -317,6 +317,8 @@ export class VaultHaDriver implements HaDriver {
         s = await me(name);
         if (s.status !== undefined && !s.sealed && s.clusterId === expectClusterId) return;
         if (Date.now() > deadline) throw failure('UnsealFailed', `vault: ${name} not unsealed with the restored cluster's shares within ${Math.round(timeoutMs / 1000)}s (${last || (s.status === undefined ? 'no answer' : s.sealed ? 'sealed' : `cluster ${s.clusterId}`)})`);
+        // Not running (a worker died while it restarted the node): start it again on its data.
+        if (s.status === undefined && this.env.pid(name) === undefined) await this.env.start(name).catch((err: Error) => (last = `start failed: ${err.message.split('\n')[0]}`));
         if (s.status !== undefined && s.sealed) {
           progress(`${name}: unsealing with the restored cluster's shares`);
           await lc.unsealWith(name, shares).catch((err: Error) => (last = err.message));

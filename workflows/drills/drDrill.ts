@@ -76,6 +76,8 @@ export interface DrDrillProgress extends WaitState {
   rtoMs?: number;
   detectMs?: number;
   lostWrites?: number;
+  /** cluster-loss: fault − the restored backup's snapshot time. */
+  rpoMs?: number;
   alert?: AlertObservation;
   findings: string[];
   reportKeys?: { json: string; markdown: string; html: string };
@@ -288,7 +290,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       const r = restored.record;
       const verifiedAt = Date.parse(r.finishedAt);
       report.rtoMs = state.rtoMs = verifiedAt - lost.at;
-      report.rpoMs = lost.at - Date.parse(r.snapshotCreatedAt);
+      report.rpoMs = state.rpoMs = lost.at - Date.parse(r.snapshotCreatedAt);
       report.restore = { workflowId: restoreWorkflowId, backupId: r.backupId, snapshotCreatedAt: r.snapshotCreatedAt, requestedBy, ...(r.approval ? { approvedBy: r.approval.who } : {}), verifiedAt: r.finishedAt, canaryMatches: r.checks?.canary.matches, ...(r.checks?.kv ? { kvMatches: r.checks.kv.matches } : {}) };
       event('recovered', `backup ${r.backupId} restored and verified (canary read back)`, verifiedAt);
       await step('verifyRecovery', () => summarized(checkRestoredCluster, `${s.id}: every node unsealed under the restored cluster, HAProxy routes to the active one`, { expectClusterId: restored.followed.backupClusterId }));
