@@ -20,6 +20,7 @@ import { objectStoreActivities } from './monitoring/objectStore';
 import { restoreActivities } from './restore/restore';
 import { vaultActivities } from './monitoring/vault';
 import { haActivities } from './ha/failover';
+import { clusterLossActivities } from './ha/clusterLoss';
 import { haDriverRegistry, postgresHaTopology, vaultHaEnv } from './ha/drivers';
 import { postgresHaActivities } from './monitoring/postgres';
 import { incidentActivities } from './emergency/incident';
@@ -67,6 +68,8 @@ export function restoreRoleActivities(cfg: Config, clients: { s3: S3Client }, in
     ...drillCredentialActivities({ cfg }),
     // vps-compromise drill: the credentials the mail VPS holds (rotator token, rotation.host's key).
     ...vpsDrillCredentialActivities({ cfg }),
+    // The cluster-loss drill: loses, rebuilds and unseals the drill cluster (drills.drillableTargets only).
+    ...clusterLossActivities({ cfg, s3: clients.s3, env: vaultHaEnv(cfg), stateDir: cfg.ha.harnessDir ?? cfg.restore.stagingDir ?? '.' }),
   };
 }
 

@@ -57,7 +57,7 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
         if (!('outcome' in r)) return `started drDrill ${r.workflowId}${opts.assisted ? `\nconfirm each step: vaultdr drill confirm ${r.workflowId} <step> --by NAME` : ''}`;
         return [
           `drill ${r.drillId}: ${r.outcome}`,
-          `  RTO ${r.rtoMs === undefined ? '-' : `${(r.rtoMs / 1000).toFixed(2)} s`}  detected ${r.detectMs === undefined ? 'no' : `${(r.detectMs / 1000).toFixed(1)} s`}  lost writes ${r.lostWrites ?? '-'}`,
+          `  RTO ${r.rtoMs === undefined ? '-' : `${(r.rtoMs / 1000).toFixed(2)} s`}  detected ${r.detectMs === undefined ? 'no' : `${(r.detectMs / 1000).toFixed(1)} s`}  ${r.rpoMs !== undefined ? `RPO ${(r.rpoMs / 1000).toFixed(1)} s (fault − restored snapshot)` : `lost writes ${r.lostWrites ?? '-'}`}`,
           ...(r.findings.length ? [`  findings: ${r.findings.join(', ')}`] : []),
           ...(r.reportKeys ? [`  report: s3://${cfg.s3.bucket}/${r.reportKeys.markdown}`] : []),
         ].join('\n');

@@ -7,10 +7,10 @@ import { SCENARIO_IDS, type FindingSeverity, type ScenarioId } from './drills';
 export const DRILL_RUN_PREFIX = 'drills/runs/';
 
 /** The steps of a drill, in order; assisted mode asks the facilitator to confirm each before it runs. */
-export const DRILL_STEPS = ['checkDrillPreconditions', 'checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'verifyRecovery', 'revertFault', 'writeReport'] as const;
+export const DRILL_STEPS = ['checkDrillPreconditions', 'checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'rebuildCluster', 'restoreLatestBackup', 'verifyRecovery', 'revertFault', 'writeReport'] as const;
 export type DrDrillStep = (typeof DRILL_STEPS)[number];
 /** Steps the facilitator confirms in assisted mode (the revert is never held back: it always runs). */
-export const CONFIRMED_STEPS: readonly DrDrillStep[] = ['checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'verifyRecovery', 'writeReport'];
+export const CONFIRMED_STEPS: readonly DrDrillStep[] = ['checkSteadyState', 'injectFault', 'awaitDetection', 'recover', 'rebuildCluster', 'restoreLatestBackup', 'verifyRecovery', 'writeReport'];
 
 /** The target each scenario breaks (drills.drillableTargets must list it). */
 export const SCENARIO_TARGET: Record<ScenarioId, string> = {
@@ -20,7 +20,7 @@ export const SCENARIO_TARGET: Record<ScenarioId, string> = {
   'credential-compromise': 'credential-class',
 };
 /** Scenarios drDrill can run today; the others are refused by name (DrillRefused). */
-export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure', 'vps-compromise', 'credential-compromise'];
+export const AUTOMATED_SCENARIOS: readonly ScenarioId[] = ['vault-node-failure', 'cluster-loss', 'vps-compromise', 'credential-compromise'];
 
 export const DrDrillInput = z
   .object({
@@ -39,6 +39,8 @@ export const DrDrillInput = z
     healTimeoutSeconds: z.number().int().min(10).max(1800).default(180),
     /** credential-compromise: the training incident must be closed within this (a stop condition: the drill aborts and closes it). */
     incidentTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(60),
+    /** cluster-loss: how long the recovery (new cluster, approved restore, unseal) may take before the drill fails and reverts. */
+    recoveryTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(60),
   })
   .strict();
 export type DrDrillInput = z.input<typeof DrDrillInput>;
@@ -113,6 +115,14 @@ export interface DrDrillReport {
   alert?: AlertObservation;
   /** Heal (revert) until fully healthy, ms. */
   revertMs?: number;
+  /** cluster-loss: the newest verified backup at the steady-state check (its age is the RPO before the fault). */
+  backup?: { backupId: string; createdAt: string; ageSeconds: number };
+  /** cluster-loss: fault time − the restored backup's snapshot time, ms (the writes of that window are lost). */
+  rpoMs?: number;
+  /** cluster-loss: the restore that recovered (no secret: ids, times, who approved). */
+  restore?: { workflowId: string; backupId: string; snapshotCreatedAt: string; requestedBy: string; approvedBy?: string; verifiedAt?: string; canaryMatches?: boolean; kvMatches?: boolean };
+  /** How long each step took, ms, in the order they ran. */
+  stepDurations?: { step: string; ms: number }[];
   targets: { rtoSeconds: number; rpoSeconds: number; detectSeconds: number; alert: string; channel: string };
   timeline: TimelineEvent[];
   findings: (DrillFindingDraft & { workflowId?: string })[];
@@ -187,4 +197,6 @@ export interface DrDrillResult {
   rtoMs?: number;
   detectMs?: number;
   lostWrites?: number;
+  /** cluster-loss: the data-loss window (fault − snapshot time of the restored backup), ms. */
+  rpoMs?: number;
 }

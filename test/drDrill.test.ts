@@ -8,7 +8,7 @@
 //   receiver), the node reverted and the cluster healthy, the report (JSON, Markdown, HTML with the
 //   SVG timeline) in the bucket and mailed to the distribution list, no secret in its history;
 // - a worker SIGKILLed while the leader is down: a new worker resumes the drill and reverts the fault;
-// - refusals: an unknown scenario (InvalidInput naming the field), a scenario not automated yet, a
+// - refusals: an unknown scenario (InvalidInput naming the field), another scenario's target not drillable, a
 //   target not marked drillable, a second drill while one runs (and the first, aborted before its
 //   fault, touches nothing), a steady state that does not hold (a standby stopped).
 // VAULTDR_DRILL_REPORT_DIR=<dir>: the first test also writes the report's .md/.html/.svg there
@@ -208,15 +208,15 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
     }
   });
 
-  it('refuses an unknown scenario (naming the field), a scenario not automated yet, and a target not marked drillable; nothing is touched', async () => {
+  it('refuses an unknown scenario (naming the field) and a target not marked drillable (another scenario\'s, or none); nothing is touched', async () => {
     const notDrillable: Config = { ...cfg, drills: { ...cfg.drills, drillableTargets: [] } };
     await withWorker(cfg, async () => {
       const f1 = await failureOf(start('drdrill-bad', { scenario: 'datacenter-on-fire' }).then((h) => h.result()));
       assert.equal(f1.type, 'InvalidInput');
       assert.match(f1.message, /field "scenario"/);
-      const f2 = await failureOf(start('drdrill-cl', { scenario: 'cluster-loss' }).then((h) => h.result()));
+      const f2 = await failureOf(start('drdrill-cc', { scenario: 'credential-compromise' }).then((h) => h.result()));
       assert.equal(f2.type, 'DrillRefused');
-      assert.match(f2.message, /scenario cluster-loss: drDrill does not run this scenario yet/);
+      assert.match(f2.message, /scenario credential-compromise: its target credential-class is not marked drillable \(drills.drillableTargets: ha-vault\)/);
     });
     await withWorker(notDrillable, async () => {
       const f = await failureOf(start('drdrill-nd', {}, notDrillable).then((h) => h.result()));

@@ -152,6 +152,48 @@ export const drillActivities = (deps: DrillActivityDeps) => {
       return { messageId: info.messageId, to };
     },
 
+    /**
+     * The cluster-loss drill's side of its child production restore (restoreVault): waits until the
+     * restore shows its plan; with `approveAs` (automated mode) checks that the plan replaces the
+     * empty cluster the drill just built and sends the real approveRestore update as that person
+     * (the two-person rule holds: the restore was requested by the drill); then waits until the
+     * snapshot is applied (the restore waits for the unseal). Returns the backup's cluster id for
+     * the custodians' unseal. A restore that fails or ends meanwhile fails this (non-retryable).
+     */
+    async followDrillRestore(req: { restoreWorkflowId: string; approveAs?: { who: string; why: string; expectTargetClusterId: string }; untilIso: string }): Promise<{ backupId: string; backupClusterId: string; approvedBy?: string; approvedAt?: string; appliedAt: string }> {
+      const until = Date.parse(req.untilIso);
+      let stage = 'waiting for the restore plan';
+      const stop = keepHeartbeating(() => ({ stage }), 5000);
+      const client = await deps.temporal();
+      try {
+        const h = client.workflow.getHandle(req.restoreWorkflowId);
+        let approvedAt: string | undefined;
+        for (;;) {
+          const desc = await h.describe();
+          if (desc.status.name !== 'RUNNING') throw failure('DrillRestoreFailed', `the drill's restore ${req.restoreWorkflowId} ended (${desc.status.name}) before its snapshot was applied and unsealed`);
+          const p = await h.query<{ step: string; completed: string[]; plan?: { backupId: string; backupClusterId: string; targetClusterId: string; older: boolean }; approval?: { who: string }; error?: string }>('progress');
+          if (p.step === 'failed') throw failure('DrillRestoreFailed', `the drill's restore ${req.restoreWorkflowId} failed: ${p.error ?? 'see its history'}`);
+          if (p.step === 'awaitApproval' && p.plan && req.approveAs && !approvedAt) {
+            // Approve only the restore into the cluster the drill built a moment ago (its data is disposable).
+            if (p.plan.targetClusterId !== req.approveAs.expectTargetClusterId) {
+              throw failure('DrillRefused', `the drill's restore plans to replace cluster ${p.plan.targetClusterId}, not the empty cluster ${req.approveAs.expectTargetClusterId} the drill built: not approved`);
+            }
+            stage = 'approving';
+            await h.executeUpdate('approveRestore', { args: [{ approve: true, who: req.approveAs.who, why: req.approveAs.why, allowOlderSnapshot: p.plan.older }] });
+            approvedAt = new Date().toISOString();
+            stage = 'waiting for the snapshot to be applied';
+          }
+          if (p.plan && (p.step === 'awaitTargetUnsealed' || p.completed.includes('restoreSnapshot'))) {
+            return { backupId: p.plan.backupId, backupClusterId: p.plan.backupClusterId, ...(p.approval ? { approvedBy: p.approval.who } : {}), ...(approvedAt ? { approvedAt } : {}), appliedAt: new Date().toISOString() };
+          }
+          if (Date.now() > until) throw failure('DrillRestoreFailed', `the drill's restore ${req.restoreWorkflowId} is still at ${p.step} after the wait (${req.untilIso})${req.approveAs ? '' : ': nobody approved it (vaultdr restore approve)'}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      } finally {
+        stop();
+        await client.connection.close().catch(() => undefined);
+      }
+    },
   };
 };
 

@@ -11,6 +11,7 @@ import { harnessDriverOptions, postgresHarnessPresent } from '../../stack/ha/pos
 import { readSecretJson } from '../../infra/secretFile';
 import type { PgHaTopology } from '../../infra/postgres/haHealth';
 import { useHaDir } from '../../stack/ha/proc';
+import { harnessVaultLifecycle } from '../../stack/ha/index';
 import type { HaDriverRegistry } from './failover';
 
 export function haDriverRegistry(cfg: Config): HaDriverRegistry {
@@ -31,7 +32,9 @@ export function haDriverRegistry(cfg: Config): HaDriverRegistry {
 export function vaultHaEnv(cfg: Config): VaultHaEnv | undefined {
   if (!cfg.ha.harnessDir) return undefined;
   useHaDir(cfg.ha.harnessDir);
-  return harnessVaultEnv(cfg.ha.vaultAddress);
+  // The harness's nodes run on this host, so the cluster-loss drill can lose and rebuild them
+  // (only when drills.drillableTargets allows it: activities/ha/clusterLoss.ts checks).
+  return { ...harnessVaultEnv(cfg.ha.vaultAddress), lifecycle: harnessVaultLifecycle() };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -15,21 +15,25 @@ function esc(s: string): string {
 export function measuredRows(r: DrDrillReport): { what: string; measured: string; target: string; verdict: string }[] {
   if (r.credential) return credentialRows(r, r.credential);
   const rpoOk = r.lostWrites === undefined ? undefined : r.lostWrites === 0 || r.targets.rpoSeconds > 0;
+  // cluster-loss recovers by a restore: RTO ends when the restored secrets are verified, RPO is the backup's age at the fault.
+  const restored = r.scenario === 'cluster-loss';
   return [
-    { what: r.labels?.rto ?? 'RTO (fault → first acknowledged write)', measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
-    {
-      what: r.labels?.rpo ?? 'RPO (acknowledged writes lost)',
-      measured: r.lostWrites === undefined ? 'not measured' : `${r.lostWrites} of ${r.writesAcked ?? '?'} acknowledged (${r.lostWrites === 0 ? '0 s of data' : 'data lost'})`,
-      target: fmtTarget(r.targets.rpoSeconds),
-      verdict: verdict(rpoOk),
-    },
-    {
-      what: `time to detect (${r.targets.alert} on ${r.targets.channel})`,
-      measured: r.alert?.observed ? sec(r.detectMs) : r.alert ? 'no alert' : 'not measured',
-      target: fmtTarget(r.targets.detectSeconds),
-      verdict: r.alert?.observed ? verdict((r.detectMs ?? Infinity) <= r.targets.detectSeconds * 1000) : r.alert ? '**not detected**' : 'not measured',
-    },
-    { what: r.labels?.revert ?? 'revert (node back, cluster fully healthy)', measured: sec(r.revertMs), target: '-', verdict: '-' },
+    { what: r.labels?.rto ?? (restored ? 'RTO (fault → restored secrets verified)' : 'RTO (fault → first acknowledged write)'), measured: sec(r.rtoMs), target: fmtTarget(r.targets.rtoSeconds), verdict: verdict(r.rtoMs === undefined ? undefined : r.rtoMs <= r.targets.rtoSeconds * 1000) },
+    restored
+      ? {
+          what: "RPO (fault − the restored backup's snapshot time: writes in that window are lost)",
+          measured: r.rpoMs === undefined ? 'not measured' : `${sec(r.rpoMs)}${r.restore ? ` (snapshot ${r.restore.snapshotCreatedAt})` : ''}`,
+          target: fmtTarget(r.targets.rpoSeconds),
+          verdict: verdict(r.rpoMs === undefined ? undefined : r.rpoMs <= r.targets.rpoSeconds * 1000),
+        }
+      : {
+          what: r.labels?.rpo ?? 'RPO (acknowledged writes lost)',
+          measured: r.lostWrites === undefined ? 'not measured' : `${r.lostWrites} of ${r.writesAcked ?? '?'} acknowledged (${r.lostWrites === 0 ? '0 s of data' : 'data lost'})`,
+          target: fmtTarget(r.targets.rpoSeconds),
+          verdict: verdict(rpoOk),
+        },
+    detectRow(r),
+    { what: r.labels?.revert ?? (restored ? 'revert (drill cluster rebuilt, fully healthy)' : 'revert (node back, cluster fully healthy)'), measured: sec(r.revertMs), target: '-', verdict: '-' },
   ];
 }
 
@@ -64,6 +68,21 @@ function credentialLines(c: NonNullable<DrDrillReport['credential']>): string[] 
     ...(c.rotation ? [`- **rotateCredential**: ${c.rotation.detail}`] : []),
     ...(c.probeDetail ? [`- **Drill probe**: ${c.probeDetail}`] : []),
   ];
+}
+
+/** The restore that recovered a cluster-loss drill, as lines (no secret: ids, times, people). */
+export function recoveryLines(r: DrDrillReport): string[] {
+  const x = r.restore;
+  if (!x) return [];
+  return [
+    `Backup ${x.backupId} (snapshot taken ${x.snapshotCreatedAt}) restored by ${x.workflowId} through the production path: requested by ${x.requestedBy}, approved by ${x.approvedBy ?? '(not recorded)'}; verified at ${x.verifiedAt ?? '-'}: canary ${x.canaryMatches ? 'read back' : '**did not match**'}${x.kvMatches === undefined ? '' : `, KV inventory ${x.kvMatches ? 'matches the manifest' : '**differs from the manifest**'}`}.`,
+    ...(r.backup ? [`At the steady-state check the newest verified backup was ${r.backup.backupId}, ${(r.backup.ageSeconds / 3600).toFixed(2)} h old.`] : []),
+  ];
+}
+
+/** How long each step ran (the facilitator's waits excluded). */
+export function stepRows(r: DrDrillReport): { step: string; seconds: string }[] {
+  return (r.stepDurations ?? []).map((d) => ({ step: d.step, seconds: (d.ms / 1000).toFixed(2) }));
 }
 
 /** The timeline as an SVG: one row per event, a dot at its offset from the drill's start on a shared time axis. */
@@ -127,6 +146,8 @@ export function renderDrillReportMarkdown(r: DrDrillReport, opts: { svgFile?: st
     ...rows.map((x) => `| ${x.what} | ${x.measured} | ${x.target} | ${x.verdict} |`),
     '',
     ...(r.credential ? ['## Credential and incident', '', ...credentialLines(r.credential), ''] : []),
+    ...(r.restore ? ['## Recovery', '', ...recoveryLines(r), ''] : []),
+    ...(r.stepDurations?.length ? ['## Step durations', '', '| step | seconds |', '|---|---:|', ...stepRows(r).map((x) => `| ${x.step} | ${x.seconds} |`), ''] : []),
     '## What alerted, and when',
     '',
     ...(r.alert
@@ -177,7 +198,9 @@ ${r.fault ? `<br><strong>Fault</strong>: ${esc(r.fault.kind)} of ${esc(r.fault.n
 <table><tr><th>what</th><th>measured</th><th>target</th><th>verdict</th></tr>
 ${rows.map((x) => `<tr><td>${esc(x.what)}</td><td>${esc(x.measured)}</td><td>${esc(x.target)}</td><td>${bold(x.verdict)}</td></tr>`).join('\n')}
 </table>
-${r.credential ? `<h2>Credential and incident</h2>\n<ul>${credentialLines(r.credential).map((l) => `<li>${bold(l.replace(/^- /, '').replace(/`/g, ''))}</li>`).join('\n')}</ul>\n` : ''}<h2>What alerted, and when</h2>
+${r.credential ? `<h2>Credential and incident</h2>\n<ul>${credentialLines(r.credential).map((l) => `<li>${bold(l.replace(/^- /, '').replace(/`/g, ''))}</li>`).join('\n')}</ul>\n` : ''}${r.restore ? `<h2>Recovery</h2>\n${recoveryLines(r).map((l) => `<p>${bold(l)}</p>`).join('\n')}` : ''}
+${r.stepDurations?.length ? `<h2>Step durations</h2>\n<table><tr><th>step</th><th>seconds</th></tr>\n${stepRows(r).map((x) => `<tr><td>${esc(x.step)}</td><td>${esc(x.seconds)}</td></tr>`).join('\n')}\n</table>` : ''}
+<h2>What alerted, and when</h2>
 <p>${
     r.alert
       ? r.alert.observed

@@ -28,6 +28,36 @@ export interface VaultHaEnv {
   unseal: (node: string) => Promise<void>;
   /** Per-request client timeout; a hung node must not hold the writer longer. */
   requestTimeoutMs?: number;
+  /** Whole-cluster operations (the cluster-loss drill); absent where the cluster cannot be rebuilt from here. */
+  lifecycle?: VaultClusterLifecycle;
+}
+
+/**
+ * Losing and rebuilding the whole cluster (the cluster-loss drill, docs/runbooks/dr-drills.md). Only
+ * a cluster whose hosts this worker controls and that the configuration marks drillable.
+ */
+export interface VaultClusterLifecycle {
+  /** Every node SIGKILLed and its storage and audit log removed. */
+  destroy(): Promise<string[]>;
+  /** A new, empty one-node cluster on `node` (sys/init, unsealed, active); its root token in the restore token file. */
+  initEmpty(node: string): Promise<{ clusterId: string }>;
+  /** `node` started with empty storage (it joins once unsealed with the cluster's shares). */
+  startEmpty(node: string): Promise<void>;
+  /** `node` restarted on its own data. */
+  restart(node: string): Promise<void>;
+  /** Gives `node` the shares (up to the threshold); sealed: false once unsealed. */
+  unsealWith(node: string, shares: string[]): Promise<{ sealed: boolean }>;
+  /** The cluster back to its normal, empty, healthy state (fresh init, tokens, KV mount). */
+  rebuild(): Promise<string[]>;
+}
+
+/** What every node of a (restored) cluster says about itself: reachable, sealed, active, which cluster. */
+export interface NodeSeal {
+  name: string;
+  status?: number;
+  sealed?: boolean;
+  active?: boolean;
+  clusterId?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -231,6 +261,84 @@ export class VaultHaDriver implements HaDriver {
       await sleep(500);
     }
     throw failure('HaNodeDidNotRejoin', `vault: ${f.node} did not rejoin the cluster within ${Math.round(timeoutMs / 1000)}s after ${f.fault}: ${lastDetail}`);
+  }
+
+  private lifecycle(): VaultClusterLifecycle {
+    if (!this.env.lifecycle) throw failure('DrillRefused', 'vault: this worker cannot rebuild the HA cluster (no cluster lifecycle: only the local HA harness has one)');
+    return this.env.lifecycle;
+  }
+
+  /** sys/health of every node, never throwing (standbyok/sealedcode/uninitcode answer 200 with the facts). */
+  async seals(): Promise<NodeSeal[]> {
+    return Promise.all(
+      this.env.nodes.map(async (n): Promise<NodeSeal> => {
+        const h = await vaultRequest(`${n.addr}/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200`, {}, 1500).catch(() => undefined);
+        if (!h) return { name: n.name };
+        return { name: n.name, status: h.status, sealed: !!h.json.sealed || !h.json.initialized, active: h.json.initialized && !h.json.sealed && !h.json.standby, clusterId: h.json.cluster_id || undefined };
+      }),
+    );
+  }
+
+  /** The cluster-loss fault: every node's process and data gone. */
+  async loseCluster(): Promise<{ at: number; nodes: string[]; detail: string[] }> {
+    const at = Date.now();
+    const detail = await this.lifecycle().destroy();
+    return { at, nodes: this.env.nodes.map((n) => n.name), detail };
+  }
+
+  /** A new, empty cluster on the first node, initialised and active; the other nodes stay down until the restore. */
+  async buildEmptyCluster(): Promise<{ node: string; clusterId: string }> {
+    const first = this.env.nodes[0]!;
+    const { clusterId } = await this.lifecycle().initEmpty(first.name);
+    return { node: first.name, clusterId };
+  }
+
+  /**
+   * After a snapshot of another cluster was forced into the first node: restart it if it did not
+   * seal itself yet, unseal it with that cluster's shares until it is active under `expectClusterId`,
+   * then start every other node empty and unseal it the same way so it joins (raft retry_join).
+   * Resolves when every node is unsealed and serves `expectClusterId`.
+   */
+  async unsealRestoredCluster(shares: string[], expectClusterId: string, timeoutMs: number, progress: (s: string) => void = () => {}): Promise<{ nodes: NodeSeal[]; unsealedMs: number }> {
+    const lc = this.lifecycle();
+    const t0 = Date.now();
+    const deadline = t0 + timeoutMs;
+    const [first, ...others] = this.env.nodes;
+    const me = async (name: string) => (await this.seals()).find((x) => x.name === name)!;
+    // The node keeps serving its pre-restore keyring for a moment, then seals itself; a restart
+    // makes it read the restored keyring at once (docs/runbooks/restore.md).
+    let s = await me(first!.name);
+    if (!s.sealed && s.clusterId !== expectClusterId) {
+      progress(`${first!.name}: restarting on the restored data`);
+      await lc.restart(first!.name);
+    }
+    const unseal = async (name: string) => {
+      let last = '';
+      for (;;) {
+        s = await me(name);
+        if (s.status !== undefined && !s.sealed && s.clusterId === expectClusterId) return;
+        if (Date.now() > deadline) throw failure('UnsealFailed', `vault: ${name} not unsealed with the restored cluster's shares within ${Math.round(timeoutMs / 1000)}s (${last || (s.status === undefined ? 'no answer' : s.sealed ? 'sealed' : `cluster ${s.clusterId}`)})`);
+        // Not running (a worker died while it restarted the node): start it again on its data.
+        if (s.status === undefined && this.env.pid(name) === undefined) await this.env.start(name).catch((err: Error) => (last = `start failed: ${err.message.split('\n')[0]}`));
+        if (s.status !== undefined && s.sealed) {
+          progress(`${name}: unsealing with the restored cluster's shares`);
+          await lc.unsealWith(name, shares).catch((err: Error) => (last = err.message));
+        }
+        await sleep(s.sealed ? 1000 : 300);
+      }
+    };
+    await unseal(first!.name);
+    for (const n of others) {
+      progress(`${n.name}: started empty, joining the restored cluster`);
+      await lc.startEmpty(n.name);
+      await unseal(n.name);
+    }
+    return { nodes: await this.seals(), unsealedMs: Date.now() - t0 };
+  }
+
+  /** The cluster back to the harness's normal state (the revert). */
+  async rebuildCluster(): Promise<string[]> {
+    return this.lifecycle().rebuild();
   }
 
   async close(): Promise<void> {}

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { haDir, HaStackError, stopProc } from './proc';
 import { haproxyPid, haproxyServers, HAPROXY_PORTS, HAPROXY_STATS_URL, HAPROXY_VAULT_ADDR, startHaproxy, stopHaproxy, waitPostgresRouting } from './haproxy';
-import { bootstrapVaultCluster, harnessVaultEnv, nodeStatus, startVaultNodes, stopVaultNodes, unsealNode, VAULT_NODES, waitUnsealed } from './vault';
+import { bootstrapVaultCluster, destroyVaultNodes, harnessVaultEnv, initEmptyCluster, nodeStatus, restartNode, restoreTokenFile, startEmptyNode, startVaultNodes, stopVaultNodes, unsealNode, unsealNodeWith, VAULT_NODES, waitUnsealed } from './vault';
+import type { VaultClusterLifecycle } from '../../infra/ha/vaultDriver';
 import { startAuditShippers, stopAuditShippers, shipperStatus } from './auditShipper';
 import { pgHaDir, postgresDown, postgresHarnessPresent, postgresStatus, postgresUp } from './postgres';
 import { vaultClusterHealth } from '../../infra/ha/vaultDriver';
@@ -77,6 +78,34 @@ export async function haUp(log: (l: string) => void = () => {}, opts: HaUpOption
     steps.push(`postgres cluster healthy, primary ${pg.primary}, HAProxy routing to it`);
   }
   return { seconds: (Date.now() - t0) / 1000, steps };
+}
+
+/**
+ * The OpenBao half back to its normal state from nothing, the way a first `ha:up` builds it: the
+ * audit shippers stopped (they cache the cluster name), every node stopped and its storage and
+ * audit log removed, the custody files removed, then haUp's own path (fresh init, unseal, KV
+ * mount, autopilot, drill/metrics tokens, worker AppRole, shippers, fully healthy). The
+ * cluster-loss drill's revert; idempotent.
+ */
+export async function rebuildVaultHarness(log: (l: string) => void = () => {}): Promise<HaUpReport> {
+  const t0 = Date.now();
+  const steps = [...(await stopAuditShippers()), ...(await destroyVaultNodes())];
+  for (const f of ['init.json', 'drill-token', 'metrics-token', 'worker-secret-id', 'cluster-name']) fs.rmSync(path.join(path.dirname(restoreTokenFile()), f), { force: true });
+  fs.rmSync(restoreTokenFile(), { force: true });
+  const up = await haUp(log, { postgres: false });
+  return { seconds: (Date.now() - t0) / 1000, steps: [...steps, ...up.steps] };
+}
+
+/** The harness's lifecycle operations for the cluster-loss drill (infra/ha/vaultDriver.ts VaultClusterLifecycle). */
+export function harnessVaultLifecycle(): VaultClusterLifecycle {
+  return {
+    destroy: () => destroyVaultNodes(),
+    initEmpty: (node) => initEmptyCluster(node),
+    startEmpty: (node) => startEmptyNode(node),
+    restart: (node) => restartNode(node),
+    unsealWith: (node, shares) => unsealNodeWith(node, shares),
+    rebuild: async () => (await rebuildVaultHarness()).steps,
+  };
 }
 
 export async function haDown(): Promise<string[]> {

@@ -304,6 +304,93 @@ export async function stopVaultNodes(): Promise<string[]> {
   return Promise.all(VAULT_NODES.map(async (n) => `${n.name}: ${await stopNode(n.name)}`));
 }
 
+/**
+ * The cluster-loss drill's custody of a rebuilt cluster's root token: restore.productionTokenFile
+ * points here, so the production restore (restoreVault) may force a snapshot into the new, empty
+ * cluster. Written by initEmptyCluster, removed with the rest when the harness is rebuilt.
+ */
+export const restoreTokenFile = () => path.join(vaultDir(), 'restore-token');
+
+/** Every file of the harness cluster's custody (shares, tokens, AppRole secret, cluster name). */
+const custodyFiles = () => [haInitFile(), drillTokenFile(), metricsTokenFile(), workerSecretIdFile(), restoreTokenFile(), path.join(vaultDir(), 'cluster-name')];
+
+/** Removes one node's storage and audit log (its process must be stopped): the host's disk is gone. */
+function wipeNode(name: string): void {
+  if (nodePid(name) !== undefined) throw new HaStackError(`${name}: refusing to wipe the data of a running node`);
+  fs.rmSync(path.join(nodeDir(name), 'raft'), { recursive: true, force: true });
+  fs.rmSync(path.join(nodeDir(name), 'audit'), { recursive: true, force: true });
+}
+
+/**
+ * The cluster-loss fault: every node SIGKILLed (hosts lost, no graceful leadership transfer) and
+ * its raft storage and audit log removed. The custody files stay (the operator's copies of the
+ * lost cluster's shares); initEmptyCluster and the rebuild replace them.
+ */
+export async function destroyVaultNodes(): Promise<string[]> {
+  const out = await Promise.all(VAULT_NODES.map(async (n) => `${n.name}: ${await stopNode(n.name, 'SIGKILL')}`));
+  for (const n of VAULT_NODES) wipeNode(n.name);
+  return out.map((l) => `${l}, data removed`);
+}
+
+/**
+ * A new, empty one-node cluster on `name` (its storage wiped first): sys/init (5 shares,
+ * threshold 3), unsealed, active. Its shares replace init.json and its root token goes to
+ * restoreTokenFile() for the production restore. The other nodes stay down: a snapshot from
+ * another cluster is restored into one node and the others join afterwards (restoring into a
+ * multi-node cluster leaves the active node out: openbao/openbao#2455).
+ */
+export async function initEmptyCluster(name: string): Promise<{ clusterId: string }> {
+  const n = nodeNamed(name);
+  await stopNode(name);
+  wipeNode(name);
+  for (const f of custodyFiles()) fs.rmSync(f, { force: true });
+  prepareNodeFiles();
+  await startNode(name);
+  const { json } = await baoAt(n, 'POST', 'sys/init', undefined, { secret_shares: 5, secret_threshold: 3 });
+  if (!json.root_token) throw new HaStackError(`${name}: sys/init failed: ${(json.errors ?? []).join('; ')}`);
+  writeSecret(haInitFile(), JSON.stringify({ keys_base64: json.keys_base64, root_token: json.root_token }, null, 2));
+  writeSecret(restoreTokenFile(), `${json.root_token}\n`);
+  await unsealNode(name);
+  await waitUnsealed(name, 30_000);
+  await waitActive(30_000);
+  return { clusterId: (await baoAt(n, 'GET', 'sys/health')).json.cluster_id as string };
+}
+
+/** Starts `name` with empty storage; given the cluster's shares it joins the active node (retry_join). */
+export async function startEmptyNode(name: string): Promise<void> {
+  await stopNode(name);
+  wipeNode(name);
+  prepareNodeFiles();
+  await startNode(name);
+}
+
+/** Restarts `name` on its own data (a node that sealed itself after a forced snapshot restore). */
+export async function restartNode(name: string): Promise<void> {
+  await stopNode(name);
+  await startNode(name);
+}
+
+/**
+ * Unseals `name` with the given shares (another cluster's: a restored backup's custodians), up to
+ * the threshold the node asks for. A joining node drops the shares when its join fails, so callers
+ * repeat this until the node answers unsealed.
+ */
+export async function unsealNodeWith(name: string, shares: string[]): Promise<{ sealed: boolean }> {
+  const n = nodeNamed(name);
+  const st = (await baoAt(n, 'GET', 'sys/seal-status')).json;
+  if (st.sealed === false) return { sealed: false };
+  const given = shares.slice(0, Math.max(1, Number(st.t) || shares.length));
+  for (const [i, key] of given.entries()) {
+    const { status, json } = await baoAt(n, 'POST', 'sys/unseal', undefined, { key });
+    // Never echo the answer: an error could quote the share.
+    if (status !== 200) throw new HaStackError(`${name}: a share was refused (HTTP ${status})`);
+    if (json.sealed === false) return { sealed: false };
+    // Threshold reached on a joining node: it answers the leader's challenge now (see unsealNode).
+    if (i > 0 && json.progress === 0 && json.t) return { sealed: true };
+  }
+  return { sealed: true };
+}
+
 /** The drill driver's view of this harness: nodes, pids, restart and unseal, HAProxy, drill token. */
 export function harnessVaultEnv(haproxyAddr: string): VaultHaEnv {
   return {

@@ -7,6 +7,12 @@
 // non-cancellable scope, also after an abort or a failure; a worker killed mid-drill resumes and
 // reverts) → verifyRecovery (steady state again) → writeReport (findings opened as drillFinding
 // workflows, the report in the bucket and to the distribution list).
+// Scenario cluster-loss (clusterLoss below): checkSteadyState also needs a verified backup and a
+// drill cluster the production restore points at → injectFault (every node killed, its data
+// removed) → awaitDetection → rebuildCluster (a new, empty cluster) → restoreLatestBackup (child
+// restoreVault, production path: approved through approveRestore by the facilitator, or by the
+// drill in automated mode; unsealed by the custodians' activity) → verifyRecovery (the restored
+// cluster is whole) → revertFault (ALWAYS: the drill cluster rebuilt to its normal state) → writeReport.
 // Assisted mode: a facilitator confirms each step (update confirmStep) and may abort (update abort).
 import {
   ApplicationFailure,
@@ -24,6 +30,8 @@ import {
 } from '@temporalio/workflow';
 import type { HaActivities } from '../../activities/ha/failover';
 import type { DrillActivities } from '../../activities/drills/drill';
+import type { ClusterLossActivities } from '../../activities/ha/clusterLoss';
+import type { restoreVault } from '../restore/restoreVault';
 import { SCENARIOS, type ScenarioId } from '../../common/drills';
 import { ROUTES } from '../../common/alerts';
 import {
@@ -53,6 +61,11 @@ import { vpsCompromise, vpsSteadyState, type DrillContext } from './vpsCompromis
 // The fault is the failover drill's (restore role: it holds the HA cluster's unseal shares and drill token).
 const { checkClusterHealthy, runFailoverRound, healFault, healLeftoverFault } = proxyActivities<HaActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
 const { checkDrillPreconditions } = proxyActivities<DrillActivities>({ ...SHORT_IO, taskQueue: activityQueue('notify') });
+// cluster-loss: the drill cluster lost, rebuilt, unsealed and rebuilt again (restore role: it holds the harness and the unseal shares).
+const { checkClusterLossReady } = proxyActivities<ClusterLossActivities>({ ...STORE_IO, taskQueue: activityQueue('restore') });
+const { destroyDrillCluster, buildEmptyCluster, unsealRestoredCluster, checkRestoredCluster, rebuildDrillCluster } = proxyActivities<ClusterLossActivities>({ ...DRILL, taskQueue: activityQueue('restore') });
+// Follows (and in automated mode approves) the drill's child restore; it waits as long as the recovery may take.
+const { followDrillRestore } = proxyActivities<DrillActivities>({ ...POLL, heartbeatTimeout: '30s', taskQueue: activityQueue('notify') });
 const { listFindingsToRetest, publishDrDrillReport, mailDrillReport } = proxyActivities<DrillActivities>({ ...STORE_IO, taskQueue: activityQueue('notify') });
 // It heartbeats every 5 s: a worker killed mid-wait is noticed in 20 s, not POLL's 60 s (the fault stays in place meanwhile).
 const { awaitDrillAlert } = proxyActivities<DrillActivities>({ ...POLL, heartbeatTimeout: '20s', taskQueue: activityQueue('notify') });
@@ -68,6 +81,8 @@ export interface DrDrillProgress extends WaitState {
   rtoMs?: number;
   detectMs?: number;
   lostWrites?: number;
+  /** cluster-loss: fault − the restored backup's snapshot time. */
+  rpoMs?: number;
   alert?: AlertObservation;
   findings: string[];
   reportKeys?: { json: string; markdown: string; html: string };
@@ -82,11 +97,12 @@ export const abort = defineUpdate<{ aborting: true }, [z.input<typeof AbortUpdat
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The findings a drill's measurements make, with kinds stable across drills (a re-test matches by scenario + kind). */
-export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs' | 'checks'>): DrillFindingDraft[] {
+export function findingsOf(scenario: ScenarioId, r: Pick<DrDrillReport, 'rtoMs' | 'lostWrites' | 'alert' | 'detectMs' | 'checks' | 'rpoMs'>): DrillFindingDraft[] {
   const s = SCENARIOS[scenario];
   const runbook = s.runbooks[0]!;
   const out: DrillFindingDraft[] = [];
   if (r.lostWrites !== undefined && r.lostWrites > 0) out.push({ kind: 'lost-writes', title: `${scenario}: acknowledged writes lost in the failover`, severity: 'critical', runbookSection: runbook, evidence: `${r.lostWrites} acknowledged write(s) missing` });
+  if (r.rpoMs !== undefined && r.rpoMs > s.targets.rpoSeconds * 1000) out.push({ kind: 'rpo-exceeded', title: `${scenario}: the data-loss window is above the RPO target`, severity: 'high', runbookSection: runbook, evidence: `${(r.rpoMs / 3600_000).toFixed(2)} h of writes lost against ${s.targets.rpoSeconds / 3600} h` });
   if (r.rtoMs !== undefined && r.rtoMs > s.targets.rtoSeconds * 1000) out.push({ kind: 'rto-exceeded', title: `${scenario}: recovery slower than the RTO target`, severity: 'high', runbookSection: runbook, evidence: `${(r.rtoMs / 1000).toFixed(2)} s against ${s.targets.rtoSeconds} s` });
   if (r.alert && !r.alert.observed) out.push({ kind: 'not-detected', title: `${scenario}: the fault was not detected (${s.detection.alert})`, severity: 'high', runbookSection: 'docs/runbooks/monitoring.md', evidence: `no ${s.detection.alert} within the window (${r.alert.source})` });
   else if (r.alert?.observed && r.detectMs !== undefined && r.detectMs > s.detection.withinSeconds * 1000) out.push({ kind: 'slow-detection', title: `${scenario}: detection slower than its target (${s.detection.alert})`, severity: 'medium', runbookSection: 'docs/runbooks/monitoring.md', evidence: `${(r.detectMs / 1000).toFixed(1)} s against ${s.detection.withinSeconds} s` });
@@ -157,7 +173,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
   async function step<T>(name: DrDrillStep, fn: () => Promise<T>, opts: { always?: boolean } = {}): Promise<T> {
     if (opts.always) {
       event('step', name);
-      return runStep(name, fn);
+      return timed(name, () => runStep(name, fn));
     }
     if (state.aborted) throw abortedFailure();
     if (input?.mode === 'assisted' && CONFIRMED_STEPS.includes(name)) {
@@ -179,7 +195,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       if (state.aborted) throw abortedFailure();
     }
     event('step', name);
-    return runStep(name, async () => {
+    return timed(name, () => runStep(name, async () => {
       const scope = new CancellationScope();
       const watch = condition(() => !!state.aborted || finished).then(() => {
         if (state.aborted) scope.cancel();
@@ -192,7 +208,17 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       } finally {
         void watch;
       }
-    });
+    }));
+  }
+
+  /** Records how long a step ran (not the facilitator's wait before it), for the report. */
+  async function timed<T>(name: DrDrillStep, fn: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      (report.stepDurations ??= []).push({ step: name, ms: Date.now() - t0 });
+    }
   }
 
   const report: Partial<DrDrillReport> & { timeline: TimelineEvent[]; findings: DrDrillReport['findings']; retested: RetestedFinding[] } = { timeline: state.timeline, findings: [], retested: [] };
@@ -204,6 +230,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
   async function revert(): Promise<void> {
     if (!faultStarted || reverted || !input) return;
     const healTimeoutSeconds = input.healTimeoutSeconds;
+    if (input.scenario === 'cluster-loss') return revertClusterLoss();
     await CancellationScope.nonCancellable(async () => {
       const t0 = Date.now();
       await step('revertFault', (): Promise<unknown> => (injected ? summarized(healFault, `bring ${injected.node} back`, { injected, healTimeoutSeconds }) : summarized(healLeftoverFault, 'heal whatever the failed round left', { target: 'vault', healTimeoutSeconds })), { always: true });
@@ -211,6 +238,93 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       report.revertMs = Date.now() - t0;
       event('revert', injected ? `${injected.node} back, cluster healthy` : 'leftover fault healed');
     });
+  }
+
+  /** cluster-loss: the drill cluster rebuilt to its normal state from nothing, whatever the drill left (always; never cancelled). */
+  async function revertClusterLoss(): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      const t0 = Date.now();
+      await step('revertFault', () => summarized(rebuildDrillCluster, 'rebuild the drill cluster to its normal state (fresh init, tokens, KV)'), { always: true });
+      reverted = true;
+      report.revertMs = Date.now() - t0;
+      event('revert', 'drill cluster rebuilt to its normal state, healthy');
+    });
+  }
+
+  /** The scenario's alert in Alertmanager after the fault (which, when, on which receiver). */
+  async function awaitDetection(s: (typeof SCENARIOS)[ScenarioId], faultAt: number, detectionTimeoutSeconds: number): Promise<void> {
+    const alert = await step('awaitDetection', () => summarized(awaitDrillAlert, `wait for ${s.detection.alert} in Alertmanager`, { alertname: s.detection.alert, sinceIso: iso(faultAt), untilIso: iso(faultAt + detectionTimeoutSeconds * 1000) }));
+    report.alert = state.alert = alert;
+    if (alert.observed && alert.startsAt) {
+      report.detectMs = state.detectMs = Math.max(0, Date.parse(alert.startsAt) - faultAt);
+      event('alert', `${alert.alertname} firing (${alert.receivers.join(', ') || 'no receiver'})`, Date.parse(alert.startsAt));
+    }
+  }
+
+  /**
+   * The cluster-loss scenario after its steady state: every node lost, detection, a new cluster,
+   * the latest verified backup restored through the production path, the restored cluster checked;
+   * the revert rebuilds the drill cluster whatever happened.
+   */
+  async function clusterLoss(s: (typeof SCENARIOS)[ScenarioId], detectionTimeoutSeconds: number): Promise<void> {
+    const { recoveryTimeoutMinutes, mode, facilitator } = input!;
+    try {
+      faultStarted = true;
+      const lost = await step('injectFault', () => summarized(destroyDrillCluster, `${s.id}: stop every node (SIGKILL) and remove its data`, { drillId }));
+      report.fault = { node: lost.nodes.join(', '), injectedAt: iso(lost.at), kind: 'SIGKILL and data removal (every node)' };
+      event('fault', `every node lost (${lost.nodes.join(', ')}): killed, data removed`, lost.at);
+      await awaitDetection(s, lost.at, detectionTimeoutSeconds);
+
+      const built = await step('rebuildCluster', () => summarized(buildEmptyCluster, `${s.id}: a new, empty cluster to restore into`));
+      event('step', `new empty cluster on ${built.node} (fresh init)`);
+
+      const restoreWorkflowId = `${info.workflowId}-restore`;
+      const requestedBy = `drDrill ${drillId}`;
+      const restored = await step('restoreLatestBackup', async () => {
+        const child = await startChild<typeof restoreVault>('restoreVault', {
+          workflowId: restoreWorkflowId,
+          // The newest verified backup before the fault (checkSteadyState): a backup taken after the loss cannot exist in a real one.
+          args: [{ backupId: report.backup?.backupId ?? 'latest', target: 'production', reason: `DR drill ${drillId} (cluster-loss)`.slice(0, 200), requestedBy, approvalTimeoutMinutes: recoveryTimeoutMinutes, remindEveryMinutes: Math.max(1, Math.min(15, recoveryTimeoutMinutes)) }],
+        });
+        // Automated: the drill approves as the facilitator (or as itself), never as requestedBy; assisted: a person runs `vaultdr restore approve`.
+        const approveAs = mode === 'automated' ? { who: facilitator ?? 'drDrill automated', why: `DR drill ${drillId}: restore the latest verified backup into the new cluster`, expectTargetClusterId: built.clusterId } : undefined;
+        const followed = await summarized(followDrillRestore, mode === 'automated' ? 'approve the restore into the new cluster, wait until it is applied' : 'wait for the facilitator to approve the restore (vaultdr restore approve)', { restoreWorkflowId, approveAs, untilIso: iso(Date.now() + recoveryTimeoutMinutes * 60_000) });
+        event('confirm', `restore ${followed.backupId} approved by ${followed.approvedBy ?? '?'}, snapshot applied`, Date.parse(followed.appliedAt));
+        const unsealed = await summarized(unsealRestoredCluster, "unseal the restored cluster with the backed-up cluster's shares; the other nodes join", { expectClusterId: followed.backupClusterId, timeoutSeconds: input!.healTimeoutSeconds });
+        event('step', `restored cluster unsealed, ${unsealed.nodes.length} node(s) joined`);
+        return { followed, record: await child.result() };
+      });
+      const r = restored.record;
+      const verifiedAt = Date.parse(r.finishedAt);
+      report.rtoMs = state.rtoMs = verifiedAt - lost.at;
+      report.rpoMs = state.rpoMs = lost.at - Date.parse(r.snapshotCreatedAt);
+      report.restore = { workflowId: restoreWorkflowId, backupId: r.backupId, snapshotCreatedAt: r.snapshotCreatedAt, requestedBy, ...(r.approval ? { approvedBy: r.approval.who } : {}), verifiedAt: r.finishedAt, canaryMatches: r.checks?.canary.matches, ...(r.checks?.kv ? { kvMatches: r.checks.kv.matches } : {}) };
+      event('recovered', `backup ${r.backupId} restored and verified (canary read back)`, verifiedAt);
+      await step('verifyRecovery', () => summarized(checkRestoredCluster, `${s.id}: every node unsealed under the restored cluster, HAProxy routes to the active one`, { expectClusterId: restored.followed.backupClusterId }));
+    } finally {
+      await revert();
+    }
+  }
+
+  /** vault-node-failure after its steady state: the failover round (SIGKILL of the leader, writes running), detection, revert, steady state again. */
+  async function nodeFailure(s: (typeof SCENARIOS)[ScenarioId], detectionTimeoutSeconds: number): Promise<void> {
+    const { maxGapSeconds, healTimeoutSeconds } = input!;
+    try {
+      faultStarted = true;
+      const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
+      injected = outcome.injected;
+      report.fault = { node: injected.node, injectedAt: iso(injected.at), kind: 'SIGKILL (the leader)' };
+      report.rtoMs = state.rtoMs = outcome.gapMs;
+      report.lostWrites = state.lostWrites = outcome.lost;
+      report.writesAcked = outcome.writesAcked;
+      report.writesFailed = outcome.writesFailed;
+      event('fault', `SIGKILL ${injected.node} (leader)`, injected.at);
+      event('recovered', `first write acknowledged after ${(outcome.gapMs / 1000).toFixed(2)} s`, injected.at + outcome.gapMs);
+      await awaitDetection(s, injected.at, detectionTimeoutSeconds);
+    } finally {
+      await revert();
+    }
+    await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
   }
 
   /** Scenario-specific findings (a scenario's own checks), opened with findingsOf's. */
@@ -233,7 +347,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       await mailDrillReport({ drillId, htmlKey: keys.html, markdownKey: keys.markdown });
       finished = true;
       done();
-      return { drillId, outcome: full.outcome, reportKeys: keys, findings: state.findings, rtoMs: full.rtoMs, detectMs: full.detectMs, lostWrites: full.lostWrites };
+      return { drillId, outcome: full.outcome, reportKeys: keys, findings: state.findings, rtoMs: full.rtoMs, detectMs: full.detectMs, lostWrites: full.lostWrites, ...(full.rpoMs !== undefined ? { rpoMs: full.rpoMs } : {}) };
     });
 
   try {
@@ -241,7 +355,7 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     const s = SCENARIOS[input.scenario];
     state.scenario = input.scenario;
     state.mode = input.mode;
-    const { maxGapSeconds, healTimeoutSeconds } = input;
+    const { healTimeoutSeconds } = input;
     const detectionTimeoutSeconds = input.detectionTimeoutSeconds ?? s.detection.withinSeconds + 60;
 
     let toRetest: { findingId: string; title: string; kind?: string }[] = [];
@@ -267,8 +381,15 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
       if (input.scenario === 'vps-compromise') vpsScopes = await vpsSteadyState(ctx);
       else if (input.scenario !== 'credential-compromise') await step('checkSteadyState', async () => {
         await summarized(checkClusterHealthy, `${s.id}: does the steady state hold?`, { target: 'vault', healTimeoutSeconds });
-        // Drills started before this probe existed replay without it.
-        if (patched('drill-steady-state-backup')) await checkNewestVerifiedBackup(26);
+        if (input!.scenario === 'cluster-loss') {
+          // The backup the drill will restore: the newest verified one before the fault.
+          const ready = await summarized(checkClusterLossReady, `${s.id}: a verified backup to restore, a drill cluster to lose`);
+          report.backup = ready.backup;
+          event('step', `newest verified backup ${ready.backup.backupId}, ${(ready.backup.ageSeconds / 3600).toFixed(1)} h old`);
+        } else if (patched('drill-steady-state-backup')) {
+          // Drills started before this probe existed replay without it.
+          await checkNewestVerifiedBackup(26);
+        }
       }).catch((err: unknown) => {
         const f = describeFailure(err);
         if (f?.errorType === 'HaDrillRefused') throw ApplicationFailure.create({ type: 'DrillSteadyStateNotHolding', nonRetryable: true, message: `steady state does not hold, nothing injected: ${f.message}` });
@@ -295,31 +416,8 @@ export async function drDrill(rawInput?: DrDrillInput): Promise<DrDrillResult> {
     }
 
     if (vpsScopes) await vpsCompromise(ctx, vpsScopes);
-    // vault-node-failure: the failover drill's round, reverted whatever happens.
-    else try {
-      faultStarted = true;
-      const outcome = await step('injectFault', () => summarized(runFailoverRound, `${s.id}: SIGKILL the leader, writes running`, { drillId, target: 'vault', fault: 'kill-leader', round: 1, maxGapSeconds, healTimeoutSeconds }));
-      injected = outcome.injected;
-      report.fault = { node: injected.node, injectedAt: iso(injected.at), kind: 'SIGKILL (the leader)' };
-      report.rtoMs = state.rtoMs = outcome.gapMs;
-      report.lostWrites = state.lostWrites = outcome.lost;
-      report.writesAcked = outcome.writesAcked;
-      report.writesFailed = outcome.writesFailed;
-      event('fault', `SIGKILL ${injected.node} (leader)`, injected.at);
-      event('recovered', `first write acknowledged after ${(outcome.gapMs / 1000).toFixed(2)} s`, injected.at + outcome.gapMs);
-
-      const alert = await step('awaitDetection', () =>
-        summarized(awaitDrillAlert, `wait for ${s.detection.alert} in Alertmanager`, { alertname: s.detection.alert, sinceIso: iso(injected!.at), untilIso: iso(injected!.at + detectionTimeoutSeconds * 1000) }),
-      );
-      report.alert = state.alert = alert;
-      if (alert.observed && alert.startsAt) {
-        report.detectMs = state.detectMs = Math.max(0, Date.parse(alert.startsAt) - injected.at);
-        event('alert', `${alert.alertname} firing (${alert.receivers.join(', ') || 'no receiver'})`, Date.parse(alert.startsAt));
-      }
-    } finally {
-      await revert();
-    }
-    if (!vpsScopes) await step('verifyRecovery', () => summarized(checkClusterHealthy, `${s.id}: steady state again after the revert`, { target: 'vault', healTimeoutSeconds }));
+    else if (input.scenario === 'cluster-loss') await clusterLoss(s, detectionTimeoutSeconds);
+    else await nodeFailure(s, detectionTimeoutSeconds);
 
     return await writeReport(toRetest);
   } catch (err) {
