@@ -131,7 +131,7 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
       assert.ok(!history.raw.includes(secret), 'a secret in the raw history');
       assert.ok(!history.decoded.some((d) => d.includes(secret)), 'a secret in a decoded payload');
     }
-    assert.deepEqual([...new Set(history.activityTypes)].sort(), ['awaitDrillAlert', 'checkClusterHealthy', 'checkDrillPreconditions', 'healFault', 'listFindingsToRetest', 'mailDrillReport', 'publishDrDrillReport', 'runFailoverRound']);
+    assert.deepEqual([...new Set(history.activityTypes)].sort(), ['awaitDrillAlert', 'checkClusterHealthy', 'checkDrillPreconditions', 'healFault', 'listFindingsToRetest', 'mailDrillReport', 'publishDrDrillReport', 'runFailoverRound', 'selectBackup']);
     assert.equal(progress.step, 'done');
     assert.deepEqual(progress.completed, ['checkDrillPreconditions', 'checkSteadyState', 'injectFault', 'awaitDetection', 'revertFault', 'verifyRecovery', 'writeReport']);
     assert.equal(result.lostWrites, 0);
