@@ -16,7 +16,7 @@
 // test/histories/drDrill-vault-node-failure.
 // Timings are never asserted (the report states them against the scenario's targets).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,18 +27,17 @@ import type { Config } from '../infra/config';
 import { buildS3Client } from '../infra/clients';
 import type { DrDrillReport, DrDrillResult } from '../common/drillRun';
 import { VaultHaDriver } from '../infra/ha/vaultDriver';
-import { freePort } from '../infra/vault/stagingVault';
-import { renderAlertmanagerConfig, renderPrometheusConfig } from '../stack/monitoring';
 import { haUp } from '../stack/ha/index';
-import { HAPROXY_PORTS, HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
+import { HAPROXY_VAULT_ADDR } from '../stack/ha/haproxy';
 import { haDir } from '../stack/ha/proc';
-import { drillTokenFile, harnessVaultEnv, metricsTokenFile, readInit, startNode, stopNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
+import { drillTokenFile, harnessVaultEnv, readInit, startNode, stopNode, unsealNode, VAULT_NODES, waitUnsealed } from '../stack/ha/vault';
 import { failureOf, historyTexts, mailpitMessages, stackSecrets } from './helpers/inspect';
 import { ensureStack, PROJECT_ROOT, uniqueQueue, withQueue } from './helpers/stack';
 import { withWorker } from './helpers/worker';
 import { saveDecoded } from './saveHistories';
 import type { DrDrillProgress } from '../workflows/drills/drDrill';
 import { writeCommittedReport } from './helpers/drillReports';
+import { startDrillMonitoring, type DrillMonitoring } from './helpers/drillMonitoring';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WORKER = path.join(PROJECT_ROOT, 'lib', 'workers', 'main.js');
@@ -57,62 +56,24 @@ describe('drDrill: vault-node-failure on the HA harness (real Prometheus, Alertm
   let cfg: Config;
   let client: Client;
   let dir: string;
-  const procs: ChildProcess[] = [];
+  let monitoring: DrillMonitoring | undefined;
 
   before(async () => {
     const base = await ensureStack();
     await haUp();
     await waitHealthy(60_000);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultdr-drdrill-'));
-    const [promPort, amPort] = [await freePort(), await freePort()];
-    // Alertmanager with the committed routing; its receivers point at closed ports (the drill reads
-    // what Alertmanager received and routed, it does not need the delivery).
-    fs.writeFileSync(path.join(dir, 'slack_url'), 'http://127.0.0.1:9/slack\n');
-    fs.writeFileSync(path.join(dir, 'pd_key'), 'drill-test-routing-key\n');
-    fs.writeFileSync(path.join(dir, 'alertmanager.yml'), renderAlertmanagerConfig({ smarthost: '127.0.0.1:9', to: 'ops@localhost', slackWebhookUrlFile: path.join(dir, 'slack_url'), pagerdutyRoutingKeyFile: path.join(dir, 'pd_key'), pagerdutyUrl: 'http://127.0.0.1:9/pd' }));
-    procs.push(spawn('prometheus-alertmanager', [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'am')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], { stdio: 'ignore' }));
-    fs.writeFileSync(
-      path.join(dir, 'prometheus.yml'),
-      renderPrometheusConfig({
-        interval: '1s',
-        workerTargets: ['127.0.0.1:1'],
-        openbaoTarget: '127.0.0.1:1',
-        openbaoTokenFile: metricsTokenFile(),
-        alertmanager: `127.0.0.1:${amPort}`,
-        ha: { openbaoTargets: VAULT_NODES.map((n) => `127.0.0.1:${n.apiPort}`), tokenFile: metricsTokenFile(), haproxyTarget: `127.0.0.1:${HAPROXY_PORTS.stats}` },
-      }),
-    );
-    procs.push(spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'prom')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' }));
-    // Both up, and Prometheus scraping every node, before any drill.
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`http://127.0.0.1:${amPort}/-/ready`).then((r) => r.ok).catch(() => false);
-      const up = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent('count(up{job="openbao-ha"} == 1)')}`)
-        .then(async (r) => ((await r.json()) as { data: { result: { value: [number, string] }[] } }).data.result[0]?.value[1])
-        .catch(() => undefined);
-      if (ok && up === '3') break;
-      if (i > 120) throw new Error(`monitoring not ready: alertmanager ${ok}, nodes up ${up}`);
-      await sleep(500);
-    }
+    monitoring = await startDrillMonitoring(dir);
     cfg = {
       ...withQueue(base, uniqueQueue('drdrill')),
       ha: { harnessDir: haDir(), vaultAddress: HAPROXY_VAULT_ADDR },
-      drills: { ...base.drills, drillableTargets: ['ha-vault'], alertmanagerUrl: `http://127.0.0.1:${amPort}`, distributionList: ['dr-drills@localhost'] },
+      drills: { ...base.drills, drillableTargets: ['ha-vault'], alertmanagerUrl: monitoring.alertmanagerUrl, distributionList: ['dr-drills@localhost'] },
     };
     client = await connectClient(cfg);
   });
   after(async () => {
     await client?.connection.close();
-    // Wait for both to exit: Prometheus still writes its TSDB while it shuts down.
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((r) => {
-            if (p.exitCode !== null || p.signalCode !== null) return r();
-            p.once('exit', () => r());
-            p.kill('SIGTERM');
-          }),
-      ),
-    );
+    await monitoring?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
