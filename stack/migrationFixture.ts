@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { utils } from 'ssh2';
+import { newSshKeyPair } from '../infra/ssh/client';
 import { fetch } from 'undici';
 import type { Config } from '../infra/config';
 import { acquireHostsLease, dkimPublicKeyOf, mailuEnvFile, hostsDir, hostsInfo, hostsUp, publishZone, relayCredentials, runInHost, tcpOpen, MAIL_DOMAIN, NETWORK, type HostsInfo } from './mailhosts';
@@ -38,8 +38,8 @@ async function bao(method: string, p: string, body?: unknown): Promise<{ status:
 }
 
 const newSshKey = (comment: string) => {
-  const k = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: k.private, line: k.public.trim() };
+  const k = newSshKeyPair(comment);
+  return { privateKey: k.privateKey, line: k.publicKey };
 };
 
 /** Writes a KV v2 secret (root token; test and drill set-up only). */

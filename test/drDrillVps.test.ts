@@ -20,13 +20,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { utils } from 'ssh2';
 import { connectClient } from '../client/connect';
 import type { DrDrillReport, DrDrillResult } from '../common/drillRun';
 import { buildS3Client } from '../infra/clients';
 import type { Config } from '../infra/config';
 import { renderDrillReportMarkdown } from '../infra/drills/report';
-import { keyAccepted, withSsh } from '../infra/ssh/client';
+import { keyAccepted, newSshKeyPair, withSsh } from '../infra/ssh/client';
 import { HOST_PATHS, runInHost } from '../stack/mailhosts';
 import { leaseHosts, prepareMigration, writeSecret, type MigrationFixture } from '../stack/migrationFixture';
 import { ensureRotatorToken } from '../stack/stack';
@@ -46,8 +45,8 @@ describe('drDrill: vps-compromise on the local hosts (quarantine, migrateVps, ro
   let client: Client;
   let release: (() => void) | undefined;
   let oldKeysBefore = '';
-  const rootKey = utils.generateKeyPairSync('ed25519', { comment: 'root@ops' });
-  const rootLine = rootKey.public.trim();
+  const rootKey = newSshKeyPair('root@ops');
+  const rootLine = rootKey.publicKey;
   const email = () => fx.mailbox.email;
   const oldRoot = () => ({ address: fx.hosts.hosts['old-vps'].address, port: 22, user: 'root', hostKeySha256: fx.hosts.hosts['old-vps'].hostKeyFingerprint });
   const newRoot = () => ({ address: fx.hosts.hosts['new-vps'].address, port: 22, user: 'root', hostKeySha256: fx.hosts.hosts['new-vps'].hostKeyFingerprint });
@@ -59,12 +58,12 @@ describe('drDrill: vps-compromise on the local hosts (quarantine, migrateVps, ro
     const tokenFile = await ensureRotatorToken();
     // root's key: on the operator list the migration deploys, in Vault where rotation keeps it, trusted by the old host.
     await writeSecret(fx.cfg.migration.secrets.operatorKeys, { 'root-ops': rootLine });
-    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: rootKey.private, public_key: rootLine } });
+    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: rootKey.privateKey, public_key: rootLine } });
     const mailboxPassword = fx.secrets.find((s) => s.name === 'mailbox password')!.value;
     await bao('POST', `secret/data/vault-dr/credentials/mailbox-password/${email()}`, { data: { username: email(), password: mailboxPassword } });
     oldKeysBefore = runInHost('old-vps', ['cat', HOST_PATHS.authorizedKeys]);
     runInHost('old-vps', ['sh', '-c', `sed -i -e '$a\\' ${HOST_PATHS.authorizedKeys}; cat >> ${HOST_PATHS.authorizedKeys}`], { input: `${rootLine}\n` });
-    fx.secrets.push({ name: 'root private key', value: rootKey.private.split('\n')[2]! });
+    fx.secrets.push({ name: 'root private key', value: rootKey.privateKey.split('\n')[2]! });
     cfg = {
       ...fx.cfg,
       rotation: { ...fx.cfg.rotation, tokenFile, host: 'new', sshKeyFile: fx.hosts.provisionKey, defaultScopes: { ...fx.cfg.rotation.defaultScopes, 'ssh-key': 'root', 'mailbox-password': email() } },
@@ -172,8 +171,8 @@ describe('drDrill: vps-compromise on the local hosts (quarantine, migrateVps, ro
 
   it('refuses when the old host does not trust the SSH key Vault holds: steady state does not hold, nothing injected', async () => {
     // Vault now holds a key the old host has never seen.
-    const stranger = utils.generateKeyPairSync('ed25519', { comment: 'stranger@ops' });
-    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: stranger.private, public_key: stranger.public.trim() } });
+    const stranger = newSshKeyPair('stranger@ops');
+    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: stranger.privateKey, public_key: stranger.publicKey } });
     const keysBefore = runInHost('old-vps', ['cat', HOST_PATHS.authorizedKeys]);
     const f = await withWorker(cfg, () => failureOf(start('drdrill-vps-unsteady', { scenario: 'vps-compromise' }).then((h) => h.result())));
     assert.equal(f.type, 'DrillSteadyStateNotHolding');

@@ -16,11 +16,10 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import nodemailer from 'nodemailer';
-import { utils } from 'ssh2';
 import { connectClient } from '../client/connect';
 import type { RotateResult } from '../common/rotation';
 import type { Config } from '../infra/config';
-import { fingerprintOfKeyLine, keyAccepted, withSsh, type SshTarget } from '../infra/ssh/client';
+import { fingerprintOfKeyLine, keyAccepted, newSshKeyPair, withSsh, type SshTarget } from '../infra/ssh/client';
 import { runInHost, setRelayLogins, HOST_PATHS, type RelayCredentials } from '../stack/mailhosts';
 import { parseEnv, updateEnv } from '../infra/mailhost/files';
 import { awaitRelayedMessage } from '../activities/migration/mailChecks';
@@ -110,10 +109,10 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
   });
 
   it("ssh-key: the new key is added to root's authorized_keys and logs in; the old key is removed and refused; the worker's key stays", async () => {
-    const old = utils.generateKeyPairSync('ed25519', { comment: 'root-old@ops' });
-    runInHost('new-vps', ['sh', '-c', `sed -i -e '$a\\' ${HOST_PATHS.authorizedKeys}; cat >> ${HOST_PATHS.authorizedKeys}`], { input: `${old.public.trim()}\n` });
-    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: old.private, public_key: old.public.trim() } });
-    await withSsh(root, old.private, (s) => s.run('precondition', 'true'));
+    const old = newSshKeyPair('root-old@ops');
+    runInHost('new-vps', ['sh', '-c', `sed -i -e '$a\\' ${HOST_PATHS.authorizedKeys}; cat >> ${HOST_PATHS.authorizedKeys}`], { input: `${old.publicKey}\n` });
+    await bao('POST', 'secret/data/vault-dr/credentials/ssh-key/root', { data: { private_key: old.privateKey, public_key: old.publicKey } });
+    await withSsh(root, old.privateKey, (s) => s.run('precondition', 'true'));
     const before = runInHost('new-vps', ['cat', HOST_PATHS.authorizedKeys]).split('\n').filter(fingerprintOfKeyLine);
 
     const { result, workflowId } = await rotate({ credentialClass: 'ssh-key', scope: 'root' });
@@ -122,16 +121,16 @@ describe('rotateCredential on the real mail host: mailbox password and SSH key (
     assert.ok(nu.private_key?.includes('OPENSSH PRIVATE KEY'), 'the new private key is not in OpenSSH format');
     // Independently: a real login with the new key, the old key refused (no signature asked), the worker's provisioning key still in.
     assert.equal((await withSsh(root, nu.private_key!, (s) => s.run('login with the new key', 'id -un'))).trim(), 'root');
-    assert.equal(await keyAccepted(root, old.public), false, 'the old key is still accepted');
-    await assert.rejects(withSsh(root, old.private, (s) => s.run('login with the old key', 'true')), /refused/);
+    assert.equal(await keyAccepted(root, old.publicKey), false, 'the old key is still accepted');
+    await assert.rejects(withSsh(root, old.privateKey, (s) => s.run('login with the old key', 'true')), /refused/);
     await withSsh(root, fs.readFileSync(fx.hosts.provisionKey, 'utf8'), (s) => s.run("the worker's key", 'true'));
     const after = runInHost('new-vps', ['cat', HOST_PATHS.authorizedKeys]).split('\n').filter(fingerprintOfKeyLine);
     assert.deepEqual(
       after.map(fingerprintOfKeyLine),
-      [...before.map(fingerprintOfKeyLine).filter((f) => f !== fingerprintOfKeyLine(old.public)), fingerprintOfKeyLine(nu.public_key!)],
+      [...before.map(fingerprintOfKeyLine).filter((f) => f !== fingerprintOfKeyLine(old.publicKey)), fingerprintOfKeyLine(nu.public_key!)],
       'authorized_keys should be the lines before, minus the old key, plus the new one',
     );
-    await assertNotInHistory(workflowId, { 'old private key': old.private.split('\n')[2]!, 'new private key': nu.private_key!.split('\n')[2]! });
+    await assertNotInHistory(workflowId, { 'old private key': old.privateKey.split('\n')[2]!, 'new private key': nu.private_key!.split('\n')[2]! });
   });
   // ---- smtp-relay: the relay provider issues the login, a responder stores it, vault-dr applies and proves it ----
 

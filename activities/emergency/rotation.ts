@@ -19,8 +19,7 @@ import { stagingApi } from '../../infra/vault/stagingVault';
 import { parsePgUrl, roleExists, setPassword, terminateSessions, tryLogin, type PgTarget } from '../../infra/postgres/roles';
 import { awaitRelayedMessage, hostPort } from '../migration/mailChecks';
 import { withHeartbeats } from '../heartbeat';
-import { fingerprintOfKeyLine } from '../../infra/ssh/client';
-import { utils as sshUtils } from 'ssh2';
+import { fingerprintOfKeyLine, newSshKeyPair } from '../../infra/ssh/client';
 import { hostCredentials, relayLogin, type HostCredentials } from './hostCredentials';
 
 export interface RotationPlan {
@@ -338,8 +337,8 @@ export const rotationActivities = (deps: { cfg: Config }) => {
           case 'ssh-key': {
             // OpenSSH's own format (ssh2 makes it), so ssh, ssh-add and the worker's login probe all read it.
             const v = await ownOrNewValue(plan, () => {
-              const k = sshUtils.generateKeyPairSync('ed25519', { comment: 'vault-dr-rotation' });
-              return { private_key: k.private, public_key: k.public.trim() };
+              const k = newSshKeyPair('vault-dr-rotation');
+              return { private_key: k.privateKey, public_key: k.publicKey };
             });
             const host = wiredHost(plan);
             if (host) {
