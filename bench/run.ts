@@ -287,6 +287,7 @@ async function main(): Promise<void> {
       add(w, 'baseline-a', ((save?.ms ?? 0) + upA.ms) / 1000, Math.max(save?.peakRssBytes ?? 0, upA.peakRssBytes), source.kind === 'vault' ? 'max(bao CLI, node uploader)' : 'node uploader', {
         ...(save ? { snapshotSave: save.ms / 1000 } : {}),
         upload: upA.ms / 1000,
+        uploaderCpu: upA.cpuSeconds ?? 0,
       });
       log(`  (a) ${(rows.at(-1)!.seconds).toFixed(2)} s`);
 
@@ -316,14 +317,15 @@ async function main(): Promise<void> {
       add(w, 'ours-pipeline', pipe.ms / 1000, pipe.peakRssBytes, 'node stage process', {
         snapshotToStore: (pipe.parts?.snapshotToStoreMs ?? 0) / 1000,
         verifyUploadedBackup: (pipe.parts?.verifyUploadedBackupMs ?? 0) / 1000,
+        processCpu: pipe.cpuSeconds ?? 0,
       }, pipe.rssStartBytes);
       log(`  ours pipeline ${(pipe.ms / 1000).toFixed(2)} s, peak RSS ${(pipe.peakRssBytes / MiB).toFixed(0)} MiB`);
 
       // ours: restore read path with full verification, and a plain download of the same object
       const rv = await stage(configFile, { kind: 'restore-verify', backupId: id });
-      add(w, 'ours-restore-verify', rv.ms / 1000, rv.peakRssBytes, 'node stage process', {}, rv.rssStartBytes);
+      add(w, 'ours-restore-verify', rv.ms / 1000, rv.peakRssBytes, 'node stage process', { processCpu: rv.cpuSeconds ?? 0 }, rv.rssStartBytes);
       const dl = await stage(configFile, { kind: 'download', key: String(pipe.detail?.objectKey) });
-      add(w, 'plain-download', dl.ms / 1000, dl.peakRssBytes, 'node stage process', {}, dl.rssStartBytes);
+      add(w, 'plain-download', dl.ms / 1000, dl.peakRssBytes, 'node stage process', { processCpu: dl.cpuSeconds ?? 0 }, dl.rssStartBytes);
       log(`  ours restore+verify ${(rv.ms / 1000).toFixed(2)} s; plain download ${(dl.ms / 1000).toFixed(2)} s`);
       if (source.kind === 'vault') fs.rmSync(snapFile, { force: true });
     };

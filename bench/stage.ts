@@ -39,6 +39,8 @@ export interface StageResult {
   bytes: number;
   rssStartBytes: number;
   peakRssBytes: number;
+  /** CPU seconds of the stage process (every thread) over the whole run, from process.cpuUsage. */
+  cpuSeconds?: number;
   parts?: Record<string, number>;
   detail?: Record<string, unknown>;
 }
@@ -132,8 +134,10 @@ async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2] ?? '{}') as StageRequest;
   // Baseline memory once the modules are loaded and before any data moves.
   const rssStartBytes = procMemory('self', 'VmRSS') ?? 0;
+  const c0 = process.cpuUsage();
   const out = await run(req);
-  const result: StageResult = { kind: req.kind, ...out, rssStartBytes, peakRssBytes: procMemory('self', 'VmHWM') ?? 0 };
+  const c = process.cpuUsage(c0);
+  const result: StageResult = { kind: req.kind, ...out, rssStartBytes, peakRssBytes: procMemory('self', 'VmHWM') ?? 0, cpuSeconds: (c.user + c.system) / 1e6 };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
