@@ -16,6 +16,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 echo "deps: build"
 npx tsc -p tsconfig.json
+# The workflow bundle the workflows role loads (skipped when current; workers/workflowBundle.ts).
+node lib/workers/workflowBundle.js
 
 # Tools from Debian, installed only when missing.
 # --monitoring: Prometheus + promtool and Alertmanager + amtool, run by the local stack.

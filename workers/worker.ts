@@ -3,7 +3,7 @@
 // `<base>-<role>`), all sharing one connection. Only the clients and secrets of those roles are
 // built or read (workers/roles.ts). Shared by the `npm run worker` entry point and the tests.
 import * as path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../infra/config';
 import type { BaoClient } from '../infra/vault/bao';
@@ -15,6 +15,7 @@ import { connectClient } from '../client/connect';
 import { roleQueue, type WorkerRole } from '../common/roles';
 import { normaliseRoles, scopeConfig } from './roles';
 import { temporalConnectError, temporalConnectionOptions } from '../infra/temporal/connection';
+import { prebuiltBundle } from './workflowBundle';
 
 export interface RoleWorker {
   role: WorkerRole;
@@ -52,6 +53,17 @@ function signalSharesReady(cfg: Config) {
 
 export function workflowsPath(): string {
   return path.join(__dirname, '..', 'workflows', 'index.js');
+}
+
+/**
+ * The workflows role's code: the bundle built with the code when it is current (workers/workflowBundle.ts),
+ * else bundled at start-up from `workflowsPath` (slower, and a start-up peak the process keeps).
+ */
+function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const pre = prebuiltBundle();
+  if ('codePath' in pre) return { workflowBundle: { codePath: pre.codePath } };
+  Runtime.instance().logger.info(`bundling the workflow code at start-up: ${pre.reason}`);
+  return { workflowsPath: workflowsPath() };
 }
 
 /** Every activity, as tests see them through `wrapActivities` (a process registers only its roles' part). */
@@ -126,7 +138,7 @@ export async function buildWorker(fullCfg: Config, overrides: Partial<WorkerOpti
       const common = { connection, namespace: cfg.temporal.namespace, taskQueue, dataConverter: dataConverter(codec), shutdownGraceTime: cfg.worker.shutdownGraceMs };
       const worker =
         role === 'workflows'
-          ? await Worker.create({ ...common, ...(overrides.workflowBundle ? {} : { workflowsPath: workflowsPath() }), ...overrides })
+          ? await Worker.create({ ...common, ...(overrides.workflowBundle || overrides.workflowsPath ? {} : workflowCode()), ...overrides })
           : await Worker.create({ ...common, activities: Object.fromEntries(Object.keys(byRole[role]!).map((name) => [name, wrapped[name]])), ...activityOverrides });
       workers.push({ role, taskQueue, worker });
     }
