@@ -13,6 +13,10 @@
 // restoreVault, production path: approved through approveRestore by the facilitator, or by the
 // drill in automated mode; unsealed by the custodians' activity) → verifyRecovery (the restored
 // cluster is whole) → revertFault (ALWAYS: the drill cluster rebuilt to its normal state) → writeReport.
+// Scenarios vps-compromise (vpsCompromise.ts: the old host quarantined, a child migrateVps onto the
+// new host, the credentials it held rotated) and credential-compromise (credentialCompromise.ts: a
+// TRAINING breachResponse child rotates the leaked credential) run their own steps between
+// checkDrillPreconditions and writeReport.
 // Assisted mode: a facilitator confirms each step (update confirmStep) and may abort (update abort).
 import {
   ApplicationFailure,
