@@ -224,6 +224,14 @@ describe('backup bucket: apply with admin rights, check read-only (real SeaweedF
     const cli2 = vaultdr(['bucket', 'check'], env);
     assert.equal(cli2.code, 3);
     assert.match(cli2.stdout, new RegExp(`backup ${newer.id}: pinned version`));
+
+    // Last, a plain DELETE of the key: its current version becomes a delete marker.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: backupObjectKeys(newer.id).snapshot }));
+    list = await acts.list();
+    const deleted = list.find((b) => b.backupId === newer.id)!;
+    assert.equal(deleted.status, 'snapshot deleted');
+    assert.match(deleted.problem!, new RegExp(`delete marker \\(pinned ${newer.versionId} is gone\\)`));
+    assert.equal(list.find((b) => b.backupId === older.id)!.status, 'verified', 'the intact backup is untouched');
   });
 
   it('retention from workflow input cannot go below the configured floor; nothing is deleted', async () => {

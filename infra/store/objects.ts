@@ -1,6 +1,6 @@
 // Small S3 helpers shared by activities and the CLI: JSON objects, listing, and whether the
 // object version a backup manifest pins is still there and still the current one.
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectVersionsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
 export const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
@@ -50,30 +50,50 @@ export type PinnedState =
   | { kind: 'pinned version missing'; pinnedVersionId: string }
   | { kind: 'deleted'; pinnedVersionId: string; pinnedExists: boolean };
 
-const gone = (err: unknown) => {
-  const status = statusOf(err);
-  // 404 for a missing version; 400/405 for a version id the store does not know or a delete marker.
-  return status === 404 || status === 400 || status === 405 || /NotFound|NoSuch/i.test((err as { name?: string }).name ?? '');
-};
+/** Every version of every key under a prefix: which version ids exist, and what is current. */
+export interface KeyVersions {
+  /** Version ids that hold data (delete markers excluded). */
+  versions: Set<string>;
+  /** The current entry: a version, or a delete marker; none when every version is gone. */
+  latest?: { versionId: string; deleteMarker: boolean };
+}
 
-export async function pinnedObjectState(s3: S3Client, bucket: string, key: string, versionId: string | undefined): Promise<PinnedState> {
+/** One ListObjectVersions pass over a prefix (follows the key and version markers). */
+export async function listAllVersions(s3: S3Client, bucket: string, prefix: string): Promise<Map<string, KeyVersions>> {
+  const out = new Map<string, KeyVersions>();
+  const entry = (key: string) => {
+    let e = out.get(key);
+    if (!e) out.set(key, (e = { versions: new Set() }));
+    return e;
+  };
+  let keyMarker: string | undefined;
+  let versionMarker: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }));
+    for (const v of page.Versions ?? []) {
+      const e = entry(v.Key!);
+      if (v.VersionId) e.versions.add(v.VersionId);
+      if (v.IsLatest) e.latest = { versionId: v.VersionId ?? '', deleteMarker: false };
+    }
+    for (const d of page.DeleteMarkers ?? []) {
+      const e = entry(d.Key!);
+      if (d.IsLatest) e.latest = { versionId: d.VersionId ?? '', deleteMarker: true };
+    }
+    const more = page.IsTruncated && (page.NextKeyMarker || page.NextVersionIdMarker);
+    keyMarker = more ? page.NextKeyMarker : undefined;
+    versionMarker = more ? page.NextVersionIdMarker : undefined;
+  } while (keyMarker || versionMarker);
+  return out;
+}
+
+/** What became of a pinned version, from the key's versions (listAllVersions). */
+export function pinnedObjectState(versions: KeyVersions | undefined, versionId: string | undefined): PinnedState {
   if (!versionId) return { kind: 'unpinned' };
-  let pinnedExists = true;
-  try {
-    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
-  } catch (err) {
-    if (!gone(err)) throw err;
-    pinnedExists = false;
-  }
-  let current: string | undefined;
-  try {
-    current = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).VersionId;
-  } catch (err) {
-    if (!gone(err)) throw err;
-    return { kind: 'deleted', pinnedVersionId: versionId, pinnedExists };
-  }
+  const pinnedExists = versions?.versions.has(versionId) ?? false;
+  const latest = versions?.latest;
+  if (!latest || latest.deleteMarker) return { kind: 'deleted', pinnedVersionId: versionId, pinnedExists };
   if (!pinnedExists) return { kind: 'pinned version missing', pinnedVersionId: versionId };
-  if (current !== versionId) return { kind: 'overwritten', pinnedVersionId: versionId, currentVersionId: current ?? '(none)' };
+  if (latest.versionId !== versionId) return { kind: 'overwritten', pinnedVersionId: versionId, currentVersionId: latest.versionId || '(none)' };
   return { kind: 'intact' };
 }
 
