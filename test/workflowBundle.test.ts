@@ -14,7 +14,7 @@ describe('prebuilt workflow bundle', () => {
     assert.match(fs.readFileSync(BUNDLE_FILE, 'utf8').slice(0, 200_000), /backupVault/);
   });
 
-  it('is refused once a built workflow or common file changes, appears or goes, and when its stamp is missing', () => {
+  it('is refused once built worker code changes, appears or goes (not tests or benchmarks), and when it or its stamp is missing', () => {
     const lib = fs.mkdtempSync(path.join(os.tmpdir(), 'vdr-bundle-'));
     try {
       fs.mkdirSync(path.join(lib, 'workflows', 'backup'), { recursive: true });
@@ -35,6 +35,13 @@ describe('prebuilt workflow bundle', () => {
       fs.rmSync(path.join(lib, 'common', 'b.js'));
       stale('a removed common file');
       fresh();
+      fs.mkdirSync(path.join(lib, 'infra'));
+      fs.writeFileSync(path.join(lib, 'infra', 'd.js'), 'exports.d = 1;\n');
+      stale('any other built code (a workflow could import it)');
+      fresh();
+      fs.mkdirSync(path.join(lib, 'test'));
+      fs.writeFileSync(path.join(lib, 'test', 'e.test.js'), 'exports.e = 1;\n');
+      assert.ok('codePath' in prebuiltBundle(lib), 'a test file does not make the bundle stale');
       fs.rmSync(path.join(lib, 'workflow-bundle.js'));
       assert.match((prebuiltBundle(lib) as { reason: string }).reason, /is missing/);
     } finally {

@@ -2,8 +2,9 @@
 // worker given `workflowsPath` runs webpack over the workflow code when it starts: ~25 s on a
 // loaded 2-core machine and a start-up peak of ~410 MiB that the idle process keeps (bench/idleRss.ts).
 // `node lib/workers/workflowBundle.js` (run by scripts/ensure-deps.sh after tsc) writes the bundle
-// next to the built code with a stamp: the SHA-256 of every built file the workflow code can reach
-// (lib/workflows, lib/common) and of package-lock.json. A worker uses the bundle only when the stamp
+// next to the built code with a stamp: the SHA-256 of the built code (every .js under lib/ but the
+// tests and benchmarks: more than the workflow code reaches, so no import can be missed) and of
+// package-lock.json. A worker uses the bundle only when the stamp
 // still matches what is on disk; otherwise (not built, code changed since) it bundles at start-up
 // as before and says why. A stale bundle can never run.
 import * as crypto from 'node:crypto';
@@ -14,8 +15,8 @@ import { FAILURE_CONVERTER_PATH } from '../infra/temporal/codec';
 
 const LIB = path.join(__dirname, '..');
 export const BUNDLE_FILE = path.join(LIB, 'workflow-bundle.js');
-/** Built code the workflow bundle is made of (workflows import only these and packages). */
-const SOURCE_DIRS = ['workflows', 'common'];
+/** Built code not in the stamp: it never runs in a worker. */
+const NOT_WORKER_CODE = new Set(['test', 'bench']);
 const stampOf = (bundle: string) => `${bundle}.stamp.json`;
 
 interface Stamp {
@@ -37,7 +38,8 @@ function listJs(dir: string): string[] {
 export function sourcesDigest(lib = LIB): { sha256: string; files: number } {
   const hash = crypto.createHash('sha256');
   const lock = path.join(lib, '..', 'package-lock.json');
-  const files = [...SOURCE_DIRS.flatMap((d) => listJs(path.join(lib, d))), ...(fs.existsSync(lock) ? [lock] : [])];
+  const dirs = fs.existsSync(lib) ? fs.readdirSync(lib, { withFileTypes: true }).filter((e) => e.isDirectory() && !NOT_WORKER_CODE.has(e.name)).map((e) => e.name).sort() : [];
+  const files = [...dirs.flatMap((d) => listJs(path.join(lib, d))), ...(fs.existsSync(lock) ? [lock] : [])];
   for (const f of files) {
     hash.update(`${path.relative(lib, f)}\0`);
     hash.update(fs.readFileSync(f));
