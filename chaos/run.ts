@@ -419,6 +419,7 @@ class Campaign {
     const pos = Math.floor(this.rng() * flipped.length);
     flipped[pos] = flipped[pos]! ^ (1 << Math.floor(this.rng() * 8));
     const cut = Math.floor(original.length * (0.2 + 0.7 * this.rng()));
+    let swapped: [Buffer, Buffer] | undefined;
     const cases: { name: string; fault: string; target: string; inject: () => Promise<void>; undo: () => Promise<void>; removed?: string[]; expect: RegExp }[] = [
       { name: 'corrupt-flip', fault: `byte ${pos} of ${original.length} flipped`, target: a, inject: () => replaceObject(flipped), undo: () => replaceObject(original), expect: /BackupCorrupt/ },
       { name: 'corrupt-truncate', fault: `truncated to ${cut} of ${original.length} bytes`, target: a, inject: () => replaceObject(original.subarray(0, cut)), undo: () => replaceObject(original), expect: /BackupCorrupt/ },
@@ -427,12 +428,16 @@ class Campaign {
         fault: 'manifests of two backups swapped',
         target: a,
         inject: async () => {
-          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(a), Body: JSON.stringify(manifestB) }));
-          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(b), Body: JSON.stringify(manifestA) }));
+          // The manifests as they are now: after flip and truncate were undone, a's pins the object
+          // version the last undo wrote, not the first one. Putting the first one back would leave a
+          // truly overwritten backup behind, which the next prune rightly refuses.
+          swapped = [await getBytes(manifestKey(a)), await getBytes(manifestKey(b))];
+          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(a), Body: swapped[1] }));
+          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(b), Body: swapped[0] }));
         },
         undo: async () => {
-          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(a), Body: JSON.stringify(manifestA) }));
-          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(b), Body: JSON.stringify(manifestB) }));
+          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(a), Body: swapped![0] }));
+          await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: manifestKey(b), Body: swapped![1] }));
         },
         expect: /BackupCorrupt/,
       },
