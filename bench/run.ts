@@ -318,12 +318,14 @@ async function main(): Promise<void> {
         snapshotToStore: (pipe.parts?.snapshotToStoreMs ?? 0) / 1000,
         verifyUploadedBackup: (pipe.parts?.verifyUploadedBackupMs ?? 0) / 1000,
         processCpu: pipe.cpuSeconds ?? 0,
+        heapPeakMiB: (pipe.memory?.heapUsedBytes ?? 0) / MiB,
+        buffersPeakMiB: (pipe.memory?.arrayBuffersBytes ?? 0) / MiB,
       }, pipe.rssStartBytes);
       log(`  ours pipeline ${(pipe.ms / 1000).toFixed(2)} s, peak RSS ${(pipe.peakRssBytes / MiB).toFixed(0)} MiB`);
 
       // ours: restore read path with full verification, and a plain download of the same object
       const rv = await stage(configFile, { kind: 'restore-verify', backupId: id });
-      add(w, 'ours-restore-verify', rv.ms / 1000, rv.peakRssBytes, 'node stage process', { processCpu: rv.cpuSeconds ?? 0 }, rv.rssStartBytes);
+      add(w, 'ours-restore-verify', rv.ms / 1000, rv.peakRssBytes, 'node stage process', { processCpu: rv.cpuSeconds ?? 0, heapPeakMiB: (rv.memory?.heapUsedBytes ?? 0) / MiB, buffersPeakMiB: (rv.memory?.arrayBuffersBytes ?? 0) / MiB }, rv.rssStartBytes);
       const dl = await stage(configFile, { kind: 'download', key: String(pipe.detail?.objectKey) });
       add(w, 'plain-download', dl.ms / 1000, dl.peakRssBytes, 'node stage process', { processCpu: dl.cpuSeconds ?? 0 }, dl.rssStartBytes);
       log(`  ours restore+verify ${(rv.ms / 1000).toFixed(2)} s; plain download ${(dl.ms / 1000).toFixed(2)} s`);

@@ -41,6 +41,13 @@ export interface StageResult {
   peakRssBytes: number;
   /** CPU seconds of the stage process (every thread) over the whole run, from process.cpuUsage. */
   cpuSeconds?: number;
+  /**
+   * Where the memory was, from process.memoryUsage() every 50 ms over the run: the highest V8 heap
+   * in use and the highest off-heap buffer memory (Buffers, ArrayBuffers), in bytes above their
+   * values at the start. The rest of an RSS peak is code, the V8 heap's free space and native
+   * allocations (zlib, OpenSSL, the socket layer).
+   */
+  memory?: { heapUsedBytes: number; arrayBuffersBytes: number };
   parts?: Record<string, number>;
   detail?: Record<string, unknown>;
 }
@@ -134,10 +141,20 @@ async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2] ?? '{}') as StageRequest;
   // Baseline memory once the modules are loaded and before any data moves.
   const rssStartBytes = procMemory('self', 'VmRSS') ?? 0;
+  const m0 = process.memoryUsage();
+  const memory = { heapUsedBytes: 0, arrayBuffersBytes: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    memory.heapUsedBytes = Math.max(memory.heapUsedBytes, m.heapUsed - m0.heapUsed);
+    memory.arrayBuffersBytes = Math.max(memory.arrayBuffersBytes, m.arrayBuffers - m0.arrayBuffers);
+  };
+  const sampler = setInterval(sample, 50);
   const c0 = process.cpuUsage();
   const out = await run(req);
   const c = process.cpuUsage(c0);
-  const result: StageResult = { kind: req.kind, ...out, rssStartBytes, peakRssBytes: procMemory('self', 'VmHWM') ?? 0, cpuSeconds: (c.user + c.system) / 1e6 };
+  clearInterval(sampler);
+  sample();
+  const result: StageResult = { kind: req.kind, ...out, rssStartBytes, peakRssBytes: procMemory('self', 'VmHWM') ?? 0, cpuSeconds: (c.user + c.system) / 1e6, memory };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
