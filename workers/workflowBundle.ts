@@ -4,9 +4,9 @@
 // `node lib/workers/workflowBundle.js` (run by scripts/ensure-deps.sh after tsc) writes the bundle
 // next to the built code with a stamp: the SHA-256 of the built code (every .js under lib/ but the
 // tests and benchmarks: more than the workflow code reaches, so no import can be missed) and of
-// package-lock.json. A worker uses the bundle only when the stamp
-// still matches what is on disk; otherwise (not built, code changed since) it bundles at start-up
-// as before and says why. A stale bundle can never run.
+// package-lock.json. A worker uses the bundle only when the stamp still matches what is on disk;
+// otherwise (not built, code changed since) it bundles at start-up as before and says why. A stale
+// bundle can never run.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

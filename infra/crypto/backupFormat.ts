@@ -174,7 +174,7 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
   let decipher: crypto.DecipherGCM | undefined;
   let tryingFinal = false;
 
-  /** Takes up to `want` bytes into the small buffer; true once it holds `want`. */
+  /** Takes up to `want` bytes (in all) into the small buffer from `piece` at `at`; returns how many it took. */
   const collect = (piece: Buffer, at: number, want: number): number => {
     const n = Math.min(want - smallLen, piece.length - at);
     small.push(piece.subarray(at, at + n));
