@@ -48,8 +48,11 @@ export function sourcesDigest(lib = LIB): { sha256: string; files: number } {
   return { sha256: hash.digest('hex'), files: files.length };
 }
 
-/** The prebuilt bundle's path when it matches the built code, else why it cannot be used. */
-export function prebuiltBundle(lib = LIB): { codePath: string } | { reason: string } {
+/**
+ * The prebuilt bundle's path when it matches the built code, else why it cannot be used. `digest`:
+ * the built code's, when the caller already took it (the build takes it once for both uses).
+ */
+export function prebuiltBundle(lib = LIB, digest?: { sha256: string }): { codePath: string } | { reason: string } {
   const bundle = path.join(lib, path.basename(BUNDLE_FILE));
   let stamp: Stamp;
   try {
@@ -58,7 +61,7 @@ export function prebuiltBundle(lib = LIB): { codePath: string } | { reason: stri
     return { reason: 'no prebuilt workflow bundle (run scripts/ensure-deps.sh or `node lib/workers/workflowBundle.js`)' };
   }
   if (!fs.existsSync(bundle)) return { reason: `${bundle} is missing` };
-  if (stamp.sourcesSha256 !== sourcesDigest(lib).sha256) return { reason: `the prebuilt workflow bundle (${stamp.builtAt}) is older than the built workflow code` };
+  if (stamp.sourcesSha256 !== (digest ?? sourcesDigest(lib)).sha256) return { reason: `the prebuilt workflow bundle (${stamp.builtAt}) is older than the built workflow code` };
   return { codePath: bundle };
 }
 
@@ -79,8 +82,9 @@ export function saveBundle(lib: string, code: string, digest: { sha256: string; 
 /** Builds the bundle and its stamp; skipped when the stamp is current. */
 export async function writeWorkflowBundle(opts: { force?: boolean } = {}): Promise<{ built: boolean; ms: number; bytes: number }> {
   const t0 = performance.now();
-  if (!opts.force && 'codePath' in prebuiltBundle()) return { built: false, ms: performance.now() - t0, bytes: fs.statSync(BUNDLE_FILE).size };
+  // Taken before bundling: code changed while webpack runs leaves a stamp that no longer matches.
   const before = sourcesDigest();
+  if (!opts.force && 'codePath' in prebuiltBundle(LIB, before)) return { built: false, ms: performance.now() - t0, bytes: fs.statSync(BUNDLE_FILE).size };
   const { code } = await bundleWorkflowCode({ workflowsPath: path.join(LIB, 'workflows', 'index.js'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: new DefaultLogger('WARN') });
   saveBundle(LIB, code, before);
   return { built: true, ms: performance.now() - t0, bytes: code.length };

@@ -165,9 +165,8 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
   let aad: Buffer | undefined;
   let prefix: Buffer | undefined;
   let index = 0;
-  // The frame being read: its length, the bytes of ciphertext still to come, the ciphertext pieces
-  // (views, kept for a second try with the other final flag) and the cipher's output so far.
-  let plen = 0;
+  // The frame being read: the bytes of ciphertext still to come, the ciphertext pieces (views, kept
+  // for a second try with the other final flag) and the cipher's output so far.
   let left = 0;
   let body: Buffer[] = [];
   let out: Buffer[] = [];
@@ -249,7 +248,7 @@ export function createDecryptor(privateKey: Buffer): Transform & { header?: Back
             case 'length': {
               at += collect(piece, at, 4);
               if (smallLen < 4) break;
-              plen = takeSmall().readUInt32BE(0);
+              const plen = takeSmall().readUInt32BE(0);
               if (plen > header!.chunkSize) throw new BackupFormatError('tampered', `chunk ${index} claims ${plen} bytes, more than the chunk size`);
               // A chunk shorter than the chunk size must be the final one; try final first then.
               tryingFinal = plen < header!.chunkSize;
